@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# build.sh - set up, build and test the project; the one script for people and CI alike.
+#
+#   ./build.sh          install what is missing, then configure and build into build/
+#   ./build.sh test     the same, run every test, then build into build-asan/ with
+#                       AddressSanitizer + UndefinedBehaviorSanitizer and run them again
+#   ./build.sh asan     only the sanitizer build and its tests
+#   ./build.sh deps     only install what is missing
+#
+# Environment:
+#   LIBTORCH=/path      use an unpacked official libtorch archive instead of the torch wheel
+#   VENV=/path          where the Python environment lives (default ~/.cache/sagemaker-ic-c/venv;
+#                       the tests need torch and torchvision there even with LIBTORCH)
+#   JOBS=N              parallel build jobs (default: all cores)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=${VENV:-$HOME/.cache/sagemaker-ic-c/venv}
+JOBS=${JOBS:-$(nproc)}
+TORCH_VERSION=2.15.0
+TORCHVISION_VERSION=0.29.2
+APT_PACKAGES=(cmake make g++ pkg-config python3-venv libjpeg62-turbo-dev libpng-dev
+              libmicrohttpd-dev libcjson-dev)
+
+log() { printf '[build.sh] %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_debian_packages() {
+    local missing=()
+    for p in "${APT_PACKAGES[@]}"; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    # python3-venv is only needed when the interpreter on PATH cannot make a venv itself.
+    if [ ${#missing[@]} -eq 1 ] && [ "${missing[0]}" = python3-venv ] &&
+        python3 -c 'import venv, ensurepip' 2>/dev/null; then
+        return
+    fi
+    [ ${#missing[@]} -eq 0 ] && return
+    log "installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}"
+}
+
+install_python_env() {
+    local want="$TORCH_VERSION $TORCHVISION_VERSION"
+    if [ -x "$VENV/bin/python" ] && [ "$("$VENV/bin/python" -c \
+        'import torch, torchvision, numpy; print(torch.__version__.split("+")[0], torchvision.__version__.split("+")[0])' \
+        2>/dev/null)" = "$want" ]; then
+        return
+    fi
+    log "installing torch $TORCH_VERSION and torchvision $TORCHVISION_VERSION into $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --upgrade pip
+    "$VENV/bin/pip" install -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" numpy
+}
+
+torch_cmake_prefix() {
+    if [ -n "${LIBTORCH:-}" ]; then
+        [ -f "$LIBTORCH/share/cmake/Torch/TorchConfig.cmake" ] ||
+            { log "LIBTORCH=$LIBTORCH holds no share/cmake/Torch/TorchConfig.cmake"; exit 1; }
+        echo "$LIBTORCH"
+    else
+        "$VENV/bin/python" -c 'import torch; print(torch.utils.cmake_prefix_path)'
+    fi
+}
+
+deps() {
+    install_debian_packages
+    install_python_env
+}
+
+build_into() {
+    local dir=$1
+    shift
+    mkdir -p "$dir"
+    cmake -S . -B "$dir" -DCMAKE_PREFIX_PATH="$(torch_cmake_prefix)" \
+        -DPython3_EXECUTABLE="$VENV/bin/python" "$@" >"$dir/configure.log" 2>&1 ||
+        { cat "$dir/configure.log"; exit 1; }
+    cmake --build "$dir" -j "$JOBS"
+}
+
+run_tests() {
+    local dir=$1
+    ctest --test-dir "$dir" --output-on-failure --timeout 900
+}
+
+sanitizer_tests() {
+    build_into build-asan -DSANITIZE=ON
+    # protect_shadow_gap=0: CUDA's driver maps memory where ASan's shadow gap would be.
+    # LeakSanitizer reads tests/lsan.supp for libtorch's own process-lifetime allocations.
+    ASAN_OPTIONS=protect_shadow_gap=0:detect_leaks=1 \
+        LSAN_OPTIONS=suppressions="$PWD/tests/lsan.supp":print_suppressions=0 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        run_tests build-asan
+}
+
+mkdir -p build
+case "${1:-build}" in
+deps) deps ;;
+build) deps && build_into build ;;
+test)
+    deps
+    build_into build
+    run_tests build
+    sanitizer_tests
+    ;;
+asan) deps && sanitizer_tests ;;
+*)
+    sed -n '2,18p' "$0"
+    exit 2
+    ;;
+esac

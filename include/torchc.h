@@ -1,0 +1,288 @@
+/*
+ * torchc.h - a small C API over libtorch.
+ *
+ * This is the only door between the project's C code and libtorch. It offers tensors, the
+ * per-operation calls the networks in src/models/ are written with, autograd, optimizers,
+ * devices and state dicts in the format of Python's torch.save(model.state_dict()).
+ * It does not offer modules or networks: those are written in C on top of it.
+ *
+ * Rules every function follows:
+ *   - No C++ exception crosses this API. A failing call returns NULL (for a tensor or handle)
+ *     or a negative status, and tc_last_error() gives a readable message. The message is
+ *     thread-local and owned by the library; it stays valid until the next failing call on
+ *     the same thread.
+ *   - Errors are sticky: an operation given a NULL tensor returns NULL and keeps the first
+ *     message, so a whole forward pass can be written without checks and checked once.
+ *   - Every returned tc_tensor is a new handle. Inside a scope (tc_scope_begin) the scope owns
+ *     it and frees it at tc_scope_end unless it was kept (tc_keep) or adopted (tc_own);
+ *     outside any scope the caller owns it and frees it with tc_free.
+ *   - Handles of different kinds are distinct types: an optimizer cannot be passed where a
+ *     tensor is expected.
+ *
+ * Worked example: one training step, checked once.
+ *
+ *     tc_scope *s = tc_scope_begin();
+ *     tc_tensor *logits = model_forward(m, images, true);                  // [N,C]
+ *     tc_tensor *loss = tc_cross_entropy(logits, labels, 0.1);             // []
+ *     int rc = tc_backward(loss);
+ *     if (rc == 0) rc = tc_optimizer_step(opt);
+ *     if (rc < 0) fprintf(stderr, "step failed: %s\n", tc_last_error());
+ *     tc_scope_end(s);                                                     // frees all of them
+ */
+#ifndef TORCHC_H
+#define TORCHC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- handles ---------------------------------------------------------------------------- */
+
+typedef struct tc_tensor tc_tensor;         /* one at::Tensor reference */
+typedef struct tc_scope tc_scope;           /* owner of the temporaries of one step */
+typedef struct tc_optimizer tc_optimizer;   /* SGD, Adam or AdamW over parameter groups */
+typedef struct tc_state_dict tc_state_dict; /* ordered name -> tensor map */
+
+/* ---- errors ----------------------------------------------------------------------------- */
+
+enum tc_status {
+    TC_OK = 0,
+    TC_ERR = -1,      /* libtorch raised an error, or an argument was invalid */
+    TC_ERR_NULL = -2, /* a NULL handle was given (usually: an earlier call failed) */
+};
+
+/* The message of the last failing call on this thread ("" if none). Owned by the library. */
+const char *tc_last_error(void);
+void tc_clear_error(void);
+/* Records an error from a layer built on torchc (a C network checking its input), so that it
+ * joins the same sticky chain: the caller sees it through tc_last_error(). */
+void tc_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- types, devices, global settings ---------------------------------------------------- */
+
+enum tc_dtype {
+    TC_FLOAT32,
+    TC_FLOAT64,
+    TC_FLOAT16,
+    TC_BFLOAT16,
+    TC_INT64,
+    TC_INT32,
+    TC_UINT8,
+    TC_INT8,
+    TC_BOOL,
+};
+const char *tc_dtype_name(enum tc_dtype t);
+size_t tc_dtype_size(enum tc_dtype t);
+
+enum tc_device_type { TC_CPU = 0, TC_CUDA = 1 };
+typedef struct tc_device {
+    enum tc_device_type type;
+    int index; /* CUDA ordinal; 0 for CPU */
+} tc_device;
+
+tc_device tc_device_cpu(void);
+tc_device tc_device_cuda(int index);
+int tc_cuda_device_count(void); /* 0 when CUDA is absent or unusable */
+int tc_cuda_synchronize(tc_device d);
+
+void tc_manual_seed(uint64_t seed);     /* CPU and every CUDA device */
+void tc_set_num_threads(int n);         /* intra-op threads */
+int tc_get_num_threads(void);
+
+/* Live tensor handles in this process: for leak tests. */
+int64_t tc_live_tensors(void);
+
+/* ---- scopes ----------------------------------------------------------------------------- */
+
+/* Opens a scope on this thread; tensors created until its end belong to it. Scopes nest. */
+tc_scope *tc_scope_begin(void);
+/* Frees every tensor the scope still owns. Ending an outer scope ends the inner ones too. */
+void tc_scope_end(tc_scope *s);
+/* Moves t from its scope to the enclosing one (or to the caller when there is none).
+ * Returns t; NULL passes through so that it can wrap a result. */
+tc_tensor *tc_keep(tc_tensor *t);
+/* Takes t out of any scope: the caller owns it and must tc_free it. Returns t. */
+tc_tensor *tc_own(tc_tensor *t);
+/* Frees a handle (the memory goes when the last reference to the data goes). NULL is fine. */
+void tc_free(tc_tensor *t);
+
+/* ---- creating tensors and reading them back ----------------------------------------------- */
+
+tc_tensor *tc_empty(const int64_t *shape, int ndim, enum tc_dtype dt, tc_device d);
+tc_tensor *tc_zeros(const int64_t *shape, int ndim, enum tc_dtype dt, tc_device d);
+tc_tensor *tc_ones(const int64_t *shape, int ndim, enum tc_dtype dt, tc_device d);
+tc_tensor *tc_full(const int64_t *shape, int ndim, double value, enum tc_dtype dt, tc_device d);
+tc_tensor *tc_randn(const int64_t *shape, int ndim, enum tc_dtype dt, tc_device d);
+tc_tensor *tc_randint(int64_t high, const int64_t *shape, int ndim, tc_device d); /* int64 */
+tc_tensor *tc_scalar_tensor(double value, enum tc_dtype dt, tc_device d);
+/* Copies `data` (contiguous, row-major, of dtype dt) into a new CPU tensor. */
+tc_tensor *tc_from_data(const void *data, const int64_t *shape, int ndim, enum tc_dtype dt);
+/* Copies t (any device, any layout) into dst as contiguous values of t's dtype.
+ * dst_bytes must equal numel * dtype size. */
+int tc_to_data(const tc_tensor *t, void *dst, size_t dst_bytes);
+int tc_item_double(const tc_tensor *t, double *out); /* one-element tensors */
+int tc_item_int64(const tc_tensor *t, int64_t *out);
+
+int tc_dim(const tc_tensor *t);                      /* -1 for NULL */
+int64_t tc_size(const tc_tensor *t, int dim);        /* negative dim counts from the end */
+int64_t tc_numel(const tc_tensor *t);
+int tc_shape(const tc_tensor *t, int64_t *shape, int max_dims); /* returns ndim */
+enum tc_dtype tc_dtype_of(const tc_tensor *t);
+tc_device tc_device_of(const tc_tensor *t);
+bool tc_same_shape(const tc_tensor *a, const tc_tensor *b);
+/* Writes "[64, 3, 7, 7]" into buf. */
+const char *tc_shape_str(const tc_tensor *t, char *buf, size_t len);
+
+/* ---- conversions and in-place updates (no autograd) --------------------------------------- */
+
+tc_tensor *tc_to_device(const tc_tensor *t, tc_device d);
+tc_tensor *tc_to_dtype(const tc_tensor *t, enum tc_dtype dt);
+tc_tensor *tc_clone(const tc_tensor *t);
+tc_tensor *tc_detach(const tc_tensor *t);
+tc_tensor *tc_contiguous(const tc_tensor *t);
+tc_tensor *tc_to_channels_last(const tc_tensor *t); /* 4-d tensors */
+tc_tensor *tc_reshape(const tc_tensor *t, const int64_t *shape, int ndim);
+tc_tensor *tc_alias(const tc_tensor *t); /* a second handle to the same tensor */
+/* Replaces the data behind `t` (keeping the handle and its requires_grad) with a copy on
+ * device d, optionally channels-last: how parameters move to a GPU. */
+int tc_move_(tc_tensor *t, tc_device d, bool channels_last);
+/* dst <- src (shapes must match; dtype and device are converted), outside autograd. */
+int tc_copy_(tc_tensor *dst, const tc_tensor *src);
+int tc_fill_(tc_tensor *t, double value);
+int tc_add_scalar_(tc_tensor *t, double value);
+int tc_mul_scalar_(tc_tensor *t, double value);
+
+/* ---- initialisation, as torch.nn.init (in place, outside autograd) ------------------------- */
+
+enum tc_fan_mode { TC_FAN_IN, TC_FAN_OUT };
+int tc_init_kaiming_normal_(tc_tensor *t, enum tc_fan_mode mode); /* nonlinearity relu, a=0 */
+/* kaiming_uniform_(a): what nn.Linear and nn.Conv2d use by default (a = sqrt(5)). */
+int tc_init_kaiming_uniform_(tc_tensor *t, double a);
+int tc_init_normal_(tc_tensor *t, double mean, double std);
+int tc_init_uniform_(tc_tensor *t, double low, double high);
+/* fan_in of a weight as torch.nn.init computes it (in_features * receptive field). */
+int64_t tc_fan_in(const tc_tensor *weight);
+
+/* ---- autograd --------------------------------------------------------------------------- */
+
+int tc_set_requires_grad(tc_tensor *t, bool requires_grad);
+bool tc_requires_grad(const tc_tensor *t);
+/* The gradient of a leaf, or NULL with an error when it has none yet. */
+tc_tensor *tc_grad(const tc_tensor *t);
+bool tc_has_grad(const tc_tensor *t);
+int tc_zero_grad(tc_tensor *t); /* drops the gradient (set_to_none), as zero_grad() does */
+int tc_backward(const tc_tensor *loss); /* loss must hold one element */
+
+/* Grad mode for this thread. Returns the previous setting so that it can be restored. */
+bool tc_set_grad_enabled(bool enabled);
+/* Autocast for this thread (mixed precision on CUDA with bf16/fp16; CPU bf16). */
+int tc_autocast_begin(enum tc_device_type dev, enum tc_dtype dt);
+int tc_autocast_end(enum tc_device_type dev);
+
+/* ---- operations -------------------------------------------------------------------------
+ * Shapes: N batch, C channels, H/W height/width, K classes. Any input may be NULL (sticky). */
+
+/* x [N,Cin,H,W], w [Cout,Cin/groups,kh,kw], b [Cout] or NULL -> [N,Cout,H',W'] */
+tc_tensor *tc_conv2d(const tc_tensor *x, const tc_tensor *w, const tc_tensor *b, int64_t stride,
+                     int64_t padding, int64_t dilation, int64_t groups);
+/* x [N,C,...]; weight/bias/running stats [C]. In training mode the running stats are updated
+ * in place with `momentum` (torch's convention: new = (1-m)*old + m*batch). */
+tc_tensor *tc_batch_norm(const tc_tensor *x, const tc_tensor *weight, const tc_tensor *bias,
+                         tc_tensor *running_mean, tc_tensor *running_var, bool training,
+                         double momentum, double eps);
+tc_tensor *tc_relu(const tc_tensor *x);
+tc_tensor *tc_relu_(tc_tensor *x); /* in place; returns a new handle to x */
+tc_tensor *tc_max_pool2d(const tc_tensor *x, int64_t kernel, int64_t stride, int64_t padding,
+                         bool ceil_mode);
+tc_tensor *tc_avg_pool2d(const tc_tensor *x, int64_t kernel, int64_t stride, int64_t padding);
+tc_tensor *tc_adaptive_avg_pool2d(const tc_tensor *x, int64_t out_h, int64_t out_w);
+/* x [N,in], w [out,in], b [out] or NULL -> [N,out] */
+tc_tensor *tc_linear(const tc_tensor *x, const tc_tensor *w, const tc_tensor *b);
+tc_tensor *tc_add(const tc_tensor *a, const tc_tensor *b);
+tc_tensor *tc_add_(tc_tensor *a, const tc_tensor *b); /* a += b; returns a new handle to a */
+tc_tensor *tc_sub(const tc_tensor *a, const tc_tensor *b);
+tc_tensor *tc_mul(const tc_tensor *a, const tc_tensor *b);
+tc_tensor *tc_mul_scalar(const tc_tensor *a, double s);
+tc_tensor *tc_div_scalar(const tc_tensor *a, double s);
+tc_tensor *tc_flatten(const tc_tensor *x, int64_t start_dim); /* [N,...] -> [N, prod(...)] */
+tc_tensor *tc_dropout(const tc_tensor *x, double p, bool training);
+tc_tensor *tc_softmax(const tc_tensor *x, int64_t dim);
+tc_tensor *tc_log_softmax(const tc_tensor *x, int64_t dim);
+/* logits [N,K], targets [N] int64 -> mean loss [] (label smoothing in [0,1)) */
+tc_tensor *tc_cross_entropy(const tc_tensor *logits, const tc_tensor *targets,
+                            double label_smoothing);
+tc_tensor *tc_argmax(const tc_tensor *x, int64_t dim); /* int64 */
+/* x [..., D] -> values and indices [..., k] along `dim`, largest first. */
+int tc_topk(const tc_tensor *x, int64_t k, int64_t dim, tc_tensor **values, tc_tensor **indices);
+tc_tensor *tc_sum(const tc_tensor *x);
+tc_tensor *tc_mean(const tc_tensor *x);
+tc_tensor *tc_eq(const tc_tensor *a, const tc_tensor *b);
+tc_tensor *tc_sub_norm(const tc_tensor *a, const tc_tensor *b); /* ||a - b||_2 as [] */
+tc_tensor *tc_norm(const tc_tensor *a);                          /* ||a||_2 as [] */
+/* ||a-b|| / max(||b||, tiny): the normalised error the parity tests compare with. */
+int tc_normalised_error(const tc_tensor *a, const tc_tensor *b, double *out);
+
+/* ---- optimizers ------------------------------------------------------------------------- */
+
+struct tc_sgd_options {
+    double lr;
+    double momentum;
+    double dampening;
+    double weight_decay;
+    bool nesterov;
+};
+struct tc_adam_options {
+    double lr;
+    double beta1, beta2;
+    double eps;
+    double weight_decay;
+    bool decoupled_weight_decay; /* true: AdamW */
+    bool amsgrad;
+};
+struct tc_sgd_options tc_sgd_default_options(void);   /* lr 0.01, everything else 0 */
+struct tc_adam_options tc_adam_default_options(void); /* lr 1e-3, betas (0.9,0.999), eps 1e-8 */
+
+/* The tensors are shared with the caller (same data, same gradients); the optimizer takes
+ * its own references, so the handles may be freed afterwards. They form parameter group 0. */
+tc_optimizer *tc_sgd_new(tc_tensor *const *params, size_t n, const struct tc_sgd_options *o);
+tc_optimizer *tc_adam_new(tc_tensor *const *params, size_t n, const struct tc_adam_options *o);
+/* Adds a group with its own learning rate and weight decay; returns its index or < 0. */
+int tc_optimizer_add_group(tc_optimizer *opt, tc_tensor *const *params, size_t n, double lr,
+                           double weight_decay);
+int tc_optimizer_group_count(const tc_optimizer *opt);
+/* group < 0: every group. */
+int tc_optimizer_set_lr(tc_optimizer *opt, int group, double lr);
+double tc_optimizer_get_lr(const tc_optimizer *opt, int group);
+int tc_optimizer_zero_grad(tc_optimizer *opt);
+int tc_optimizer_step(tc_optimizer *opt);
+void tc_optimizer_free(tc_optimizer *opt);
+
+/* ---- state dicts -------------------------------------------------------------------------- */
+
+tc_state_dict *tc_state_dict_new(void);
+void tc_state_dict_free(tc_state_dict *sd);
+/* Adds or replaces `name`; the entry shares t's data. */
+int tc_state_dict_set(tc_state_dict *sd, const char *name, const tc_tensor *t);
+size_t tc_state_dict_size(const tc_state_dict *sd);
+const char *tc_state_dict_name(const tc_state_dict *sd, size_t i); /* owned by sd */
+/* A new handle to entry i or to `name`; NULL (with an error naming the key) if absent. */
+tc_tensor *tc_state_dict_at(const tc_state_dict *sd, size_t i);
+tc_tensor *tc_state_dict_get(const tc_state_dict *sd, const char *name);
+bool tc_state_dict_has(const tc_state_dict *sd, const char *name);
+
+/* Writes the file that Python's torch.load reads as a dict of tensors (zip format, CPU
+ * tensors). Writes `path` itself: callers that need atomicity write a temporary and rename. */
+int tc_state_dict_save(const tc_state_dict *sd, const char *path);
+/* Reads what torch.save(model.state_dict()) writes: an OrderedDict or dict of tensors in the
+ * zip format, onto the CPU. A checkpoint dict with a "state_dict" or "model_state_dict"
+ * entry is accepted too. Anything else (corrupt zip, other pickled objects) is an error. */
+tc_state_dict *tc_state_dict_load(const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TORCHC_H */

@@ -1,0 +1,211 @@
+/*
+ * model.c - the architecture registry and what every model shares: creation by name, the
+ * checked forward pass, parameter sets, freezing, moving between devices and saving.
+ * Loading weights is in model_load.c.
+ */
+#include "models/model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/fileio.h"
+
+enum family { RESNET, VGG, VGG_BN, LENET };
+
+static const struct arch {
+    const char *name;
+    enum family family;
+    int depth;
+} archs[] = {
+    {"resnet18", RESNET, 18}, {"resnet34", RESNET, 34},   {"resnet50", RESNET, 50},
+    {"resnet101", RESNET, 101}, {"resnet152", RESNET, 152}, {"vgg11", VGG, 11},
+    {"vgg13", VGG, 13},       {"vgg16", VGG, 16},         {"vgg19", VGG, 19},
+    {"vgg11_bn", VGG_BN, 11}, {"vgg13_bn", VGG_BN, 13},   {"vgg16_bn", VGG_BN, 16},
+    {"vgg19_bn", VGG_BN, 19}, {"lenet", LENET, 0},
+};
+#define ARCH_COUNT (sizeof archs / sizeof *archs)
+
+const char *model_arch_name(size_t i)
+{
+    return i < ARCH_COUNT ? archs[i].name : NULL;
+}
+
+static const struct arch *find_arch(const char *name)
+{
+    for (size_t i = 0; i < ARCH_COUNT; i++)
+        if (strcmp(archs[i].name, name) == 0)
+            return &archs[i];
+    return NULL;
+}
+
+bool model_arch_known(const char *arch)
+{
+    return arch && find_arch(arch) != NULL;
+}
+
+int model_create(const char *arch_name, int num_classes, struct model **out)
+{
+    *out = NULL;
+    const struct arch *arch = arch_name ? find_arch(arch_name) : NULL;
+    if (!arch)
+        return err_set("unknown model \"%s\" (have resnet18/34/50/101/152, vgg11/13/16/19 with "
+                       "or without _bn, lenet)",
+                       arch_name ? arch_name : "(null)");
+    if (num_classes < 1 || num_classes > 1000000)
+        return err_set("num_classes must be between 1 and 1000000, got %d", num_classes);
+
+    struct model *m = calloc(1, sizeof *m);
+    if (!m)
+        return err_set("out of memory creating %s", arch_name);
+    snprintf(m->arch, sizeof m->arch, "%s", arch->name);
+    m->num_classes = num_classes;
+    nn_registry_init(&m->params);
+
+    /* Parameters are created without autograd history, outside any caller's scope. */
+    bool grad_was = tc_set_grad_enabled(false);
+    int rc;
+    switch (arch->family) {
+    case RESNET: rc = resnet_build(m, arch->depth); break;
+    case VGG: rc = vgg_build(m, arch->depth, false); break;
+    case VGG_BN: rc = vgg_build(m, arch->depth, true); break;
+    default: rc = lenet_build(m); break;
+    }
+    tc_set_grad_enabled(grad_was);
+    if (rc == 0 && m->params.failed)
+        rc = err_set("creating %s: %s", arch_name, tc_last_error());
+    if (rc < 0) {
+        model_free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+void model_free(struct model *m)
+{
+    if (!m)
+        return;
+    nn_registry_free(&m->params);
+    if (m->impl.free_net)
+        m->impl.free_net(m->impl.net);
+    free(m);
+}
+
+tc_tensor *model_forward(struct model *m, const tc_tensor *x, bool training)
+{
+    if (!x) { /* sticky: keep the error that made x NULL */
+        if (!tc_last_error()[0])
+            tc_set_error("model_forward: the input is NULL");
+        return NULL;
+    }
+    int64_t shape[4];
+    if (tc_shape(x, shape, 4) != 4 || shape[1] != 3) {
+        char buf[64];
+        tc_set_error("%s expects images shaped [N,3,H,W], got %s", m->arch,
+                     tc_shape_str(x, buf, sizeof buf));
+        return NULL;
+    }
+    if (m->fixed_input_size &&
+        (shape[2] != m->fixed_input_size || shape[3] != m->fixed_input_size)) {
+        tc_set_error("%s takes %dx%d images, got %lldx%lld", m->arch, m->fixed_input_size,
+                     m->fixed_input_size, (long long)shape[2], (long long)shape[3]);
+        return NULL;
+    }
+    return m->impl.forward(m, x, training);
+}
+
+static bool in_set(const struct nn_entry *e, enum model_param_set which)
+{
+    if (e->is_buffer)
+        return false;
+    switch (which) {
+    case MODEL_PARAMS_ALL: return true;
+    case MODEL_PARAMS_BACKBONE: return e->group == NN_BACKBONE;
+    case MODEL_PARAMS_HEAD: return e->group == NN_HEAD;
+    case MODEL_PARAMS_TRAINABLE: return tc_requires_grad(e->tensor);
+    }
+    return false;
+}
+
+int model_parameters(const struct model *m, enum model_param_set which, tc_tensor ***out,
+                     size_t *count)
+{
+    *out = NULL;
+    *count = 0;
+    tc_tensor **list = malloc((m->params.count + 1) * sizeof *list);
+    if (!list)
+        return err_set("out of memory listing parameters");
+    size_t n = 0;
+    for (size_t i = 0; i < m->params.count; i++)
+        if (in_set(&m->params.entries[i], which))
+            list[n++] = m->params.entries[i].tensor;
+    *out = list;
+    *count = n;
+    return 0;
+}
+
+int64_t model_parameter_count(const struct model *m, enum model_param_set which)
+{
+    int64_t total = 0;
+    for (size_t i = 0; i < m->params.count; i++)
+        if (in_set(&m->params.entries[i], which))
+            total += tc_numel(m->params.entries[i].tensor);
+    return total;
+}
+
+int model_freeze_backbone(struct model *m, bool frozen)
+{
+    for (size_t i = 0; i < m->params.count; i++) {
+        struct nn_entry *e = &m->params.entries[i];
+        if (e->is_buffer)
+            continue;
+        bool trainable = e->group == NN_HEAD || !frozen;
+        if (tc_set_requires_grad(e->tensor, trainable) < 0)
+            return err_set("freezing %s: %s", e->name, tc_last_error());
+        if (!trainable)
+            tc_zero_grad(e->tensor);
+    }
+    return 0;
+}
+
+int model_to(struct model *m, tc_device d, bool channels_last)
+{
+    for (size_t i = 0; i < m->params.count; i++) {
+        struct nn_entry *e = &m->params.entries[i];
+        if (tc_move_(e->tensor, d, channels_last) < 0)
+            return err_set("moving %s to %s: %s", e->name, d.type == TC_CUDA ? "cuda" : "cpu",
+                           tc_last_error());
+    }
+    return 0;
+}
+
+tc_state_dict *model_state_dict(const struct model *m)
+{
+    tc_state_dict *sd = tc_state_dict_new();
+    for (size_t i = 0; sd && i < m->params.count; i++) {
+        if (tc_state_dict_set(sd, m->params.entries[i].name, m->params.entries[i].tensor) < 0) {
+            tc_state_dict_free(sd);
+            return NULL;
+        }
+    }
+    return sd;
+}
+
+int model_save(const struct model *m, const char *path)
+{
+    char tmp[4096];
+    if (fileio_temp_path(path, tmp, sizeof tmp) < 0)
+        return -1;
+    tc_state_dict *sd = model_state_dict(m);
+    if (!sd)
+        return err_set("saving %s: %s", path, tc_last_error());
+    int rc = tc_state_dict_save(sd, tmp);
+    tc_state_dict_free(sd);
+    if (rc < 0) {
+        remove(tmp);
+        return err_set("saving %s: %s", path, tc_last_error());
+    }
+    return fileio_commit(tmp, path);
+}

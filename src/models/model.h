@@ -1,0 +1,109 @@
+/*
+ * model.h - image classifiers by name: resnet18/34/50/101/152, vgg11/13/16/19 (and _bn),
+ * and the seeds' wide LeNet, written in C over torchc.
+ *
+ * Every torchvision architecture has exactly the parameter and buffer names and shapes of
+ * torchvision.models.<arch>(num_classes=N).state_dict(), so weights move both ways between
+ * this code and Python. The classifier head (fc / classifier.6 / fc3) is its own parameter
+ * group so that the backbone can be frozen.
+ *
+ *     struct model *m;
+ *     if (model_create("resnet50", 10, &m) < 0) die(err_msg());
+ *     tc_scope *s = tc_scope_begin();
+ *     tc_tensor *logits = model_forward(m, images, false);   // [N,3,H,W] -> [N,10]
+ *     ...
+ *     tc_scope_end(s);
+ *     model_free(m);
+ */
+#ifndef MODELS_MODEL_H
+#define MODELS_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "models/nn.h"
+#include "torchc.h"
+
+struct model;
+
+/* The architecture-specific part: a network struct and its forward pass. */
+struct model_impl {
+    void *net;
+    tc_tensor *(*forward)(struct model *m, const tc_tensor *x, bool training);
+    void (*free_net)(void *net);
+};
+
+struct model {
+    char arch[32];
+    int num_classes;
+    int fixed_input_size; /* LeNet needs 32x32; 0: any size */
+    struct nn_registry params;
+    struct model_impl impl;
+};
+
+enum model_param_set {
+    MODEL_PARAMS_ALL,       /* every trainable parameter, frozen or not */
+    MODEL_PARAMS_BACKBONE,  /* everything but the classifier head */
+    MODEL_PARAMS_HEAD,      /* the classifier head */
+    MODEL_PARAMS_TRAINABLE, /* those that currently require grad */
+};
+
+/* The i-th architecture model_create accepts, or NULL past the last. */
+const char *model_arch_name(size_t i);
+bool model_arch_known(const char *arch);
+
+/* Builds `arch` with `num_classes` outputs, initialised as torchvision does (seed with
+ * tc_manual_seed first for reproducibility). The model lives on the CPU. */
+int model_create(const char *arch, int num_classes, struct model **out);
+void model_free(struct model *m);
+
+/* x [N,3,H,W] float -> logits [N,num_classes]. training: batch-norm batch statistics (and
+ * their running averages updated), dropout on. Returns NULL on error (tc_last_error()). */
+tc_tensor *model_forward(struct model *m, const tc_tensor *x, bool training);
+
+/* Borrowed pointers to the parameters of one set, in state-dict order, in a malloc'd array
+ * (the caller frees the array, not the tensors). */
+int model_parameters(const struct model *m, enum model_param_set which, tc_tensor ***out,
+                     size_t *count);
+int64_t model_parameter_count(const struct model *m, enum model_param_set which);
+/* Frozen: the backbone's parameters stop requiring gradients; only the head trains. */
+int model_freeze_backbone(struct model *m, bool frozen);
+/* Moves every tensor to device d, in place (handles held elsewhere follow). */
+int model_to(struct model *m, tc_device d, bool channels_last);
+
+/* A state dict sharing the model's tensors (free it with tc_state_dict_free). */
+tc_state_dict *model_state_dict(const struct model *m);
+/* Saves model.pth that torch.load + torchvision load_state_dict accept; atomic. */
+int model_save(const struct model *m, const char *path);
+
+/* ---- loading weights (model_load.c) ---- */
+
+struct model_load_options {
+    bool skip_mismatched_head; /* class counts differ: keep our freshly initialised head */
+};
+
+#define MODEL_LOAD_DETAIL_MAX 2048
+struct model_load_report {
+    size_t loaded, missing, unexpected, mismatched;
+    bool head_skipped;
+    bool stripped_module_prefix; /* keys came as "module.xxx" (DataParallel) */
+    char detail[MODEL_LOAD_DETAIL_MAX]; /* names the offending keys */
+};
+
+/* Copies a state dict into the model. Every key must match in name and shape, except the
+ * head when options allow skipping it; otherwise nothing is changed and the error lists the
+ * missing, unexpected and wrongly shaped keys. `report` may be NULL. */
+int model_load_state_dict(struct model *m, const tc_state_dict *sd,
+                          const struct model_load_options *options,
+                          struct model_load_report *report);
+/* The same from a torch.save file. */
+int model_load_file(struct model *m, const char *path, const struct model_load_options *options,
+                    struct model_load_report *report);
+
+/* ---- the architectures (resnet.c, vgg.c, lenet.c) ---- */
+
+int resnet_build(struct model *m, int depth);
+int vgg_build(struct model *m, int depth, bool batch_norm);
+int lenet_build(struct model *m);
+
+#endif

@@ -1,0 +1,680 @@
+/*
+ * core.cpp - torchc's foundations: the thread-local error, scopes and handle ownership,
+ * creating tensors and reading them back, conversions, initialisation, autograd switches and
+ * devices. The operations live in ops.cpp, optimizers in optim.cpp, state dicts in
+ * state_dict.cpp.
+ */
+#include <ATen/autocast_mode.h>
+#include <torch/cuda.h>
+#include <torch/nn/init.h>
+#include <torch/utils.h>
+
+#include <algorithm>
+#include <cstdarg>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "internal.h"
+
+struct tc_scope {
+    std::vector<tc_tensor *> owned; /* slots may be nullptr after tc_keep/tc_free */
+    tc_scope *parent;
+};
+
+namespace {
+thread_local std::string last_error;
+thread_local tc_scope *current_scope = nullptr;
+std::atomic<int64_t> live_tensors{0};
+
+void scope_forget(tc_scope *s, tc_tensor *t)
+{
+    /* The handle is usually among the last ones created: search from the back. */
+    for (auto it = s->owned.rbegin(); it != s->owned.rend(); ++it) {
+        if (*it == t) {
+            *it = nullptr;
+            return;
+        }
+    }
+}
+
+void delete_handle(tc_tensor *t)
+{
+    delete t;
+    live_tensors.fetch_sub(1, std::memory_order_relaxed);
+}
+} // namespace
+
+namespace tc {
+
+void set_error(const char *fn, const std::string &message)
+{
+    last_error = std::string(fn) + ": " + message;
+}
+
+bool has_error()
+{
+    return !last_error.empty();
+}
+
+void note_null_input(const char *fn)
+{
+    if (last_error.empty())
+        set_error(fn, "an input tensor is NULL (was it never created, or did creating it fail?)");
+}
+
+tc_tensor *wrap(at::Tensor t)
+{
+    auto *h = new tc_tensor{std::move(t), current_scope};
+    if (current_scope)
+        current_scope->owned.push_back(h);
+    live_tensors.fetch_add(1, std::memory_order_relaxed);
+    return h;
+}
+
+at::ScalarType to_scalar_type(enum tc_dtype dt)
+{
+    switch (dt) {
+    case TC_FLOAT32: return at::kFloat;
+    case TC_FLOAT64: return at::kDouble;
+    case TC_FLOAT16: return at::kHalf;
+    case TC_BFLOAT16: return at::kBFloat16;
+    case TC_INT64: return at::kLong;
+    case TC_INT32: return at::kInt;
+    case TC_UINT8: return at::kByte;
+    case TC_INT8: return at::kChar;
+    case TC_BOOL: return at::kBool;
+    }
+    throw std::invalid_argument("unknown tc_dtype " + std::to_string((int)dt));
+}
+
+bool from_scalar_type(at::ScalarType st, enum tc_dtype *out)
+{
+    switch (st) {
+    case at::kFloat: *out = TC_FLOAT32; return true;
+    case at::kDouble: *out = TC_FLOAT64; return true;
+    case at::kHalf: *out = TC_FLOAT16; return true;
+    case at::kBFloat16: *out = TC_BFLOAT16; return true;
+    case at::kLong: *out = TC_INT64; return true;
+    case at::kInt: *out = TC_INT32; return true;
+    case at::kByte: *out = TC_UINT8; return true;
+    case at::kChar: *out = TC_INT8; return true;
+    case at::kBool: *out = TC_BOOL; return true;
+    default: return false;
+    }
+}
+
+at::Device to_device(tc_device d)
+{
+    if (d.type == TC_CUDA)
+        return at::Device(at::kCUDA, (c10::DeviceIndex)d.index);
+    return at::Device(at::kCPU);
+}
+
+tc_device from_device(const at::Device &d)
+{
+    if (d.is_cuda())
+        return tc_device{TC_CUDA, d.has_index() ? (int)d.index() : 0};
+    return tc_device{TC_CPU, 0};
+}
+
+at::IntArrayRef shape_ref(const int64_t *shape, int ndim)
+{
+    if (ndim < 0 || ndim > 16 || (ndim > 0 && !shape))
+        throw std::invalid_argument("bad shape: ndim " + std::to_string(ndim));
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] < 0)
+            throw std::invalid_argument("bad shape: negative size " + std::to_string(shape[i]));
+    return at::IntArrayRef(shape, (size_t)ndim);
+}
+
+} // namespace tc
+
+using tc::guard_status;
+using tc::guard_tensor;
+
+/* ---- errors, devices, settings ---- */
+
+extern "C" const char *tc_last_error(void)
+{
+    return last_error.c_str();
+}
+
+extern "C" void tc_clear_error(void)
+{
+    last_error.clear();
+}
+
+extern "C" void tc_set_error(const char *fmt, ...)
+{
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    last_error = buf;
+}
+
+extern "C" const char *tc_dtype_name(enum tc_dtype t)
+{
+    static const char *names[] = {"float32", "float64", "float16", "bfloat16", "int64",
+                                  "int32",   "uint8",   "int8",    "bool"};
+    return (unsigned)t < sizeof names / sizeof *names ? names[t] : "unknown";
+}
+
+extern "C" size_t tc_dtype_size(enum tc_dtype t)
+{
+    try {
+        return c10::elementSize(tc::to_scalar_type(t));
+    } catch (...) {
+        return 0;
+    }
+}
+
+extern "C" tc_device tc_device_cpu(void)
+{
+    return tc_device{TC_CPU, 0};
+}
+
+extern "C" tc_device tc_device_cuda(int index)
+{
+    return tc_device{TC_CUDA, index};
+}
+
+extern "C" int tc_cuda_device_count(void)
+{
+    try {
+        return torch::cuda::is_available() ? (int)torch::cuda::device_count() : 0;
+    } catch (...) {
+        return 0;
+    }
+}
+
+extern "C" int tc_cuda_synchronize(tc_device d)
+{
+    if (d.type != TC_CUDA)
+        return TC_OK;
+    return guard_status(__func__, [&] { torch::cuda::synchronize(d.index); });
+}
+
+extern "C" void tc_manual_seed(uint64_t seed)
+{
+    torch::manual_seed(seed); /* seeds CUDA generators too when CUDA is present */
+}
+
+extern "C" void tc_set_num_threads(int n)
+{
+    if (n > 0)
+        at::set_num_threads(n);
+}
+
+extern "C" int tc_get_num_threads(void)
+{
+    return at::get_num_threads();
+}
+
+extern "C" int64_t tc_live_tensors(void)
+{
+    return live_tensors.load(std::memory_order_relaxed);
+}
+
+/* ---- scopes and ownership ---- */
+
+extern "C" tc_scope *tc_scope_begin(void)
+{
+    auto *s = new (std::nothrow) tc_scope;
+    if (!s) {
+        tc::set_error(__func__, "out of memory");
+        return nullptr;
+    }
+    s->parent = current_scope;
+    current_scope = s;
+    return s;
+}
+
+static bool scope_is_open(const tc_scope *s)
+{
+    for (tc_scope *p = current_scope; p; p = p->parent)
+        if (p == s)
+            return true;
+    return false;
+}
+
+extern "C" void tc_scope_end(tc_scope *s)
+{
+    if (!s || !scope_is_open(s))
+        return;
+    while (current_scope) {
+        tc_scope *inner = current_scope;
+        current_scope = inner->parent;
+        for (tc_tensor *t : inner->owned)
+            if (t)
+                delete_handle(t);
+        delete inner;
+        if (inner == s)
+            break;
+    }
+}
+
+extern "C" tc_tensor *tc_keep(tc_tensor *t)
+{
+    if (!t || !t->scope)
+        return t;
+    tc_scope *from = t->scope;
+    scope_forget(from, t);
+    t->scope = from->parent;
+    if (t->scope)
+        t->scope->owned.push_back(t);
+    return t;
+}
+
+extern "C" tc_tensor *tc_own(tc_tensor *t)
+{
+    if (t && t->scope) {
+        scope_forget(t->scope, t);
+        t->scope = nullptr;
+    }
+    return t;
+}
+
+extern "C" void tc_free(tc_tensor *t)
+{
+    if (!t)
+        return;
+    if (t->scope)
+        scope_forget(t->scope, t);
+    delete_handle(t);
+}
+
+/* ---- creation and read-back ---- */
+
+static at::TensorOptions options_for(enum tc_dtype dt, tc_device d)
+{
+    return at::TensorOptions().dtype(tc::to_scalar_type(dt)).device(tc::to_device(d));
+}
+
+extern "C" tc_tensor *tc_empty(const int64_t *shape, int ndim, enum tc_dtype dt, tc_device d)
+{
+    return guard_tensor(__func__, [&] { return at::empty(tc::shape_ref(shape, ndim), options_for(dt, d)); });
+}
+
+extern "C" tc_tensor *tc_zeros(const int64_t *shape, int ndim, enum tc_dtype dt, tc_device d)
+{
+    return guard_tensor(__func__, [&] { return at::zeros(tc::shape_ref(shape, ndim), options_for(dt, d)); });
+}
+
+extern "C" tc_tensor *tc_ones(const int64_t *shape, int ndim, enum tc_dtype dt, tc_device d)
+{
+    return guard_tensor(__func__, [&] { return at::ones(tc::shape_ref(shape, ndim), options_for(dt, d)); });
+}
+
+extern "C" tc_tensor *tc_full(const int64_t *shape, int ndim, double value, enum tc_dtype dt,
+                              tc_device d)
+{
+    return guard_tensor(__func__, [&] {
+        return at::full(tc::shape_ref(shape, ndim), value, options_for(dt, d));
+    });
+}
+
+extern "C" tc_tensor *tc_randn(const int64_t *shape, int ndim, enum tc_dtype dt, tc_device d)
+{
+    return guard_tensor(__func__, [&] { return at::randn(tc::shape_ref(shape, ndim), options_for(dt, d)); });
+}
+
+extern "C" tc_tensor *tc_randint(int64_t high, const int64_t *shape, int ndim, tc_device d)
+{
+    return guard_tensor(__func__, [&] {
+        return at::randint(high, tc::shape_ref(shape, ndim), options_for(TC_INT64, d));
+    });
+}
+
+extern "C" tc_tensor *tc_scalar_tensor(double value, enum tc_dtype dt, tc_device d)
+{
+    return guard_tensor(__func__, [&] { return at::scalar_tensor(value, options_for(dt, d)); });
+}
+
+extern "C" tc_tensor *tc_from_data(const void *data, const int64_t *shape, int ndim,
+                                   enum tc_dtype dt)
+{
+    if (!data) {
+        tc::set_error(__func__, "data is NULL");
+        return nullptr;
+    }
+    return guard_tensor(__func__, [&] {
+        at::Tensor t = at::empty(tc::shape_ref(shape, ndim), options_for(dt, tc_device_cpu()));
+        std::memcpy(t.data_ptr(), data, t.nbytes());
+        return t;
+    });
+}
+
+extern "C" int tc_to_data(const tc_tensor *t, void *dst, size_t dst_bytes)
+{
+    TC_NEED_STATUS(t);
+    return guard_status(__func__, [&] {
+        at::Tensor c = t->t.detach().to(at::kCPU).contiguous();
+        if (c.nbytes() != dst_bytes)
+            throw std::invalid_argument("destination holds " + std::to_string(dst_bytes) +
+                                        " bytes but the tensor has " + std::to_string(c.nbytes()));
+        if (dst_bytes)
+            std::memcpy(dst, c.data_ptr(), dst_bytes);
+    });
+}
+
+extern "C" int tc_item_double(const tc_tensor *t, double *out)
+{
+    TC_NEED_STATUS(t);
+    return guard_status(__func__, [&] { *out = t->t.item<double>(); });
+}
+
+extern "C" int tc_item_int64(const tc_tensor *t, int64_t *out)
+{
+    TC_NEED_STATUS(t);
+    return guard_status(__func__, [&] { *out = t->t.item<int64_t>(); });
+}
+
+/* ---- queries ---- */
+
+extern "C" int tc_dim(const tc_tensor *t)
+{
+    return t ? (int)t->t.dim() : -1;
+}
+
+extern "C" int64_t tc_size(const tc_tensor *t, int dim)
+{
+    if (!t)
+        return -1;
+    int64_t n = t->t.dim();
+    if (dim < 0)
+        dim += (int)n;
+    return dim >= 0 && dim < n ? t->t.size(dim) : -1;
+}
+
+extern "C" int64_t tc_numel(const tc_tensor *t)
+{
+    return t ? t->t.numel() : -1;
+}
+
+extern "C" int tc_shape(const tc_tensor *t, int64_t *shape, int max_dims)
+{
+    if (!t)
+        return -1;
+    int n = (int)t->t.dim();
+    for (int i = 0; i < n && i < max_dims; i++)
+        shape[i] = t->t.size(i);
+    return n;
+}
+
+extern "C" enum tc_dtype tc_dtype_of(const tc_tensor *t)
+{
+    enum tc_dtype dt = TC_FLOAT32;
+    if (t)
+        tc::from_scalar_type(t->t.scalar_type(), &dt);
+    return dt;
+}
+
+extern "C" tc_device tc_device_of(const tc_tensor *t)
+{
+    return t ? tc::from_device(t->t.device()) : tc_device_cpu();
+}
+
+extern "C" bool tc_same_shape(const tc_tensor *a, const tc_tensor *b)
+{
+    return a && b && a->t.sizes() == b->t.sizes();
+}
+
+extern "C" const char *tc_shape_str(const tc_tensor *t, char *buf, size_t len)
+{
+    if (!buf || len == 0)
+        return "";
+    if (!t) {
+        snprintf(buf, len, "(null)");
+        return buf;
+    }
+    size_t used = (size_t)snprintf(buf, len, "[");
+    for (int64_t i = 0; i < t->t.dim() && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%lld", i ? ", " : "",
+                                 (long long)t->t.size(i));
+    if (used < len)
+        snprintf(buf + used, len - used, "]");
+    return buf;
+}
+
+/* ---- conversions and in-place updates ---- */
+
+/* A scalar an integer tensor accepts when the value is whole (num_batches_tracked += 1). */
+static at::Scalar scalar_for(const at::Tensor &t, double value)
+{
+    if (at::isIntegralType(t.scalar_type(), /*includeBool=*/false) && value == std::floor(value))
+        return at::Scalar((int64_t)value);
+    return at::Scalar(value);
+}
+
+extern "C" tc_tensor *tc_to_device(const tc_tensor *t, tc_device d)
+{
+    TC_NEED_TENSOR(t);
+    return guard_tensor(__func__, [&] { return t->t.to(tc::to_device(d)); });
+}
+
+extern "C" tc_tensor *tc_to_dtype(const tc_tensor *t, enum tc_dtype dt)
+{
+    TC_NEED_TENSOR(t);
+    return guard_tensor(__func__, [&] { return t->t.to(tc::to_scalar_type(dt)); });
+}
+
+extern "C" tc_tensor *tc_clone(const tc_tensor *t)
+{
+    TC_NEED_TENSOR(t);
+    return guard_tensor(__func__, [&] { return t->t.clone(); });
+}
+
+extern "C" tc_tensor *tc_detach(const tc_tensor *t)
+{
+    TC_NEED_TENSOR(t);
+    return guard_tensor(__func__, [&] { return t->t.detach(); });
+}
+
+extern "C" tc_tensor *tc_contiguous(const tc_tensor *t)
+{
+    TC_NEED_TENSOR(t);
+    return guard_tensor(__func__, [&] { return t->t.contiguous(); });
+}
+
+extern "C" tc_tensor *tc_to_channels_last(const tc_tensor *t)
+{
+    TC_NEED_TENSOR(t);
+    return guard_tensor(__func__, [&] { return t->t.contiguous(at::MemoryFormat::ChannelsLast); });
+}
+
+extern "C" tc_tensor *tc_reshape(const tc_tensor *t, const int64_t *shape, int ndim)
+{
+    TC_NEED_TENSOR(t);
+    if (ndim < 0 || ndim > 16 || (ndim > 0 && !shape)) {
+        tc::set_error(__func__, "bad shape");
+        return nullptr;
+    }
+    return guard_tensor(__func__, [&] { return t->t.reshape(at::IntArrayRef(shape, (size_t)ndim)); });
+}
+
+extern "C" tc_tensor *tc_alias(const tc_tensor *t)
+{
+    TC_NEED_TENSOR(t);
+    return guard_tensor(__func__, [&] { return t->t; });
+}
+
+extern "C" int tc_move_(tc_tensor *t, tc_device d, bool channels_last)
+{
+    TC_NEED_STATUS(t);
+    return guard_status(__func__, [&] {
+        at::NoGradGuard no_grad;
+        auto format = channels_last && t->t.dim() == 4 ? at::MemoryFormat::ChannelsLast
+                                                       : at::MemoryFormat::Contiguous;
+        at::Tensor moved = t->t.detach().to(tc::to_device(d)).contiguous(format);
+        /* set_data keeps the TensorImpl, so every other reference (optimizers) follows. */
+        t->t.set_data(moved);
+    });
+}
+
+extern "C" int tc_copy_(tc_tensor *dst, const tc_tensor *src)
+{
+    TC_NEED_STATUS(dst);
+    TC_NEED_STATUS(src);
+    return guard_status(__func__, [&] {
+        if (dst->t.sizes() != src->t.sizes())
+            throw std::invalid_argument("shape mismatch: destination " +
+                                        c10::str(dst->t.sizes()) + ", source " +
+                                        c10::str(src->t.sizes()));
+        at::NoGradGuard no_grad;
+        dst->t.copy_(src->t);
+    });
+}
+
+extern "C" int tc_fill_(tc_tensor *t, double value)
+{
+    TC_NEED_STATUS(t);
+    return guard_status(__func__, [&] {
+        at::NoGradGuard no_grad;
+        t->t.fill_(scalar_for(t->t, value));
+    });
+}
+
+extern "C" int tc_add_scalar_(tc_tensor *t, double value)
+{
+    TC_NEED_STATUS(t);
+    return guard_status(__func__, [&] {
+        at::NoGradGuard no_grad;
+        t->t.add_(scalar_for(t->t, value));
+    });
+}
+
+extern "C" int tc_mul_scalar_(tc_tensor *t, double value)
+{
+    TC_NEED_STATUS(t);
+    return guard_status(__func__, [&] {
+        at::NoGradGuard no_grad;
+        t->t.mul_(scalar_for(t->t, value));
+    });
+}
+
+/* ---- initialisation ---- */
+
+extern "C" int tc_init_kaiming_normal_(tc_tensor *t, enum tc_fan_mode mode)
+{
+    TC_NEED_STATUS(t);
+    return guard_status(__func__, [&] {
+        if (mode == TC_FAN_OUT)
+            torch::nn::init::kaiming_normal_(t->t, 0.0, torch::kFanOut, torch::kReLU);
+        else
+            torch::nn::init::kaiming_normal_(t->t, 0.0, torch::kFanIn, torch::kReLU);
+    });
+}
+
+extern "C" int tc_init_kaiming_uniform_(tc_tensor *t, double a)
+{
+    TC_NEED_STATUS(t);
+    return guard_status(__func__, [&] {
+        torch::nn::init::kaiming_uniform_(t->t, a, torch::kFanIn, torch::kLeakyReLU);
+    });
+}
+
+extern "C" int tc_init_normal_(tc_tensor *t, double mean, double std)
+{
+    TC_NEED_STATUS(t);
+    return guard_status(__func__, [&] { torch::nn::init::normal_(t->t, mean, std); });
+}
+
+extern "C" int tc_init_uniform_(tc_tensor *t, double low, double high)
+{
+    TC_NEED_STATUS(t);
+    return guard_status(__func__, [&] { torch::nn::init::uniform_(t->t, low, high); });
+}
+
+extern "C" int64_t tc_fan_in(const tc_tensor *weight)
+{
+    if (!weight || weight->t.dim() < 2)
+        return -1;
+    int64_t fan_in = weight->t.size(1);
+    for (int64_t i = 2; i < weight->t.dim(); i++)
+        fan_in *= weight->t.size(i);
+    return fan_in;
+}
+
+/* ---- autograd ---- */
+
+extern "C" int tc_set_requires_grad(tc_tensor *t, bool requires_grad)
+{
+    TC_NEED_STATUS(t);
+    return guard_status(__func__, [&] { t->t.requires_grad_(requires_grad); });
+}
+
+extern "C" bool tc_requires_grad(const tc_tensor *t)
+{
+    return t && t->t.requires_grad();
+}
+
+extern "C" tc_tensor *tc_grad(const tc_tensor *t)
+{
+    TC_NEED_TENSOR(t);
+    if (!t->t.grad().defined()) {
+        tc::set_error(__func__, "the tensor has no gradient (it does not require grad, or "
+                                "backward has not reached it yet)");
+        return nullptr;
+    }
+    return guard_tensor(__func__, [&] { return t->t.grad(); });
+}
+
+extern "C" bool tc_has_grad(const tc_tensor *t)
+{
+    return t && t->t.grad().defined();
+}
+
+extern "C" int tc_zero_grad(tc_tensor *t)
+{
+    TC_NEED_STATUS(t);
+    return guard_status(__func__, [&] { t->t.mutable_grad().reset(); });
+}
+
+extern "C" int tc_backward(const tc_tensor *loss)
+{
+    TC_NEED_STATUS(loss);
+    return guard_status(__func__, [&] {
+        if (loss->t.numel() != 1)
+            throw std::invalid_argument("backward needs a one-element loss, got shape " +
+                                        c10::str(loss->t.sizes()));
+        loss->t.backward();
+    });
+}
+
+extern "C" bool tc_set_grad_enabled(bool enabled)
+{
+    bool previous = at::GradMode::is_enabled();
+    at::GradMode::set_enabled(enabled);
+    return previous;
+}
+
+static at::DeviceType autocast_device(enum tc_device_type dev)
+{
+    return dev == TC_CUDA ? at::kCUDA : at::kCPU;
+}
+
+extern "C" int tc_autocast_begin(enum tc_device_type dev, enum tc_dtype dt)
+{
+    return guard_status(__func__, [&] {
+        at::ScalarType st = tc::to_scalar_type(dt);
+        if (st != at::kHalf && st != at::kBFloat16)
+            throw std::invalid_argument("autocast needs float16 or bfloat16");
+        at::autocast::set_autocast_dtype(autocast_device(dev), st);
+        at::autocast::set_autocast_enabled(autocast_device(dev), true);
+        at::autocast::increment_nesting();
+    });
+}
+
+extern "C" int tc_autocast_end(enum tc_device_type dev)
+{
+    return guard_status(__func__, [&] {
+        if (at::autocast::decrement_nesting() == 0)
+            at::autocast::clear_cache();
+        at::autocast::set_autocast_enabled(autocast_device(dev), false);
+    });
+}

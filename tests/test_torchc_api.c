@@ -1,0 +1,263 @@
+/*
+ * test_torchc_api.c DIR - the contract of torchc.h: errors come back as C errors with
+ * readable messages and stay sticky, scopes own and free what they should, data goes in and
+ * out intact, optimizers follow PyTorch's update rules, and bad files are refused.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "test_util.h"
+
+static tc_device cpu;
+
+static void test_errors_are_sticky(void)
+{
+    tc_scope *s = tc_scope_begin();
+    int64_t xs[4] = {1, 3, 8, 8}, ws[4] = {4, 5, 3, 3}; /* 5 input channels: wrong */
+    tc_tensor *x = tc_randn(xs, 4, TC_FLOAT32, cpu);
+    tc_tensor *w = tc_randn(ws, 4, TC_FLOAT32, cpu);
+    tc_clear_error();
+    tc_tensor *y = tc_conv2d(x, w, NULL, 1, 1, 1, 1);
+    CHECK(y == NULL);
+    CHECK_CONTAINS(tc_last_error(), "tc_conv2d: ");
+    CHECK_CONTAINS(tc_last_error(), "channels");
+    char first[1024];
+    snprintf(first, sizeof first, "%s", tc_last_error());
+    /* Later operations on the failed result fail too and keep the first message. */
+    tc_tensor *z = tc_linear(tc_flatten(tc_relu(y), 1), w, NULL);
+    CHECK(z == NULL);
+    CHECK(strcmp(tc_last_error(), first) == 0);
+    CHECK_INT_EQ(tc_backward(z), TC_ERR_NULL);
+
+    tc_clear_error();
+    CHECK(tc_relu(NULL) == NULL);
+    CHECK_CONTAINS(tc_last_error(), "tc_relu: an input tensor is NULL");
+
+    int64_t bad[2] = {2, -3};
+    CHECK(tc_zeros(bad, 2, TC_FLOAT32, cpu) == NULL);
+    CHECK_CONTAINS(tc_last_error(), "negative size");
+
+    CHECK_INT_EQ(tc_backward(x), TC_ERR);
+    CHECK_CONTAINS(tc_last_error(), "one-element loss");
+    CHECK(tc_grad(x) == NULL);
+    CHECK_CONTAINS(tc_last_error(), "has no gradient");
+
+    int64_t ls[2] = {2, 3}, ts[1] = {2};
+    CHECK(tc_cross_entropy(tc_zeros(ls, 2, TC_FLOAT32, cpu), tc_zeros(ts, 1, TC_INT64, cpu), 1.5) == NULL);
+    CHECK_CONTAINS(tc_last_error(), "label_smoothing");
+    CHECK_INT_EQ(tc_autocast_begin(TC_CPU, TC_FLOAT32), TC_ERR);
+    CHECK_CONTAINS(tc_last_error(), "float16 or bfloat16");
+    tc_scope_end(s);
+}
+
+static void test_scopes_own_and_free(void)
+{
+    int64_t base = tc_live_tensors();
+    int64_t shape[1] = {16};
+    tc_tensor *kept;
+    tc_scope *outer = tc_scope_begin();
+    {
+        tc_scope *inner = tc_scope_begin();
+        tc_tensor *a = tc_ones(shape, 1, TC_FLOAT32, cpu);
+        tc_tensor *b = tc_mul_scalar(tc_add(a, a), 3.0);
+        CHECK_INT_EQ(tc_live_tensors(), base + 3);
+        kept = tc_keep(b); /* moves to the outer scope */
+        tc_scope_end(inner);
+    }
+    CHECK_INT_EQ(tc_live_tensors(), base + 1);
+    double v = 0;
+    CHECK_INT_EQ(tc_item_double(tc_sum(kept), &v), TC_OK);
+    CHECK(v == 16 * 6.0);
+    tc_tensor *owned = tc_own(tc_ones(shape, 1, TC_FLOAT32, cpu)); /* survives the scope */
+    tc_tensor *freed_early = tc_zeros(shape, 1, TC_FLOAT32, cpu);
+    tc_free(freed_early); /* freeing a scoped handle early is allowed */
+    tc_scope *forgotten = tc_scope_begin();
+    (void)tc_ones(shape, 1, TC_FLOAT32, cpu);
+    (void)forgotten;
+    tc_scope_end(outer); /* ends the forgotten inner scope as well */
+    CHECK_INT_EQ(tc_live_tensors(), base + 1);
+    tc_free(owned);
+    CHECK_INT_EQ(tc_live_tensors(), base);
+    CHECK(tc_keep(NULL) == NULL);
+}
+
+static void test_data_round_trip(void)
+{
+    float in[6] = {1, 2, 3, 4, 5, 6}, out[6] = {0};
+    int64_t shape[2] = {2, 3};
+    tc_tensor *t = tc_from_data(in, shape, 2, TC_FLOAT32);
+    CHECK_INT_EQ(tc_dim(t), 2);
+    CHECK_INT_EQ(tc_size(t, -1), 3);
+    CHECK_INT_EQ(tc_to_data(t, out, sizeof out), TC_OK);
+    CHECK(memcmp(in, out, sizeof in) == 0);
+    CHECK_INT_EQ(tc_to_data(t, out, sizeof out - 4), TC_ERR);
+    CHECK_CONTAINS(tc_last_error(), "holds 20 bytes but the tensor has 24");
+    char buf[32];
+    CHECK(strcmp(tc_shape_str(t, buf, sizeof buf), "[2, 3]") == 0);
+
+    tc_tensor *v, *i;
+    CHECK_INT_EQ(tc_topk(t, 2, 1, &v, &i), TC_OK);
+    int64_t idx[4];
+    tc_to_data(i, idx, sizeof idx);
+    CHECK(idx[0] == 2 && idx[1] == 1 && idx[2] == 2 && idx[3] == 1);
+    tc_free(v);
+    tc_free(i);
+    tc_free(t);
+}
+
+/* One SGD step with momentum and nesterov, checked against the formula PyTorch documents. */
+static void test_sgd_rule(void)
+{
+    tc_scope *s = tc_scope_begin();
+    float w0[2] = {1.0f, -2.0f};
+    int64_t shape[1] = {2};
+    tc_tensor *w = tc_own(tc_from_data(w0, shape, 1, TC_FLOAT32));
+    tc_set_requires_grad(w, true);
+    struct tc_sgd_options o = tc_sgd_default_options();
+    o.lr = 0.1;
+    o.momentum = 0.9;
+    o.weight_decay = 0.01;
+    o.nesterov = true;
+    tc_optimizer *opt = tc_sgd_new(&w, 1, &o);
+    REQUIRE(opt, "%s", tc_last_error());
+    for (int step = 0; step < 2; step++) {
+        tc_optimizer_zero_grad(opt);
+        CHECK_INT_EQ(tc_backward(tc_sum(tc_mul(w, w))), TC_OK); /* grad = 2w */
+        CHECK_INT_EQ(tc_optimizer_step(opt), TC_OK);
+    }
+    /* By hand: g = 2w + wd*w; buf = g (first step) then 0.9*buf + g; w -= lr*(g + 0.9*buf). */
+    for (int k = 0; k < 2; k++) {
+        double x = w0[k], buf = 0;
+        for (int step = 0; step < 2; step++) {
+            double g = 2 * x + 0.01 * x;
+            buf = step == 0 ? g : 0.9 * buf + g;
+            x -= 0.1 * (g + 0.9 * buf);
+        }
+        float got[2];
+        tc_to_data(w, got, sizeof got);
+        if (fabs(got[k] - x) > 1e-5) {
+            fprintf(stderr, "sgd w[%d]: got %.7f, expected %.7f\n", k, got[k], x);
+            test_failures++;
+        }
+    }
+    CHECK_INT_EQ(tc_optimizer_add_group(opt, &w, 0, 0.5, 0.0), 1);
+    CHECK_INT_EQ(tc_optimizer_group_count(opt), 2);
+    CHECK_INT_EQ(tc_optimizer_set_lr(opt, 1, 0.25), TC_OK);
+    CHECK(tc_optimizer_get_lr(opt, 1) == 0.25 && tc_optimizer_get_lr(opt, 0) == 0.1);
+    CHECK_INT_EQ(tc_optimizer_set_lr(opt, 5, 0.1), TC_ERR);
+    CHECK_CONTAINS(tc_last_error(), "no parameter group 5");
+    CHECK_INT_EQ(tc_optimizer_set_lr(opt, -1, -1.0), TC_ERR);
+    CHECK_CONTAINS(tc_last_error(), "learning rate must be");
+    struct tc_sgd_options bad = o;
+    bad.dampening = 0.5;
+    CHECK(tc_sgd_new(&w, 1, &bad) == NULL);
+    CHECK_CONTAINS(tc_last_error(), "nesterov needs momentum > 0 and dampening 0");
+    tc_optimizer_free(opt);
+    tc_free(w);
+    tc_scope_end(s);
+}
+
+/* Adam's first step moves every weight by lr (bias correction makes |update| = lr). */
+static void test_adam_rule(void)
+{
+    float w0[3] = {0.5f, -1.0f, 3.0f}, got[3];
+    int64_t shape[1] = {3};
+    tc_scope *s = tc_scope_begin();
+    tc_tensor *w = tc_own(tc_from_data(w0, shape, 1, TC_FLOAT32));
+    tc_set_requires_grad(w, true);
+    struct tc_adam_options o = tc_adam_default_options();
+    o.lr = 0.01;
+    tc_optimizer *opt = tc_adam_new(&w, 1, &o);
+    tc_backward(tc_sum(tc_mul(w, w)));
+    CHECK_INT_EQ(tc_optimizer_step(opt), TC_OK);
+    tc_to_data(w, got, sizeof got);
+    for (int k = 0; k < 3; k++) {
+        double expect = w0[k] - 0.01 * (w0[k] > 0 ? 1 : -1);
+        if (fabs(got[k] - expect) > 1e-5) {
+            fprintf(stderr, "adam w[%d]: got %.7f, expected %.7f\n", k, got[k], expect);
+            test_failures++;
+        }
+    }
+    tc_optimizer_free(opt);
+    tc_free(w);
+    tc_scope_end(s);
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    REQUIRE(f, "cannot write %s", path);
+    fwrite(data, 1, len, f);
+    fclose(f);
+}
+
+static void test_state_dict_files(const char *dir)
+{
+    char path[4096], bad[4096];
+    tc_scope *s = tc_scope_begin();
+    tc_state_dict *sd = tc_state_dict_new();
+    int64_t shape[2] = {3, 4};
+    tc_tensor *a = tc_randn(shape, 2, TC_FLOAT32, cpu);
+    tc_state_dict_set(sd, "a", a);
+    tc_state_dict_set(sd, "n", tc_scalar_tensor(5, TC_INT64, cpu));
+    snprintf(path, sizeof path, "%s/sd.pth", dir);
+    CHECK_INT_EQ(tc_state_dict_save(sd, path), TC_OK);
+    tc_state_dict *back = tc_state_dict_load(path);
+    REQUIRE(back, "%s", tc_last_error());
+    CHECK_INT_EQ(tc_state_dict_size(back), 2);
+    CHECK(strcmp(tc_state_dict_name(back, 0), "a") == 0);
+    double err = 1;
+    tc_normalised_error(tc_state_dict_get(back, "a"), a, &err);
+    CHECK(err == 0);
+    CHECK(tc_state_dict_get(back, "missing") == NULL);
+    CHECK_CONTAINS(tc_last_error(), "no entry \"missing\" in the state dict");
+
+    snprintf(bad, sizeof bad, "%s/garbage.pth", dir);
+    write_file(bad, "this is not a checkpoint", 24);
+    CHECK(tc_state_dict_load(bad) == NULL);
+    CHECK_CONTAINS(tc_last_error(), "is not a torch.save file");
+
+    /* The first half of a real file: a zip without its central directory. */
+    FILE *f = fopen(path, "rb");
+    static char half[1 << 16];
+    size_t n = fread(half, 1, sizeof half, f);
+    fclose(f);
+    snprintf(bad, sizeof bad, "%s/truncated.pth", dir);
+    write_file(bad, half, n / 2);
+    CHECK(tc_state_dict_load(bad) == NULL);
+    CHECK_CONTAINS(tc_last_error(), "tc_state_dict_load: ");
+    printf("truncated file: %s\n", tc_last_error());
+
+    unsigned char legacy[8] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46};
+    snprintf(bad, sizeof bad, "%s/legacy.pth", dir);
+    write_file(bad, legacy, sizeof legacy);
+    CHECK(tc_state_dict_load(bad) == NULL);
+    CHECK_CONTAINS(tc_last_error(), "legacy torch.save format");
+
+    snprintf(bad, sizeof bad, "%s/does-not-exist.pth", dir);
+    CHECK(tc_state_dict_load(bad) == NULL);
+    CHECK_CONTAINS(tc_last_error(), "cannot open");
+
+    CHECK_INT_EQ(tc_state_dict_save(sd, "/nonexistent-dir/x.pth"), TC_ERR);
+    CHECK_CONTAINS(tc_last_error(), "cannot create /nonexistent-dir/x.pth");
+    tc_state_dict_free(back);
+    tc_state_dict_free(sd);
+    tc_scope_end(s);
+}
+
+int main(int argc, char **argv)
+{
+    REQUIRE(argc == 2, "usage: %s DIR", argv[0]);
+    mkdir(argv[1], 0755);
+    cpu = tc_device_cpu();
+    tc_manual_seed(1);
+    test_errors_are_sticky();
+    test_scopes_own_and_free();
+    test_data_round_trip();
+    test_sgd_rule();
+    test_adam_rule();
+    test_state_dict_files(argv[1]);
+    CHECK_INT_EQ(tc_live_tensors(), 0);
+    return test_finish("torchc_api");
+}
