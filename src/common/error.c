@@ -27,8 +27,9 @@ int err_prefix(const char *fmt, ...)
     int n = vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
     if (n >= 0 && (size_t)n < sizeof message) {
-        size_t room = sizeof message - (size_t)n - 1;
-        strncat(message, old, room);
+        size_t len = strnlen(old, sizeof message - (size_t)n - 1);
+        memcpy(message + n, old, len);
+        message[(size_t)n + len] = '\0';
     }
     return -1;
 }
