@@ -40,6 +40,11 @@ int main(int argc, char **argv)
 
     bool grad_was = tc_set_grad_enabled(false);
     check_close("eval logits", model_forward(m, x, false), tc_state_dict_get(ref, "logits_eval"), TOL);
+    /* Channels-last runs other kernels: equal up to float rounding, not bit for bit. */
+    REQUIRE(model_to(m, tc_device_cpu(), true) == 0, "%s", err_msg());
+    check_close("eval logits, channels-last", model_forward(m, tc_to_channels_last(x), false),
+                tc_state_dict_get(ref, "logits_eval"), 1e-5);
+    REQUIRE(model_to(m, tc_device_cpu(), false) == 0, "%s", err_msg());
     tc_set_grad_enabled(grad_was);
 
     tc_manual_seed(TRAIN_SEED);

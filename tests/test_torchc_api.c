@@ -184,6 +184,27 @@ static void test_adam_rule(void)
     tc_scope_end(s);
 }
 
+/* Autocast switches the dtype conv2d computes in, and only between begin and end. */
+static void test_autocast_and_grad_mode(void)
+{
+    tc_scope *s = tc_scope_begin();
+    int64_t xs[4] = {1, 3, 8, 8}, ws[4] = {4, 3, 3, 3};
+    tc_tensor *x = tc_randn(xs, 4, TC_FLOAT32, cpu);
+    tc_tensor *w = tc_randn(ws, 4, TC_FLOAT32, cpu);
+    REQUIRE(tc_autocast_begin(TC_CPU, TC_BFLOAT16) == 0, "%s", tc_last_error());
+    CHECK_INT_EQ(tc_dtype_of(tc_conv2d(x, w, NULL, 1, 1, 1, 1)), TC_BFLOAT16);
+    CHECK_INT_EQ(tc_autocast_end(TC_CPU), TC_OK);
+    CHECK_INT_EQ(tc_dtype_of(tc_conv2d(x, w, NULL, 1, 1, 1, 1)), TC_FLOAT32);
+
+    tc_set_requires_grad(w, true);
+    bool was = tc_set_grad_enabled(false);
+    CHECK(was);
+    CHECK(!tc_requires_grad(tc_conv2d(x, w, NULL, 1, 1, 1, 1)));
+    tc_set_grad_enabled(was);
+    CHECK(tc_requires_grad(tc_conv2d(x, w, NULL, 1, 1, 1, 1)));
+    tc_scope_end(s);
+}
+
 static void write_file(const char *path, const void *data, size_t len)
 {
     FILE *f = fopen(path, "wb");
@@ -257,6 +278,7 @@ int main(int argc, char **argv)
     test_data_round_trip();
     test_sgd_rule();
     test_adam_rule();
+    test_autocast_and_grad_mode();
     test_state_dict_files(argv[1]);
     CHECK_INT_EQ(tc_live_tensors(), 0);
     return test_finish("torchc_api");
