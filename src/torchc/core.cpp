@@ -67,9 +67,20 @@ void note_null_input(const char *fn)
 
 tc_tensor *wrap(at::Tensor t)
 {
-    auto *h = new tc_tensor{std::move(t), current_scope};
-    if (current_scope)
-        current_scope->owned.push_back(h);
+    auto *h = new (std::nothrow) tc_tensor{std::move(t), current_scope};
+    if (!h) {
+        set_error("tc", "out of memory for a tensor handle");
+        return nullptr;
+    }
+    if (current_scope) {
+        try {
+            current_scope->owned.push_back(h);
+        } catch (...) {
+            delete h;
+            set_error("tc", "out of memory for a tensor handle");
+            return nullptr;
+        }
+    }
     live_tensors.fetch_add(1, std::memory_order_relaxed);
     return h;
 }

@@ -33,21 +33,6 @@ at::Device to_device(tc_device d);
 tc_device from_device(const at::Device &d);
 at::IntArrayRef shape_ref(const int64_t *shape, int ndim);
 
-/* Runs f and returns its tensor wrapped, or nullptr with the error recorded. */
-template <class F> tc_tensor *guard_tensor(const char *fn, F &&f)
-{
-    try {
-        return wrap(f());
-    } catch (const c10::Error &e) {
-        set_error(fn, e.what_without_backtrace());
-    } catch (const std::exception &e) {
-        set_error(fn, e.what());
-    } catch (...) {
-        set_error(fn, "unknown C++ exception");
-    }
-    return nullptr;
-}
-
 /* Runs f and returns TC_OK, or TC_ERR with the error recorded. */
 template <class F> int guard_status(const char *fn, F &&f)
 {
@@ -62,6 +47,15 @@ template <class F> int guard_status(const char *fn, F &&f)
         set_error(fn, "unknown C++ exception");
     }
     return TC_ERR;
+}
+
+/* Runs f and returns its tensor wrapped, or nullptr with the error recorded. */
+template <class F> tc_tensor *guard_tensor(const char *fn, F &&f)
+{
+    at::Tensor out;
+    if (guard_status(fn, [&] { out = f(); }) != TC_OK)
+        return nullptr;
+    return wrap(std::move(out));
 }
 
 } // namespace tc

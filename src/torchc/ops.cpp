@@ -184,6 +184,12 @@ extern "C" int tc_topk(const tc_tensor *x, int64_t k, int64_t dim, tc_tensor **v
         return rc;
     *values = tc::wrap(std::move(v));
     *indices = tc::wrap(std::move(i));
+    if (!*values || !*indices) {
+        tc_free(*values);
+        tc_free(*indices);
+        *values = *indices = nullptr;
+        return TC_ERR;
+    }
     return TC_OK;
 }
 
