@@ -90,6 +90,9 @@ int tc_cuda_device_count(void); /* 0 when CUDA is absent or unusable */
 int tc_cuda_synchronize(tc_device d);
 
 void tc_manual_seed(uint64_t seed);     /* CPU and every CUDA device */
+/* The CPU generator's state as a uint8 tensor, and setting it back (checkpoints). */
+tc_tensor *tc_rng_state(void);
+int tc_rng_set_state(const tc_tensor *state);
 void tc_set_num_threads(int n);         /* intra-op threads */
 int tc_get_num_threads(void);
 
@@ -259,6 +262,10 @@ int tc_optimizer_set_lr(tc_optimizer *opt, int group, double lr);
 double tc_optimizer_get_lr(const tc_optimizer *opt, int group);
 int tc_optimizer_zero_grad(tc_optimizer *opt);
 int tc_optimizer_step(tc_optimizer *opt);
+/* The optimizer's state (momentum buffers, Adam moments, step counts) for checkpoints, in
+ * libtorch's own archive format. Loading needs an optimizer built over the same parameters. */
+int tc_optimizer_save(const tc_optimizer *opt, const char *path);
+int tc_optimizer_load(tc_optimizer *opt, const char *path);
 void tc_optimizer_free(tc_optimizer *opt);
 
 /* ---- state dicts -------------------------------------------------------------------------- */

@@ -4,6 +4,7 @@
  * devices. The operations live in ops.cpp, optimizers in optim.cpp, state dicts in
  * state_dict.cpp.
  */
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/autocast_mode.h>
 #include <torch/cuda.h>
 #include <torch/nn/init.h>
@@ -15,6 +16,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 #include "internal.h"
@@ -213,6 +215,25 @@ extern "C" int tc_cuda_synchronize(tc_device d)
 extern "C" void tc_manual_seed(uint64_t seed)
 {
     torch::manual_seed(seed); /* seeds CUDA generators too when CUDA is present */
+}
+
+extern "C" tc_tensor *tc_rng_state(void)
+{
+    return guard_tensor(__func__, [] {
+        auto gen = at::detail::getDefaultCPUGenerator();
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        return gen.get_state();
+    });
+}
+
+extern "C" int tc_rng_set_state(const tc_tensor *state)
+{
+    TC_NEED_STATUS(state);
+    return guard_status(__func__, [&] {
+        auto gen = at::detail::getDefaultCPUGenerator();
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        gen.set_state(state->t);
+    });
 }
 
 extern "C" void tc_set_num_threads(int n)

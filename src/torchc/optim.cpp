@@ -5,6 +5,7 @@
 #include <torch/optim/adam.h>
 #include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
+#include <torch/serialize/archive.h>
 
 #include <memory>
 #include <vector>
@@ -185,6 +186,32 @@ extern "C" int tc_optimizer_step(tc_optimizer *opt)
         return TC_ERR_NULL;
     }
     return guard_status(__func__, [&] { opt->impl->step(); });
+}
+
+extern "C" int tc_optimizer_save(const tc_optimizer *opt, const char *path)
+{
+    if (!opt || !path) {
+        tc::note_null_input(__func__);
+        return TC_ERR_NULL;
+    }
+    return guard_status(__func__, [&] {
+        torch::serialize::OutputArchive archive;
+        opt->impl->save(archive);
+        archive.save_to(path);
+    });
+}
+
+extern "C" int tc_optimizer_load(tc_optimizer *opt, const char *path)
+{
+    if (!opt || !path) {
+        tc::note_null_input(__func__);
+        return TC_ERR_NULL;
+    }
+    return guard_status(__func__, [&] {
+        torch::serialize::InputArchive archive;
+        archive.load_from(path);
+        opt->impl->load(archive);
+    });
 }
 
 extern "C" void tc_optimizer_free(tc_optimizer *opt)

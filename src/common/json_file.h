@@ -1,0 +1,17 @@
+/*
+ * json_file.h - reading a JSON file from outside (SageMaker's config files, metadata) with a
+ * size cap, into cJSON; errors name the file and where parsing stopped.
+ */
+#ifndef COMMON_JSON_FILE_H
+#define COMMON_JSON_FILE_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+/* *out is owned by the caller (cJSON_Delete). */
+int json_read_file(const char *path, size_t max_bytes, cJSON **out);
+/* Serialises `json` (formatted) to path atomically. */
+int json_write_file(const char *path, const cJSON *json);
+
+#endif

@@ -1,0 +1,490 @@
+/*
+ * dataset.c - indexing a channel: class folders, .lst manifests, CIFAR binaries (see
+ * dataset.h). Every input is bounded: file sizes, class count, line lengths, label ranges.
+ */
+#define _DEFAULT_SOURCE
+#include "data/dataset.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "common/error.h"
+#include "common/fileio.h"
+
+#define CIFAR_PIXELS 3072
+#define MAX_ITEMS (50u * 1000 * 1000)
+
+/* ---- small growable lists ---- */
+
+struct strings {
+    char **v;
+    size_t n, cap;
+};
+
+static int strings_push(struct strings *s, const char *str)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        char **grown = realloc(s->v, cap * sizeof *grown);
+        if (!grown)
+            return err_set("out of memory listing files");
+        s->v = grown;
+        s->cap = cap;
+    }
+    if (!(s->v[s->n] = strdup(str)))
+        return err_set("out of memory listing files");
+    s->n++;
+    return 0;
+}
+
+static void strings_free(struct strings *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+    memset(s, 0, sizeof *s);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int push_item(struct dataset *d, size_t *cap, char *path, int32_t label, uint32_t record)
+{
+    if (d->count >= MAX_ITEMS) {
+        free(path);
+        return err_set("%s holds more than %u images", d->dir, MAX_ITEMS);
+    }
+    if (d->count == *cap) {
+        size_t n = *cap ? *cap * 2 : 1024;
+        struct dataset_item *grown = realloc(d->items, n * sizeof *grown);
+        if (!grown) {
+            free(path);
+            return err_set("out of memory indexing %s", d->dir);
+        }
+        d->items = grown;
+        *cap = n;
+    }
+    d->items[d->count++] = (struct dataset_item){path, label, record};
+    return 0;
+}
+
+static bool has_image_extension(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    return dot && (strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0 ||
+                   strcasecmp(dot, ".png") == 0);
+}
+
+static bool is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Sorted names of the visible entries of dir; dirs_only keeps subdirectories. */
+static int list_dir(const char *dir, bool dirs_only, struct strings *out)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return err_set("cannot read directory %s: %s", dir, strerror(errno));
+    struct dirent *e;
+    char path[4096];
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (dirs_only != is_dir(path))
+            continue;
+        rc = strings_push(out, e->d_name);
+    }
+    closedir(d);
+    if (rc == 0)
+        qsort(out->v, out->n, sizeof *out->v, cmp_str);
+    return rc;
+}
+
+/* Every image under dir (recursively), sorted, appended with `label`. */
+static int collect_images(struct dataset *d, size_t *cap, const char *dir, int32_t label, int depth)
+{
+    if (depth > 16)
+        return err_set("%s: directories nested too deep", dir);
+    struct strings files = {0}, subdirs = {0};
+    int rc = list_dir(dir, false, &files);
+    if (rc == 0)
+        rc = list_dir(dir, true, &subdirs);
+    char path[4096];
+    for (size_t i = 0; rc == 0 && i < files.n; i++) {
+        if (!has_image_extension(files.v[i]))
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, files.v[i]);
+        char *copy = strdup(path);
+        rc = copy ? push_item(d, cap, copy, label, 0) : err_set("out of memory");
+    }
+    for (size_t i = 0; rc == 0 && i < subdirs.n; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, subdirs.v[i]);
+        rc = collect_images(d, cap, path, label, depth + 1);
+    }
+    strings_free(&files);
+    strings_free(&subdirs);
+    return rc;
+}
+
+static int set_class_names(struct dataset *d, char *const *names, int n)
+{
+    d->class_names = calloc((size_t)n + 1, sizeof *d->class_names);
+    if (!d->class_names)
+        return err_set("out of memory");
+    for (int i = 0; i < n; i++)
+        if (!(d->class_names[i] = strdup(names[i])))
+            return err_set("out of memory");
+    d->num_classes = n;
+    return 0;
+}
+
+static int find_class(char *const *classes, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(classes[i], name) == 0)
+            return i;
+    return -1;
+}
+
+static int open_class_folders(struct dataset *d, char *const *classes, int num_classes)
+{
+    struct strings folders = {0};
+    size_t cap = 0;
+    int rc = list_dir(d->dir, true, &folders);
+    if (rc == 0 && folders.n > DATASET_MAX_CLASSES)
+        rc = err_set("%s has %zu class folders, more than %d", d->dir, folders.n, DATASET_MAX_CLASSES);
+    if (rc == 0)
+        rc = classes ? set_class_names(d, classes, num_classes)
+                     : set_class_names(d, folders.v, (int)folders.n);
+    char path[4096];
+    for (size_t i = 0; rc == 0 && i < folders.n; i++) {
+        int label = find_class(d->class_names, d->num_classes, folders.v[i]);
+        if (label < 0) {
+            rc = err_set("%s has a class folder \"%s\" that the train channel does not have",
+                         d->dir, folders.v[i]);
+            break;
+        }
+        snprintf(path, sizeof path, "%s/%s", d->dir, folders.v[i]);
+        rc = collect_images(d, &cap, path, label, 0);
+    }
+    snprintf(d->format, sizeof d->format, "class folders");
+    strings_free(&folders);
+    return rc;
+}
+
+/* The first *.lst file directly in dir, or "" */
+static int find_lst(const char *dir, char *out, size_t len)
+{
+    struct strings files = {0};
+    out[0] = '\0';
+    if (list_dir(dir, false, &files) < 0)
+        return -1;
+    for (size_t i = 0; i < files.n; i++) {
+        const char *dot = strrchr(files.v[i], '.');
+        if (dot && strcasecmp(dot, ".lst") == 0) {
+            snprintf(out, len, "%s/%s", dir, files.v[i]);
+            break;
+        }
+    }
+    strings_free(&files);
+    return 0;
+}
+
+static int open_lst(struct dataset *d, const char *lst_path, char *const *classes, int num_classes)
+{
+    char *text;
+    size_t len, cap = 0;
+    if (fileio_read_all(lst_path, 1u << 30, &text, &len) < 0)
+        return -1;
+    int rc = 0, max_label = -1;
+    size_t line_no = 0;
+    for (char *line = text, *next; rc == 0 && line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        line_no++;
+        size_t n = strlen(line);
+        if (n && line[n - 1] == '\r')
+            line[--n] = '\0';
+        if (n == 0)
+            continue;
+        char *f1 = strchr(line, '\t');
+        char *f2 = f1 ? strchr(f1 + 1, '\t') : NULL;
+        if (!f2) {
+            rc = err_set("%s line %zu: expected index<TAB>label<TAB>path", lst_path, line_no);
+            break;
+        }
+        *f2++ = '\0';
+        char *end;
+        double label = strtod(f1 + 1, &end); /* "3" or "3.000000" */
+        if (end == f1 + 1 || label < 0 || label != (int)label || label >= DATASET_MAX_CLASSES) {
+            rc = err_set("%s line %zu: label \"%s\" is not a class index", lst_path, line_no, f1 + 1);
+            break;
+        }
+        if (f2[0] == '/' || strstr(f2, "..")) {
+            rc = err_set("%s line %zu: path \"%s\" must stay inside the channel", lst_path, line_no, f2);
+            break;
+        }
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", d->dir, f2);
+        char *copy = strdup(path);
+        rc = copy ? push_item(d, &cap, copy, (int32_t)label, 0) : err_set("out of memory");
+        if ((int)label > max_label)
+            max_label = (int)label;
+    }
+    free(text);
+    if (rc < 0)
+        return rc;
+    if (classes) {
+        if (max_label >= num_classes)
+            return err_set("%s uses label %d but the train channel has %d classes", lst_path,
+                           max_label, num_classes);
+        rc = set_class_names(d, classes, num_classes);
+    } else {
+        /* .lst files carry no names: classes are called by their index. */
+        int n = max_label + 1;
+        char **names = calloc((size_t)n + 1, sizeof *names);
+        for (int i = 0; names && i < n; i++) {
+            names[i] = malloc(16);
+            if (names[i])
+                snprintf(names[i], 16, "%d", i);
+        }
+        rc = names ? set_class_names(d, names, n) : err_set("out of memory");
+        for (int i = 0; names && i < n; i++)
+            free(names[i]);
+        free(names);
+    }
+    snprintf(d->format, sizeof d->format, ".lst manifest");
+    return rc;
+}
+
+/* CIFAR binaries: 1 label byte (CIFAR-10) or coarse+fine (CIFAR-100), then 3072 pixels. */
+static int open_cifar(struct dataset *d, struct strings *files, int label_bytes,
+                      const char *names_file, int default_classes, char *const *classes,
+                      int num_classes)
+{
+    size_t record = (size_t)label_bytes + CIFAR_PIXELS, cap = 0;
+    size_t total = 0;
+    char path[4096];
+    for (size_t i = 0; i < files->n; i++) {
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", d->dir, files->v[i]);
+        if (stat(path, &st) != 0 || st.st_size % (off_t)record != 0)
+            return err_set("%s is not a CIFAR binary batch (size not a multiple of %zu)", path, record);
+        total += (size_t)st.st_size / record;
+    }
+    if (total > 10u * 1000 * 1000)
+        return err_set("%s: too many CIFAR records", d->dir);
+    d->pixels = malloc(total * CIFAR_PIXELS + 1);
+    if (!d->pixels)
+        return err_set("out of memory loading CIFAR from %s", d->dir);
+    for (size_t i = 0; i < files->n; i++) {
+        char *data;
+        size_t len;
+        snprintf(path, sizeof path, "%s/%s", d->dir, files->v[i]);
+        if (fileio_read_all(path, 1u << 30, &data, &len) < 0)
+            return -1;
+        for (size_t r = 0; r < len / record; r++) {
+            const uint8_t *rec = (const uint8_t *)data + r * record;
+            int label = rec[label_bytes - 1]; /* CIFAR-100: the fine label */
+            memcpy(d->pixels + d->records * CIFAR_PIXELS, rec + label_bytes, CIFAR_PIXELS);
+            if (push_item(d, &cap, NULL, label, (uint32_t)d->records) < 0) {
+                free(data);
+                return -1;
+            }
+            d->records++;
+        }
+        free(data);
+    }
+    d->source = DATASET_CIFAR;
+    snprintf(d->format, sizeof d->format, "CIFAR-%d binary", default_classes);
+    if (classes)
+        return set_class_names(d, classes, num_classes);
+    /* Class names from batches.meta.txt / fine_label_names.txt when present. */
+    struct strings names = {0};
+    char *text = NULL;
+    size_t len;
+    snprintf(path, sizeof path, "%s/%s", d->dir, names_file);
+    if (fileio_read_all(path, 1 << 20, &text, &len) == 0) {
+        for (char *line = strtok(text, "\r\n"); line; line = strtok(NULL, "\r\n"))
+            if (*line && strings_push(&names, line) < 0)
+                break;
+    }
+    free(text);
+    if ((int)names.n != default_classes) {
+        strings_free(&names);
+        for (int i = 0; i < default_classes; i++) {
+            char n[16];
+            snprintf(n, sizeof n, "%d", i);
+            strings_push(&names, n);
+        }
+    }
+    int rc = set_class_names(d, names.v, (int)names.n);
+    strings_free(&names);
+    return rc;
+}
+
+static int try_cifar(struct dataset *d, bool *found, char *const *classes, int num_classes)
+{
+    struct strings all = {0}, c10 = {0}, c100 = {0};
+    *found = false;
+    if (list_dir(d->dir, false, &all) < 0)
+        return -1;
+    for (size_t i = 0; i < all.n; i++) {
+        const char *n = all.v[i];
+        if ((strncmp(n, "data_batch_", 11) == 0 && strstr(n, ".bin")) || strcmp(n, "test_batch.bin") == 0)
+            strings_push(&c10, n);
+        if (strcmp(n, "train.bin") == 0 || strcmp(n, "test.bin") == 0)
+            strings_push(&c100, n);
+    }
+    int rc = 0;
+    if (c10.n) {
+        *found = true;
+        rc = open_cifar(d, &c10, 1, "batches.meta.txt", 10, classes, num_classes);
+    } else if (c100.n) {
+        *found = true;
+        rc = open_cifar(d, &c100, 2, "fine_label_names.txt", 100, classes, num_classes);
+    }
+    strings_free(&all);
+    strings_free(&c10);
+    strings_free(&c100);
+    return rc;
+}
+
+int dataset_open(const char *dir, const char *lst_dir, char *const *classes, int num_classes,
+                 struct dataset *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!is_dir(dir))
+        return err_set("channel directory %s does not exist", dir);
+    snprintf(out->dir, sizeof out->dir, "%s", dir);
+    char lst[4096];
+    int rc = find_lst(lst_dir ? lst_dir : dir, lst, sizeof lst);
+    bool cifar = false;
+    if (rc == 0 && lst[0])
+        rc = open_lst(out, lst, classes, num_classes);
+    else if (rc == 0 && (rc = try_cifar(out, &cifar, classes, num_classes)) == 0 && !cifar)
+        rc = open_class_folders(out, classes, num_classes);
+    if (rc == 0 && out->count == 0)
+        rc = err_set("channel %s has no images (looked for .jpg/.jpeg/.png under %d class "
+                     "folders, a .lst manifest, and CIFAR binary batches)",
+                     dir, out->num_classes);
+    if (rc < 0)
+        dataset_free(out);
+    return rc;
+}
+
+void dataset_free(struct dataset *d)
+{
+    for (size_t i = 0; d->items && i < d->count; i++)
+        free(d->items[i].path);
+    free(d->items);
+    for (int i = 0; d->class_names && i < d->num_classes; i++)
+        free(d->class_names[i]);
+    free(d->class_names);
+    free(d->pixels);
+    memset(d, 0, sizeof *d);
+}
+
+/* A copy of src's header and pixels, with no items. */
+static int clone_empty(const struct dataset *src, struct dataset *dst)
+{
+    memset(dst, 0, sizeof *dst);
+    dst->source = src->source;
+    memcpy(dst->format, src->format, sizeof dst->format);
+    memcpy(dst->dir, src->dir, sizeof dst->dir);
+    if (set_class_names(dst, src->class_names, src->num_classes) < 0)
+        return -1;
+    if (src->pixels) {
+        dst->pixels = malloc(src->records * CIFAR_PIXELS + 1);
+        if (!dst->pixels)
+            return err_set("out of memory splitting %s", src->dir);
+        memcpy(dst->pixels, src->pixels, src->records * CIFAR_PIXELS);
+        dst->records = src->records;
+    }
+    return 0;
+}
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+int dataset_split(const struct dataset *src, double fraction, uint64_t seed, struct dataset *train,
+                  struct dataset *val)
+{
+    size_t n = src->count, held = (size_t)(fraction * (double)n + 0.5);
+    if (held < 1 || held >= n)
+        return err_set("cannot hold out %.0f%% of %zu images for validation", fraction * 100, n);
+    size_t *order = malloc(n * sizeof *order);
+    if (!order)
+        return err_set("out of memory");
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    uint64_t s = seed ^ 0x5eed5eedull;
+    for (size_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
+        size_t j = (size_t)(splitmix(&s) % (i + 1));
+        size_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    int rc = clone_empty(src, train);
+    if (rc == 0)
+        rc = clone_empty(src, val);
+    size_t cap_t = 0, cap_v = 0;
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        const struct dataset_item *it = &src->items[order[k]];
+        char *path = it->path ? strdup(it->path) : NULL;
+        if (it->path && !path)
+            rc = err_set("out of memory");
+        else if (k < n - held)
+            rc = push_item(train, &cap_t, path, it->label, it->record);
+        else
+            rc = push_item(val, &cap_v, path, it->label, it->record);
+    }
+    free(order);
+    if (rc < 0) {
+        dataset_free(train);
+        dataset_free(val);
+    }
+    return rc;
+}
+
+int dataset_load_image(const struct dataset *d, size_t i, int min_side, struct image *out)
+{
+    const struct dataset_item *it = &d->items[i];
+    if (d->source == DATASET_CIFAR) {
+        out->width = out->height = 32;
+        out->pixels = malloc(CIFAR_PIXELS);
+        if (!out->pixels)
+            return err_set("out of memory");
+        const uint8_t *planes = d->pixels + (size_t)it->record * CIFAR_PIXELS;
+        for (int p = 0; p < 1024; p++)
+            for (int c = 0; c < 3; c++)
+                out->pixels[p * 3 + c] = planes[c * 1024 + p];
+        return 0;
+    }
+    char *data;
+    size_t len;
+    if (fileio_read_all(it->path, DATASET_MAX_FILE_BYTES, &data, &len) < 0)
+        return -1;
+    int rc = image_decode((const uint8_t *)data, len, min_side, out);
+    free(data);
+    if (rc < 0)
+        return err_prefix("%s: ", it->path);
+    return 0;
+}

@@ -1,0 +1,61 @@
+/*
+ * dataset.h - the index of one channel's images: paths (or in-memory pixels) and labels.
+ *
+ * Formats, detected per channel directory:
+ *   - class folders: <dir>/<class>/.../<name>.jpg|jpeg|png; classes are the folder names in sorted
+ *     order (torchvision's ImageFolder rule), e.g. 001.Affenpinscher;
+ *   - .lst manifests (SageMaker's image-classification format): lines
+ *     "index<TAB>label<TAB>relative/path", in the channel itself or in a "<channel>_lst"
+ *     channel, with the images under the channel directory;
+ *   - CIFAR-10/100 binary batches (data_batch_*.bin / test_batch.bin, or train.bin /
+ *     test.bin), held in memory.
+ * Knows nothing of libtorch; decoding happens in the loader.
+ */
+#ifndef DATA_DATASET_H
+#define DATA_DATASET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "image/decode.h"
+
+#define DATASET_MAX_CLASSES 100000
+#define DATASET_MAX_FILE_BYTES (64u << 20) /* one image file */
+
+enum dataset_source { DATASET_FILES, DATASET_CIFAR };
+
+struct dataset_item {
+    char *path;    /* DATASET_FILES: the image file; NULL for CIFAR */
+    int32_t label; /* class index */
+    uint32_t record; /* DATASET_CIFAR: record index into pixels */
+};
+
+struct dataset {
+    enum dataset_source source;
+    char format[48]; /* "class folders", ".lst manifest", "CIFAR-10 binary"... */
+    char dir[1024];
+    struct dataset_item *items;
+    size_t count;
+    char **class_names; /* num_classes names, index order */
+    int num_classes;
+    uint8_t *pixels; /* CIFAR: records x 3072 bytes, planar R,G,B 32x32 */
+    size_t records;
+};
+
+/* Indexes `dir`. lst_dir: a separate channel holding the .lst file (or NULL).
+ * classes/num_classes: the train channel's classes when indexing validation or test, so that
+ * labels agree (a folder unknown to train is an error); NULL to discover them. */
+int dataset_open(const char *dir, const char *lst_dir, char *const *classes, int num_classes,
+                 struct dataset *out);
+void dataset_free(struct dataset *d);
+
+/* Splits off a deterministic, seed-dependent `fraction` of src as validation. Both outputs
+ * share nothing with src (they own copies). */
+int dataset_split(const struct dataset *src, double fraction, uint64_t seed,
+                  struct dataset *train, struct dataset *val);
+
+/* Reads and decodes item i into RGB (min_side: see image_decode). */
+int dataset_load_image(const struct dataset *d, size_t i, int min_side, struct image *out);
+
+#endif

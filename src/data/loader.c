@@ -1,0 +1,310 @@
+/*
+ * loader.c - worker threads filling a ring of batch slots in order (see loader.h).
+ *
+ * Batch b of the epoch is built by worker (b - first) % threads into slot (b - first) % slots;
+ * a slot is reused for batch b + slots once the consumer has released batch b. Batches are
+ * therefore handed out strictly in order, and the worst case in memory is `slots` batches.
+ */
+#define _GNU_SOURCE
+#include "data/loader.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "image/transform.h"
+
+enum slot_state { SLOT_FREE, SLOT_FILLING, SLOT_READY };
+
+struct slot {
+    struct batch batch;
+    enum slot_state state;
+    size_t expected; /* the batch index this slot holds next */
+};
+
+struct worker {
+    struct loader *l;
+    int id;
+    pthread_t thread;
+    bool started;
+};
+
+struct loader {
+    const struct dataset *d;
+    struct loader_config c;
+    int epoch;
+    size_t *indices; /* this rank's samples, in epoch order */
+    size_t shard_len;
+    size_t first_batch, end_batch;
+    struct slot *slots;
+    int slot_count;
+    struct worker *workers;
+    int worker_count;
+    pthread_mutex_t mu;
+    pthread_cond_t changed;
+    size_t next; /* next batch to hand out */
+    bool stopping;
+    struct loader_stats stats;
+};
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static size_t shard_length(size_t n, const struct loader_config *c)
+{
+    size_t world = (size_t)(c->world_size > 0 ? c->world_size : 1);
+    size_t rank = (size_t)c->rank;
+    if (c->train) /* padded so that every rank takes the same number of steps */
+        return (n + world - 1) / world;
+    return n / world + (rank < n % world ? 1 : 0);
+}
+
+size_t loader_batch_count(size_t dataset_size, const struct loader_config *c)
+{
+    size_t len = shard_length(dataset_size, c), bs = (size_t)c->batch_size;
+    /* A last training batch of one image would break batch norm: it is dropped. */
+    if (c->train && len % bs == 1 && len > 1)
+        return len / bs;
+    return (len + bs - 1) / bs;
+}
+
+/* The epoch's sample order for this rank: shuffled for training (seeded by seed and epoch),
+ * padded by wrapping around, then every world_size-th sample from rank. */
+static int make_indices(struct loader *l)
+{
+    size_t n = l->d->count;
+    size_t world = (size_t)(l->c.world_size > 0 ? l->c.world_size : 1);
+    size_t *order = malloc(n * sizeof *order);
+    l->shard_len = shard_length(n, &l->c);
+    l->indices = malloc((l->shard_len + 1) * sizeof *l->indices);
+    if (!order || !l->indices) {
+        free(order);
+        return err_set("out of memory ordering %zu samples", n);
+    }
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    if (l->c.train) {
+        uint64_t s = l->c.seed * 1000003u + (uint64_t)l->epoch;
+        for (size_t i = n - 1; i > 0; i--) {
+            size_t j = (size_t)(splitmix(&s) % (i + 1));
+            size_t t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+    }
+    for (size_t k = 0; k < l->shard_len; k++)
+        l->indices[k] = order[(k * world + (size_t)l->c.rank) % n];
+    free(order);
+    return 0;
+}
+
+static void note_skipped(struct loader *l, const char *message)
+{
+    pthread_mutex_lock(&l->mu);
+    if (l->stats.skipped < 3)
+        snprintf(l->stats.first_bad[l->stats.skipped], sizeof l->stats.first_bad[0], "%s", message);
+    l->stats.skipped++;
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* Decodes and transforms sample `idx` into out [3,S,S]; false if it had to be skipped. */
+static bool load_sample(struct loader *l, size_t idx, uint8_t *rgb, float *out)
+{
+    const struct loader_config *c = &l->c;
+    struct image img = {0};
+    if (dataset_load_image(l->d, idx, c->train ? c->image_size : c->resize_size, &img) < 0) {
+        note_skipped(l, err_msg());
+        return false;
+    }
+    uint64_t rng = image_rng_seed(c->seed, (uint64_t)l->epoch, idx);
+    struct image_box box;
+    bool flip = false;
+    if (c->train && c->augment) {
+        box = image_random_resized_crop_box(img.width, img.height, c->min_crop_scale, &rng);
+        flip = image_rng_uniform(&rng) < 0.5;
+    } else {
+        box = image_center_crop_box(img.width, img.height, c->resize_size, c->image_size);
+    }
+    int rc = image_resample(&img, box, c->image_size, c->image_size, rgb);
+    image_free(&img);
+    if (rc < 0) {
+        note_skipped(l, err_msg());
+        return false;
+    }
+    image_normalize_chw(rgb, c->image_size, c->mean, c->std, flip, out);
+    return true;
+}
+
+static void fill_batch(struct loader *l, struct batch *b, size_t index, uint8_t *rgb)
+{
+    size_t per_image = 3 * (size_t)l->c.image_size * (size_t)l->c.image_size;
+    size_t start = index * (size_t)l->c.batch_size;
+    size_t end = start + (size_t)l->c.batch_size;
+    if (end > l->shard_len)
+        end = l->shard_len;
+    b->n = 0;
+    b->index = index;
+    for (size_t k = start; k < end && !l->stopping; k++) {
+        size_t idx = l->indices[k];
+        if (load_sample(l, idx, rgb, b->images + (size_t)b->n * per_image))
+            b->labels[b->n++] = l->d->items[idx].label;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct loader *l = w->l;
+    size_t side = (size_t)l->c.image_size;
+    uint8_t *rgb = malloc(side * side * 3);
+    for (size_t b = l->first_batch + (size_t)w->id; rgb && b < l->end_batch;
+         b += (size_t)l->worker_count) {
+        struct slot *s = &l->slots[(b - l->first_batch) % (size_t)l->slot_count];
+        pthread_mutex_lock(&l->mu);
+        while (!l->stopping && !(s->state == SLOT_FREE && s->expected == b))
+            pthread_cond_wait(&l->changed, &l->mu);
+        if (l->stopping) {
+            pthread_mutex_unlock(&l->mu);
+            break;
+        }
+        s->state = SLOT_FILLING;
+        pthread_mutex_unlock(&l->mu);
+
+        fill_batch(l, &s->batch, b, rgb);
+
+        pthread_mutex_lock(&l->mu);
+        s->state = SLOT_READY;
+        pthread_cond_broadcast(&l->changed);
+        pthread_mutex_unlock(&l->mu);
+    }
+    if (!rgb) { /* cannot work: stop the epoch rather than hang it */
+        pthread_mutex_lock(&l->mu);
+        l->stopping = true;
+        pthread_cond_broadcast(&l->changed);
+        pthread_mutex_unlock(&l->mu);
+    }
+    free(rgb);
+    return NULL;
+}
+
+static void loader_free(struct loader *l)
+{
+    for (int i = 0; l->slots && i < l->slot_count; i++) {
+        free(l->slots[i].batch.images);
+        free(l->slots[i].batch.labels);
+    }
+    free(l->slots);
+    free(l->workers);
+    free(l->indices);
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->changed);
+    free(l);
+}
+
+int loader_start(struct loader **out, const struct dataset *d, const struct loader_config *c,
+                 int epoch, size_t first_batch)
+{
+    *out = NULL;
+    if (c->batch_size < 1 || c->image_size < 1 || c->threads < 1 || d->count == 0)
+        return err_set("loader: bad configuration");
+    struct loader *l = calloc(1, sizeof *l);
+    if (!l)
+        return err_set("out of memory starting the data loader");
+    l->d = d;
+    l->c = *c;
+    l->epoch = epoch;
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->changed, NULL);
+    if (make_indices(l) < 0) {
+        loader_free(l);
+        return -1;
+    }
+    l->end_batch = loader_batch_count(d->count, c);
+    l->first_batch = first_batch < l->end_batch ? first_batch : l->end_batch;
+    l->next = l->first_batch;
+    l->worker_count = c->threads;
+    l->slot_count = c->threads + 2;
+    l->slots = calloc((size_t)l->slot_count, sizeof *l->slots);
+    l->workers = calloc((size_t)l->worker_count, sizeof *l->workers);
+    size_t floats = (size_t)c->batch_size * 3 * (size_t)c->image_size * (size_t)c->image_size;
+    for (int i = 0; l->slots && i < l->slot_count; i++) {
+        l->slots[i].batch.images = malloc(floats * sizeof(float));
+        l->slots[i].batch.labels = malloc((size_t)c->batch_size * sizeof(int64_t));
+        l->slots[i].expected = l->first_batch + (size_t)i;
+        if (!l->slots[i].batch.images || !l->slots[i].batch.labels) {
+            loader_free(l);
+            return err_set("out of memory for %d batches of %d images of %dx%d", l->slot_count,
+                           c->batch_size, c->image_size, c->image_size);
+        }
+    }
+    if (!l->slots || !l->workers) {
+        loader_free(l);
+        return err_set("out of memory starting the data loader");
+    }
+    for (int i = 0; i < l->worker_count; i++) {
+        l->workers[i] = (struct worker){l, i, 0, false};
+        if (pthread_create(&l->workers[i].thread, NULL, worker_main, &l->workers[i]) != 0) {
+            loader_stop(l, NULL);
+            return err_set("cannot start data loader thread %d", i);
+        }
+        l->workers[i].started = true;
+    }
+    *out = l;
+    return 0;
+}
+
+int loader_next(struct loader *l, struct batch **out)
+{
+    *out = NULL;
+    if (l->next >= l->end_batch)
+        return 0;
+    struct slot *s = &l->slots[(l->next - l->first_batch) % (size_t)l->slot_count];
+    pthread_mutex_lock(&l->mu);
+    while (!l->stopping && !(s->state == SLOT_READY && s->batch.index == l->next))
+        pthread_cond_wait(&l->changed, &l->mu);
+    bool ok = !l->stopping;
+    pthread_mutex_unlock(&l->mu);
+    if (!ok)
+        return err_set("the data loader stopped (out of memory in a worker)");
+    l->stats.images += (size_t)s->batch.n;
+    *out = &s->batch;
+    return 1;
+}
+
+void loader_release(struct loader *l, struct batch *b)
+{
+    struct slot *s = &l->slots[(b->index - l->first_batch) % (size_t)l->slot_count];
+    pthread_mutex_lock(&l->mu);
+    s->state = SLOT_FREE;
+    s->expected += (size_t)l->slot_count;
+    l->next++;
+    pthread_cond_broadcast(&l->changed);
+    pthread_mutex_unlock(&l->mu);
+}
+
+void loader_stop(struct loader *l, struct loader_stats *stats)
+{
+    if (!l)
+        return;
+    pthread_mutex_lock(&l->mu);
+    l->stopping = true;
+    pthread_cond_broadcast(&l->changed);
+    pthread_mutex_unlock(&l->mu);
+    for (int i = 0; i < l->worker_count; i++)
+        if (l->workers[i].started)
+            pthread_join(l->workers[i].thread, NULL);
+    if (stats) {
+        for (size_t k = 0; k < 3 && stats->skipped + k < 3 && k < l->stats.skipped; k++)
+            memcpy(stats->first_bad[stats->skipped + k], l->stats.first_bad[k], sizeof stats->first_bad[0]);
+        stats->images += l->stats.images;
+        stats->skipped += l->stats.skipped;
+    }
+    loader_free(l);
+}

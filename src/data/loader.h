@@ -1,0 +1,67 @@
+/*
+ * loader.h - the threaded batch loader: worker threads read, decode and transform images
+ * into ready float batches ahead of the training step, through a bounded ring of slots.
+ *
+ * Life of one epoch:
+ *     struct loader *l;
+ *     loader_start(&l, dataset, &config, epoch, first_batch);
+ *     struct batch *b;
+ *     while (loader_next(l, &b) > 0) { ...use b->images [n,3,S,S], b->labels [n]...;
+ *                                       loader_release(l, b); }
+ *     loader_stop(l);
+ *
+ * Order and augmentation depend only on (seed, epoch, sample index): the same whatever the
+ * thread count or timing, so a resumed job sees the same batches. With world_size > 1 each
+ * rank gets a disjoint shard, padded as DistributedSampler pads it. Memory is bounded by
+ * (workers + 2) batches whatever the dataset size. Images that cannot be read or decoded are
+ * skipped (the batch is then smaller) and counted.
+ */
+#ifndef DATA_LOADER_H
+#define DATA_LOADER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "data/dataset.h"
+
+struct loader_config {
+    int batch_size;
+    int image_size;     /* output side S */
+    int resize_size;    /* eval: shorter side before the centre crop */
+    bool train;         /* shuffle, random-resized-crop and flip (if augment) */
+    bool augment;
+    double min_crop_scale;
+    float mean[3], std[3];
+    int threads;        /* >= 1 */
+    uint64_t seed;
+    int rank, world_size;
+};
+
+struct batch {
+    float *images;   /* [n,3,S,S], owned by the loader */
+    int64_t *labels; /* [n] */
+    int n;           /* may be < batch_size: last batch, skipped images */
+    size_t index;    /* batch number within the epoch */
+};
+
+struct loader_stats {
+    size_t images;  /* delivered */
+    size_t skipped; /* unreadable or undecodable */
+    char first_bad[3][512]; /* messages for the first few skipped images */
+};
+
+struct loader;
+
+/* Batches this rank will see in one epoch. */
+size_t loader_batch_count(size_t dataset_size, const struct loader_config *c);
+/* Starts the workers at batch `first_batch` (0, or where an interrupted epoch stopped). */
+int loader_start(struct loader **out, const struct dataset *d, const struct loader_config *c,
+                 int epoch, size_t first_batch);
+/* 1: *out is the next batch; 0: the epoch is over. */
+int loader_next(struct loader *l, struct batch **out);
+void loader_release(struct loader *l, struct batch *b);
+/* Stops and joins the workers (also mid-epoch); adds this epoch's counts to *stats. */
+void loader_stop(struct loader *l, struct loader_stats *stats);
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * decode.h - JPEG and PNG files, held in memory, decoded into 8-bit RGB pixels.
+ *
+ * This is the one place where untrusted image bytes (training files, HTTP request bodies) meet
+ * a codec, so it is defensive: the size in the header is checked against IMAGE_MAX_SIDE and
+ * IMAGE_MAX_PIXELS before anything is allocated, a truncated or corrupt file is an error with
+ * the codec's own message rather than an image with grey rows, and every error path frees
+ * what it took. The result is what PIL's Image.open(f).convert("RGB") gives: alpha and tRNS
+ * are dropped (not composited), 16-bit samples keep their high byte, CMYK JPEGs are read with
+ * Adobe's inverted convention.
+ *
+ * Not here: resizing, cropping and normalisation (transform.h), reading files (fileio.h),
+ * other formats (GIF, WebP, BMP, TIFF), colour management (ICC profiles and gamma are ignored,
+ * as PIL ignores them), EXIF orientation.
+ *
+ *     struct image img = {0};
+ *     if (image_decode(body, body_len, 0, &img) < 0)
+ *         return err_prefix("request body: ");   // "request body: corrupt JPEG: ..."
+ *     ...
+ *     image_free(&img);
+ */
+#ifndef IMAGE_DECODE_H
+#define IMAGE_DECODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Pixels are RGB, interleaved, row-major (HWC): width * height * 3 bytes, malloc'd and owned
+ * by the struct; image_free releases them. */
+struct image {
+    uint8_t *pixels;
+    int width, height;
+};
+
+#define IMAGE_MAX_SIDE 16384
+#define IMAGE_MAX_PIXELS (40 * 1000 * 1000) /* cap so a hostile file cannot exhaust memory */
+
+enum image_format { IMAGE_FORMAT_UNKNOWN, IMAGE_FORMAT_JPEG, IMAGE_FORMAT_PNG };
+
+/* The format by its magic bytes (the file name's extension is not trusted). */
+enum image_format image_sniff(const uint8_t *data, size_t len);
+/* "JPEG", "PNG" or "unknown"; a static string. */
+const char *image_format_name(enum image_format f);
+
+/* Decodes data[0..len) into *out (overwritten; on failure it is left empty: pixels NULL, size
+ * 0). min_side: when > 0, a JPEG may be decoded at a reduced DCT scale (n/8, n = 1..8) as long
+ * as both output sides stay >= min_side, which is much cheaper than decoding at full size and
+ * resizing afterwards; the smallest such scale is used. 0 decodes at full size. PNG ignores
+ * it. Returns 0, or -1 with err_msg() saying why ("not a JPEG or PNG image", "corrupt JPEG:
+ * Premature end of JPEG file", "PNG image is 100000x100000 pixels; the limit is ..."). */
+int image_decode(const uint8_t *data, size_t len, int min_side, struct image *out);
+
+/* Frees the pixels and empties *img. NULL-safe and idempotent. */
+void image_free(struct image *img);
+
+#endif

@@ -1,0 +1,129 @@
+/*
+ * channels.c - naming the channels (see channels.h).
+ */
+#define _DEFAULT_SOURCE
+#include "train/channels.h"
+
+#include <ctype.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/error.h"
+#include "common/json_file.h"
+#include "common/log.h"
+
+static const struct {
+    const char *name;
+    size_t offset;
+    size_t lst_offset; /* 0: no .lst companion */
+} known[] = {
+#define C(f) offsetof(struct channel_set, f)
+    {"train", C(train), C(train_lst)},          {"training", C(train), C(train_lst)},
+    {"validation", C(validation), C(validation_lst)}, {"valid", C(validation), C(validation_lst)},
+    {"val", C(validation), C(validation_lst)},   {"test", C(test), C(test_lst)},
+    {"testing", C(test), C(test_lst)},          {"pretrained", C(pretrained), 0},
+    {"model", C(pretrained), 0},                {"pretrained_model", C(pretrained), 0},
+#undef C
+};
+
+static int assign(const struct opt_ml *p, struct channel_set *out, const char *name)
+{
+    char lower[128];
+    size_t n = strlen(name);
+    if (n >= sizeof lower)
+        return 0;
+    for (size_t i = 0; i <= n; i++)
+        lower[i] = (char)tolower((unsigned char)name[i]);
+    bool lst = n > 4 && strcmp(lower + n - 4, "_lst") == 0;
+    if (lst)
+        lower[n - 4] = '\0';
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++) {
+        if (strcmp(known[i].name, lower) != 0 || (lst && !known[i].lst_offset))
+            continue;
+        char *slot = (char *)out + (lst ? known[i].lst_offset : known[i].offset);
+        if (slot[0]) {
+            log_warn("channel %s ignored: another channel already serves as %s", name, known[i].name);
+            return 0;
+        }
+        return opt_ml_join(slot, OPT_ML_PATH_MAX, p->data_dir, name);
+    }
+    log_warn("channel %s is not one this image reads (train, validation, test, pretrained, "
+             "<channel>_lst); ignored",
+             name);
+    return 0;
+}
+
+int channels_find(const struct opt_ml *p, struct channel_set *out)
+{
+    memset(out, 0, sizeof *out);
+    char path[OPT_ML_PATH_MAX * 2];
+    snprintf(path, sizeof path, "%s/inputdataconfig.json", p->config_dir);
+    FILE *probe = fopen(path, "r");
+    int rc = 0;
+    if (probe) {
+        fclose(probe);
+        cJSON *cfg;
+        if (json_read_file(path, 1 << 20, &cfg) < 0)
+            return -1;
+        if (!cJSON_IsObject(cfg)) {
+            cJSON_Delete(cfg);
+            return err_set("%s must hold one JSON object of channels", path);
+        }
+        for (cJSON *ch = cfg->child; ch && rc == 0; ch = ch->next) {
+            const cJSON *mode = cJSON_GetObjectItemCaseSensitive(ch, "TrainingInputMode");
+            if (cJSON_IsString(mode) && strcasecmp(mode->valuestring, "Pipe") == 0) {
+                rc = err_set("channel %s uses Pipe input mode, which this image does not read: "
+                             "use File or FastFile mode",
+                             ch->string);
+                break;
+            }
+            rc = assign(p, out, ch->string);
+        }
+        cJSON_Delete(cfg);
+    } else {
+        DIR *d = opendir(p->data_dir);
+        struct dirent *e;
+        while (d && rc == 0 && (e = readdir(d)))
+            if (e->d_name[0] != '.')
+                rc = assign(p, out, e->d_name);
+        if (d)
+            closedir(d);
+    }
+    if (rc == 0 && !out->train[0])
+        rc = err_set("no train channel: give the job a channel named \"train\" (or \"training\") "
+                     "holding the training images; looked in %s",
+                     p->data_dir);
+    return rc;
+}
+
+int channels_pretrained_file(const char *dir, char *out, size_t len)
+{
+    out[0] = '\0';
+    DIR *d = opendir(dir);
+    if (!d)
+        return err_set("cannot read the pretrained channel %s", dir);
+    struct dirent *e;
+    char path[4096];
+    while ((e = readdir(d)) && !out[0]) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(path, &st) != 0)
+            continue;
+        const char *dot = strrchr(e->d_name, '.');
+        if (S_ISREG(st.st_mode) && dot && (strcmp(dot, ".pth") == 0 || strcmp(dot, ".pt") == 0))
+            snprintf(out, len, "%s", path);
+        else if (S_ISDIR(st.st_mode))
+            channels_pretrained_file(path, out, len);
+    }
+    closedir(d);
+    return 0;
+}

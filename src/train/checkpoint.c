@@ -1,0 +1,240 @@
+/*
+ * checkpoint.c - saving and resuming a training job, which is how managed spot training and
+ * SIGTERM survive: <checkpoint dir>/<host>/ holds model.pth (the current weights),
+ * optimizer.pt (momentum/Adam state), rng.pth (the torch generator) and state.json (epoch,
+ * batch within the epoch, partial sums, best so far, history). Named per host so that hosts
+ * never clash in S3.
+ *
+ * A checkpoint is written whole into a temporary folder, which then replaces the previous one
+ * (the old folder is moved aside first and removed last), so a crash at any moment leaves one
+ * complete checkpoint: the new, or the old one as "<host>.old".
+ */
+#define _DEFAULT_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/error.h"
+#include "common/fileio.h"
+#include "common/json_file.h"
+#include "common/log.h"
+#include "train/job.h"
+
+#define FORMAT "sagemaker-image-classifier-c/checkpoint/1"
+
+static void remove_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char path[4096];
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+/* The best model so far lives in the model dir; a checkpoint carries a copy, because on a
+ * spot restart the model dir starts empty while the checkpoint dir is restored. */
+static int copy_file(const char *from, const char *to)
+{
+    char *data;
+    size_t len;
+    if (fileio_read_all(from, (size_t)8 << 30, &data, &len) < 0)
+        return -1;
+    int rc = fileio_write_atomic(to, data, len);
+    free(data);
+    return rc;
+}
+
+static cJSON *state_json(const struct train_job *job)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "format", FORMAT);
+    cJSON_AddStringToObject(j, "arch", job->model->arch);
+    cJSON_AddNumberToObject(j, "num_classes", job->model->num_classes);
+    cJSON_AddNumberToObject(j, "epochs", job->hp.epochs);
+    cJSON_AddNumberToObject(j, "next_epoch", job->next_epoch);
+    cJSON_AddNumberToObject(j, "next_batch", (double)job->next_batch);
+    cJSON_AddNumberToObject(j, "partial_loss_sum", job->partial_loss_sum);
+    cJSON_AddNumberToObject(j, "partial_correct", job->partial_correct);
+    cJSON_AddNumberToObject(j, "partial_seen", job->partial_seen);
+    cJSON_AddNumberToObject(j, "best_epoch", job->best_epoch);
+    cJSON_AddNumberToObject(j, "best_val_acc", job->best_val_acc);
+    cJSON_AddNumberToObject(j, "epochs_without_improvement", job->epochs_without_improvement);
+    cJSON *hist = cJSON_AddArrayToObject(j, "history");
+    for (int i = 0; i < job->history_count; i++) {
+        const struct epoch_metrics *m = &job->history[i];
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "epoch", m->epoch);
+        cJSON_AddNumberToObject(e, "train_loss", m->train_loss);
+        cJSON_AddNumberToObject(e, "train_acc", m->train_acc);
+        cJSON_AddNumberToObject(e, "val_loss", m->val_loss);
+        cJSON_AddNumberToObject(e, "val_acc", m->val_acc);
+        cJSON_AddNumberToObject(e, "lr", m->lr);
+        cJSON_AddNumberToObject(e, "images_per_sec", m->images_per_sec);
+        cJSON_AddNumberToObject(e, "seconds", m->seconds);
+        cJSON_AddItemToArray(hist, e);
+    }
+    return j;
+}
+
+int checkpoint_save(const struct train_job *job)
+{
+    char final_dir[OPT_ML_PATH_MAX * 2], tmp_dir[OPT_ML_PATH_MAX * 2], old_dir[OPT_ML_PATH_MAX * 2];
+    char path[OPT_ML_PATH_MAX * 3];
+    const char *base = job->paths.checkpoint_dir;
+    snprintf(final_dir, sizeof final_dir, "%s/%s", base, job->host);
+    snprintf(tmp_dir, sizeof tmp_dir, "%s/.%s.tmp-%ld", base, job->host, (long)getpid());
+    snprintf(old_dir, sizeof old_dir, "%s/%s.old", base, job->host);
+    remove_tree(tmp_dir);
+    if (opt_ml_mkdirs(tmp_dir) < 0)
+        return err_prefix("checkpoint: ");
+
+    int rc = 0;
+    snprintf(path, sizeof path, "%s/model.pth", tmp_dir);
+    rc = model_save(job->model, path);
+    snprintf(path, sizeof path, "%s/optimizer.pt", tmp_dir);
+    if (rc == 0 && tc_optimizer_save(job->optimizer, path) < 0)
+        rc = err_set("saving the optimizer state: %s", tc_last_error());
+    if (rc == 0) {
+        tc_scope *s = tc_scope_begin();
+        tc_state_dict *rng = tc_state_dict_new();
+        tc_state_dict_set(rng, "cpu", tc_rng_state());
+        snprintf(path, sizeof path, "%s/rng.pth", tmp_dir);
+        if (tc_state_dict_save(rng, path) < 0)
+            rc = err_set("saving the random generator state: %s", tc_last_error());
+        tc_state_dict_free(rng);
+        tc_scope_end(s);
+    }
+    char best[OPT_ML_PATH_MAX * 2];
+    snprintf(best, sizeof best, "%s/model.pth", job->paths.model_dir);
+    snprintf(path, sizeof path, "%s/best.pth", tmp_dir);
+    if (rc == 0 && access(best, F_OK) == 0)
+        rc = copy_file(best, path);
+    if (rc == 0) {
+        cJSON *state = state_json(job);
+        snprintf(path, sizeof path, "%s/state.json", tmp_dir);
+        rc = json_write_file(path, state); /* written last: its presence marks a whole checkpoint */
+        cJSON_Delete(state);
+    }
+    if (rc == 0) {
+        remove_tree(old_dir);
+        if (rename(final_dir, old_dir) != 0 && errno != ENOENT)
+            rc = err_set("checkpoint: cannot move %s aside: %s", final_dir, strerror(errno));
+        else if (rename(tmp_dir, final_dir) != 0)
+            rc = err_set("checkpoint: cannot rename %s: %s", tmp_dir, strerror(errno));
+        else
+            remove_tree(old_dir);
+    }
+    if (rc < 0) {
+        remove_tree(tmp_dir);
+        return err_prefix("writing the checkpoint in %s: ", base);
+    }
+    if (job->next_batch == 0)
+        log_info("checkpoint saved after epoch %d (%s)", job->next_epoch, final_dir);
+    else
+        log_info("checkpoint saved in epoch %d at batch %zu (%s)", job->next_epoch + 1,
+                 job->next_batch, final_dir);
+    return 0;
+}
+
+static double number(const cJSON *j, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static int restore(struct train_job *job, const char *dir)
+{
+    char path[OPT_ML_PATH_MAX * 3];
+    cJSON *state;
+    snprintf(path, sizeof path, "%s/state.json", dir);
+    if (json_read_file(path, 16 << 20, &state) < 0)
+        return -1;
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(state, "format");
+    const cJSON *arch = cJSON_GetObjectItemCaseSensitive(state, "arch");
+    if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, FORMAT) != 0 || !cJSON_IsString(arch) ||
+        strcmp(arch->valuestring, job->model->arch) != 0 ||
+        (int)number(state, "num_classes") != job->model->num_classes) {
+        cJSON_Delete(state);
+        log_warn("checkpoint in %s is for another model or format; starting afresh", dir);
+        return 0;
+    }
+    int rc = 0;
+    snprintf(path, sizeof path, "%s/model.pth", dir);
+    if (model_load_file(job->model, path, NULL, NULL) < 0)
+        rc = -1;
+    snprintf(path, sizeof path, "%s/optimizer.pt", dir);
+    if (rc == 0 && tc_optimizer_load(job->optimizer, path) < 0)
+        rc = err_set("loading the optimizer state %s: %s", path, tc_last_error());
+    snprintf(path, sizeof path, "%s/rng.pth", dir);
+    tc_state_dict *rng = rc == 0 ? tc_state_dict_load(path) : NULL;
+    if (rc == 0) {
+        tc_scope *s = tc_scope_begin();
+        if (!rng || tc_rng_set_state(tc_state_dict_get(rng, "cpu")) < 0)
+            rc = err_set("restoring the random generator from %s: %s", path, tc_last_error());
+        tc_scope_end(s);
+    }
+    tc_state_dict_free(rng);
+    char best[OPT_ML_PATH_MAX * 2];
+    snprintf(best, sizeof best, "%s/model.pth", job->paths.model_dir);
+    snprintf(path, sizeof path, "%s/best.pth", dir);
+    if (rc == 0 && access(best, F_OK) != 0 && access(path, F_OK) == 0 &&
+        (opt_ml_mkdirs(job->paths.model_dir) < 0 || copy_file(path, best) < 0))
+        rc = -1;
+    if (rc == 0) {
+        job->next_epoch = (int)number(state, "next_epoch");
+        job->next_batch = (size_t)number(state, "next_batch");
+        job->partial_loss_sum = number(state, "partial_loss_sum");
+        job->partial_correct = number(state, "partial_correct");
+        job->partial_seen = number(state, "partial_seen");
+        job->best_epoch = (int)number(state, "best_epoch");
+        job->best_val_acc = number(state, "best_val_acc");
+        job->epochs_without_improvement = (int)number(state, "epochs_without_improvement");
+        const cJSON *hist = cJSON_GetObjectItemCaseSensitive(state, "history");
+        const cJSON *e;
+        job->history_count = 0;
+        cJSON_ArrayForEach(e, hist)
+        {
+            if (job->history_count >= (int)(sizeof job->history / sizeof *job->history))
+                break;
+            job->history[job->history_count++] = (struct epoch_metrics){
+                (int)number(e, "epoch"), number(e, "train_loss"), number(e, "train_acc"),
+                number(e, "val_loss"),   number(e, "val_acc"),    number(e, "lr"),
+                number(e, "images_per_sec"), number(e, "seconds"),
+            };
+        }
+    }
+    cJSON_Delete(state);
+    return rc < 0 ? err_prefix("resuming from the checkpoint in %s: ", dir) : 1;
+}
+
+int checkpoint_resume(struct train_job *job)
+{
+    char dir[OPT_ML_PATH_MAX * 2], path[OPT_ML_PATH_MAX * 3];
+    const char *candidates[] = {"%s/%s", "%s/%s.old"}; /* .old: a crash mid-swap */
+    for (int i = 0; i < 2; i++) {
+        snprintf(dir, sizeof dir, candidates[i], job->paths.checkpoint_dir, job->host);
+        snprintf(path, sizeof path, "%s/state.json", dir);
+        if (access(path, F_OK) != 0)
+            continue;
+        int rc = restore(job, dir);
+        if (rc == 1)
+            log_info("resumed from the checkpoint in %s: epoch %d, batch %zu", dir,
+                     job->next_epoch + 1, job->next_batch);
+        return rc;
+    }
+    return 0;
+}

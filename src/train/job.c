@@ -1,0 +1,217 @@
+/*
+ * job.c - setting up a training job from /opt/ml: hyperparameters, hosts, channels and their
+ * datasets, the model (optionally from pretrained weights), the device and the optimizer.
+ * Every check that can fail does so here, before the first training step.
+ */
+#define _DEFAULT_SOURCE
+#include "train/job.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/error.h"
+#include "common/json_file.h"
+#include "common/log.h"
+
+static const float imagenet_mean[3] = {0.485f, 0.456f, 0.406f};
+static const float imagenet_std[3] = {0.229f, 0.224f, 0.225f};
+
+/* resourceconfig.json: which host this is. Several hosts need the distributed launcher. */
+static int read_resource_config(struct train_job *job)
+{
+    char path[OPT_ML_PATH_MAX * 2];
+    snprintf(path, sizeof path, "%s/resourceconfig.json", job->paths.config_dir);
+    snprintf(job->host, sizeof job->host, "algo-1");
+    job->rank = 0;
+    job->world_size = 1;
+    if (access(path, F_OK) != 0)
+        return 0;
+    cJSON *cfg;
+    if (json_read_file(path, 1 << 20, &cfg) < 0)
+        return -1;
+    const cJSON *host = cJSON_GetObjectItemCaseSensitive(cfg, "current_host");
+    const cJSON *hosts = cJSON_GetObjectItemCaseSensitive(cfg, "hosts");
+    int rc = 0;
+    if (!cJSON_IsString(host) || !cJSON_IsArray(hosts) || cJSON_GetArraySize(hosts) < 1)
+        rc = err_set("%s needs \"current_host\" (a string) and \"hosts\" (a non-empty list)", path);
+    else if (cJSON_GetArraySize(hosts) > 1)
+        rc = err_set("%s lists %d hosts; this build of train runs on one host: use "
+                     "InstanceCount=1",
+                     path, cJSON_GetArraySize(hosts));
+    else
+        snprintf(job->host, sizeof job->host, "%s", host->valuestring);
+    cJSON_Delete(cfg);
+    return rc;
+}
+
+/* checkpointconfig.json's LocalPath, when checkpointing is configured. */
+static int read_checkpoint_config(struct train_job *job)
+{
+    char path[OPT_ML_PATH_MAX * 2];
+    snprintf(path, sizeof path, "%s/checkpointconfig.json", job->paths.config_dir);
+    if (access(path, F_OK) != 0)
+        return 0;
+    cJSON *cfg;
+    if (json_read_file(path, 1 << 20, &cfg) < 0)
+        return -1;
+    const cJSON *local = cJSON_GetObjectItemCaseSensitive(cfg, "LocalPath");
+    if (cJSON_IsString(local) && local->valuestring[0])
+        snprintf(job->paths.checkpoint_dir, sizeof job->paths.checkpoint_dir, "%s", local->valuestring);
+    cJSON_Delete(cfg);
+    return 0;
+}
+
+static int open_datasets(struct train_job *job)
+{
+    const struct channel_set *ch = &job->channels;
+    if (dataset_open(ch->train, ch->train_lst[0] ? ch->train_lst : NULL, NULL, 0, &job->train) < 0)
+        return err_prefix("train channel: ");
+    log_info("train channel: %zu images in %d classes (%s)", job->train.count,
+             job->train.num_classes, job->train.format);
+    if (ch->validation[0]) {
+        if (dataset_open(ch->validation, ch->validation_lst[0] ? ch->validation_lst : NULL,
+                         job->train.class_names, job->train.num_classes, &job->val) < 0)
+            return err_prefix("validation channel: ");
+        snprintf(job->val_source, sizeof job->val_source, "the validation channel");
+    } else {
+        struct dataset all = job->train;
+        if (dataset_split(&all, job->hp.validation_fraction, job->hp.seed, &job->train, &job->val) < 0) {
+            job->train = all;
+            return err_prefix("no validation channel, and ");
+        }
+        dataset_free(&all);
+        snprintf(job->val_source, sizeof job->val_source, "%.0f%% held out of train (no validation channel)",
+                 job->hp.validation_fraction * 100);
+    }
+    log_info("validation: %zu images from %s", job->val.count, job->val_source);
+    if (ch->test[0]) {
+        if (dataset_open(ch->test, ch->test_lst[0] ? ch->test_lst : NULL, job->train.class_names,
+                         job->train.num_classes, &job->test) < 0)
+            return err_prefix("test channel: ");
+        job->has_test = true;
+        log_info("test channel: %zu images", job->test.count);
+    }
+    return 0;
+}
+
+static int load_pretrained(struct train_job *job)
+{
+    char file[OPT_ML_PATH_MAX * 2];
+    if (!job->channels.pretrained[0])
+        return 0;
+    if (channels_pretrained_file(job->channels.pretrained, file, sizeof file) < 0)
+        return -1;
+    if (!file[0])
+        return err_set("the pretrained channel %s holds no .pth or .pt file", job->channels.pretrained);
+    struct model_load_options opts = {.skip_mismatched_head = true};
+    struct model_load_report report;
+    if (model_load_file(job->model, file, &opts, &report) < 0)
+        return err_prefix("pretrained channel: ");
+    log_info("started from %s: %zu tensors loaded%s%s", file, report.loaded,
+             report.head_skipped ? "; classifier head re-initialised (class count differs)" : "",
+             report.stripped_module_prefix ? "; \"module.\" prefix removed" : "");
+    return 0;
+}
+
+static int make_optimizer(struct train_job *job)
+{
+    tc_tensor **params;
+    size_t n;
+    if (model_parameters(job->model, MODEL_PARAMS_TRAINABLE, &params, &n) < 0)
+        return -1;
+    const struct hyperparams *hp = &job->hp;
+    if (hp->optimizer == OPTIMIZER_SGD) {
+        struct tc_sgd_options o = tc_sgd_default_options();
+        o.lr = hp->lr;
+        o.momentum = hp->momentum;
+        o.weight_decay = hp->weight_decay;
+        job->optimizer = tc_sgd_new(params, n, &o);
+    } else {
+        struct tc_adam_options o = tc_adam_default_options();
+        o.lr = hp->lr;
+        o.weight_decay = hp->weight_decay;
+        o.decoupled_weight_decay = hp->optimizer == OPTIMIZER_ADAMW;
+        job->optimizer = tc_adam_new(params, n, &o);
+    }
+    free(params);
+    if (!job->optimizer)
+        return err_set("creating the %s optimizer: %s", optimizer_name(hp->optimizer), tc_last_error());
+    return 0;
+}
+
+static int choose_device(struct train_job *job)
+{
+    int gpus = tc_cuda_device_count();
+    job->device = gpus > 0 ? tc_device_cuda(0) : tc_device_cpu();
+    job->amp = job->hp.amp < 0 ? gpus > 0 : job->hp.amp == 1;
+    job->channels_last = job->hp.channels_last < 0 ? gpus > 0 : job->hp.channels_last == 1;
+    if (model_to(job->model, job->device, job->channels_last) < 0)
+        return -1;
+    log_info("device: %s%s%s", gpus > 0 ? "cuda:0" : "cpu", job->amp ? ", bf16 autocast" : "",
+             job->channels_last ? ", channels-last" : "");
+    return 0;
+}
+
+int job_setup(struct train_job *job)
+{
+    char path[OPT_ML_PATH_MAX * 2];
+    snprintf(path, sizeof path, "%s/hyperparameters.json", job->paths.config_dir);
+    if (hyperparams_load(path, &job->hp) < 0)
+        return -1;
+    struct hyperparams *hp = &job->hp;
+    if (read_resource_config(job) < 0 || read_checkpoint_config(job) < 0)
+        return -1;
+    if (channels_find(&job->paths, &job->channels) < 0 || open_datasets(job) < 0)
+        return -1;
+
+    int classes = job->train.num_classes;
+    if (hp->num_classes && hp->num_classes < classes)
+        return err_set("hyperparameter num_classes=%d, but the train channel has %d classes",
+                       hp->num_classes, classes);
+    if (hp->num_classes)
+        classes = hp->num_classes;
+    bool lenet = strcmp(hp->model, "lenet") == 0;
+    job->image_size = hp->image_size ? hp->image_size : lenet ? 32 : 224;
+    if (lenet && job->image_size != 32)
+        return err_set("hyperparameter image_size=%d: lenet takes 32x32 images only", job->image_size);
+    job->resize_size = (int)lround(job->image_size * 8.0 / 7.0); /* 224 -> 256 */
+    memcpy(job->mean, imagenet_mean, sizeof job->mean);
+    memcpy(job->std, imagenet_std, sizeof job->std);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    job->threads = hp->num_workers ? hp->num_workers : cores > 0 ? (int)cores : 1;
+    job->local_run = getenv("TRAINING_JOB_NAME") == NULL;
+
+    tc_manual_seed(hp->seed);
+    if (model_create(hp->model, classes, &job->model) < 0)
+        return -1;
+    if (load_pretrained(job) < 0)
+        return -1;
+    if (hp->freeze_backbone && model_freeze_backbone(job->model, true) < 0)
+        return -1;
+    if (choose_device(job) < 0 || make_optimizer(job) < 0)
+        return -1;
+    log_info("model %s: %d classes, %lld parameters (%lld trainable), %dx%d inputs", hp->model,
+             classes, (long long)model_parameter_count(job->model, MODEL_PARAMS_ALL),
+             (long long)model_parameter_count(job->model, MODEL_PARAMS_TRAINABLE), job->image_size,
+             job->image_size);
+    log_info("training: %d epochs, batch %d, %s lr %g (schedule %s, warmup %d), %d loader threads",
+             hp->epochs, hp->batch_size, optimizer_name(hp->optimizer), hp->lr,
+             lr_schedule_name(hp->lr_scheduler), hp->warmup_epochs, job->threads);
+    return 0;
+}
+
+void job_free(struct train_job *job)
+{
+    tc_optimizer_free(job->optimizer);
+    model_free(job->model);
+    dataset_free(&job->train);
+    dataset_free(&job->val);
+    dataset_free(&job->test);
+    eval_result_free(&job->final_val);
+    eval_result_free(&job->final_test);
+}

@@ -1,0 +1,97 @@
+/*
+ * main.c - `train`: what `docker run IMAGE train` runs. Reads the /opt/ml tree ($OPT_ML
+ * overrides the root), trains, and leaves the model, its metadata and the metrics; on any
+ * failure writes /opt/ml/output/failure and exits 1. SIGTERM (SageMaker's stop, spot
+ * interruption) stops at the next step, saves a checkpoint and exits 143; a restarted job
+ * resumes from that checkpoint.
+ */
+#define _DEFAULT_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "common/failure.h"
+#include "common/log.h"
+#include "train/job.h"
+
+static volatile sig_atomic_t stop_requested = 0;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void install_signal_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+/* The best weights, reloaded from the file that was written: what is reported is what ships. */
+static int evaluate_best(struct train_job *job)
+{
+    char path[OPT_ML_PATH_MAX * 2];
+    snprintf(path, sizeof path, "%s/model.pth", job->paths.model_dir);
+    if (model_load_file(job->model, path, NULL, NULL) < 0)
+        return err_prefix("reloading the best model: ");
+    if (model_to(job->model, job->device, job->channels_last) < 0)
+        return -1;
+    if (trainer_evaluate(job, &job->val, &job->final_val) < 0)
+        return err_prefix("final validation: ");
+    log_metric("best_epoch=%d best_validation_accuracy=%.4f", job->best_epoch, job->final_val.accuracy);
+    if (job->has_test) {
+        if (trainer_evaluate(job, &job->test, &job->final_test) < 0)
+            return err_prefix("test evaluation: ");
+        log_metric("test_loss=%.4f test_acc=%.4f", job->final_test.loss, job->final_test.accuracy);
+        /* The line the Python seeds' metric definitions look for. */
+        log_metric("Testing Loss: %.4f, Testing Accuracy: %.4f", job->final_test.loss,
+                   job->final_test.accuracy);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv; /* SageMaker passes "train"; nothing else is read from the command line */
+    install_signal_handlers();
+    struct train_job *job = calloc(1, sizeof *job);
+    if (!job || opt_ml_init(&job->paths) < 0) {
+        fprintf(stderr, "train: %s\n", job ? err_msg() : "out of memory");
+        return 1;
+    }
+    job->stop_requested = &stop_requested;
+    unlink(job->paths.failure_path); /* a previous local run's failure is not this one's */
+
+    int rc = job_setup(job);
+    if (rc == 0)
+        rc = checkpoint_resume(job);
+    if (rc >= 0 && !stop_requested)
+        rc = trainer_run(job);
+    int status = 0;
+    if (stop_requested && rc >= 0) {
+        log_info("stopped by a signal: a checkpoint is in %s; a restarted job resumes from it",
+                 job->paths.checkpoint_dir);
+        status = 143;
+    } else if (rc >= 0 && (evaluate_best(job) < 0 || artifacts_write_final(job) < 0)) {
+        rc = -1;
+    }
+    if (rc < 0) {
+        failure_write(job->paths.failure_path, err_msg());
+        status = 1;
+    } else if (status == 0) {
+        log_info("training finished: model in %s", job->paths.model_dir);
+    }
+    job_free(job);
+    free(job);
+    return status;
+}

@@ -1,0 +1,295 @@
+/*
+ * trainer.c - the epoch loop: train, validate, log the metric line, keep the best model,
+ * checkpoint, stop early; and the evaluation pass shared by validation and test.
+ *
+ * The metric lines (stdout) are the stable interface tuning jobs parse; README.md lists
+ * regexes for them and tests/python/check_train_e2e.py applies exactly those:
+ *   epoch=2/10 train_loss=0.6931 train_acc=0.5012 val_loss=0.6802 val_acc=0.5600 lr=0.01 images_per_sec=812.3 epoch_time_s=3.1
+ *   test_loss=0.4102 test_acc=0.8750
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "data/loader.h"
+#include "train/job.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+double trainer_lr_at(const struct hyperparams *hp, double epoch)
+{
+    double warm = hp->warmup_epochs;
+    if (epoch < warm)
+        return hp->lr * (epoch + 1e-3) / warm;
+    switch (hp->lr_scheduler) {
+    case LR_SCHEDULE_STEP:
+        return hp->lr * pow(hp->lr_gamma, floor(epoch / hp->lr_step_size));
+    case LR_SCHEDULE_COSINE: {
+        double span = hp->epochs - warm;
+        double t = span > 0 ? (epoch - warm) / span : 1.0;
+        return 0.5 * hp->lr * (1.0 + cos(M_PI * (t > 1 ? 1 : t)));
+    }
+    default:
+        return hp->lr;
+    }
+}
+
+static struct loader_config loader_config_for(const struct train_job *job, bool train)
+{
+    struct loader_config c = {
+        .batch_size = job->hp.batch_size,
+        .image_size = job->image_size,
+        .resize_size = job->resize_size,
+        .train = train,
+        .augment = job->hp.augment,
+        .min_crop_scale = job->hp.min_crop_scale,
+        .threads = job->threads,
+        .seed = job->hp.seed,
+        .rank = job->rank,
+        .world_size = job->world_size,
+    };
+    memcpy(c.mean, job->mean, sizeof c.mean);
+    memcpy(c.std, job->std, sizeof c.std);
+    return c;
+}
+
+/* The batch as tensors on the job's device: images [n,3,S,S], labels [n]. */
+static void batch_tensors(const struct train_job *job, const struct batch *b, tc_tensor **x,
+                          tc_tensor **y)
+{
+    int64_t xs[4] = {b->n, 3, job->image_size, job->image_size}, ys[1] = {b->n};
+    *x = tc_from_data(b->images, xs, 4, TC_FLOAT32);
+    *y = tc_from_data(b->labels, ys, 1, TC_INT64);
+    if (job->device.type == TC_CUDA) {
+        *x = tc_to_device(*x, job->device);
+        *y = tc_to_device(*y, job->device);
+    }
+    if (job->channels_last)
+        *x = tc_to_channels_last(*x);
+}
+
+static tc_tensor *forward(struct train_job *job, const tc_tensor *x, bool training)
+{
+    if (!job->amp)
+        return model_forward(job->model, x, training);
+    enum tc_device_type dev = job->device.type;
+    if (tc_autocast_begin(dev, TC_BFLOAT16) < 0)
+        return NULL;
+    tc_tensor *logits = model_forward(job->model, x, training);
+    tc_autocast_end(dev);
+    return tc_to_dtype(logits, TC_FLOAT32);
+}
+
+void eval_result_free(struct eval_result *r)
+{
+    free(r->per_class_total);
+    free(r->per_class_correct);
+    free(r->confusion);
+    memset(r, 0, sizeof *r);
+}
+
+int trainer_evaluate(struct train_job *job, const struct dataset *d, struct eval_result *out)
+{
+    eval_result_free(out);
+    int k = job->model->num_classes;
+    out->num_classes = k;
+    out->per_class_total = calloc((size_t)k, sizeof(int64_t));
+    out->per_class_correct = calloc((size_t)k, sizeof(int64_t));
+    if (k <= CONFUSION_MAX_CLASSES)
+        out->confusion = calloc((size_t)k * (size_t)k, sizeof(int64_t));
+    int64_t *pred = malloc((size_t)job->hp.batch_size * sizeof *pred);
+    if (!out->per_class_total || !out->per_class_correct || !pred ||
+        (k <= CONFUSION_MAX_CLASSES && !out->confusion)) {
+        free(pred);
+        return err_set("out of memory for evaluation");
+    }
+    struct loader_config c = loader_config_for(job, false);
+    struct loader *l;
+    if (loader_start(&l, d, &c, 0, 0) < 0) {
+        free(pred);
+        return -1;
+    }
+    bool grad_was = tc_set_grad_enabled(false);
+    double loss_sum = 0;
+    int rc = 0;
+    struct batch *b;
+    while (rc == 0 && loader_next(l, &b) > 0) {
+        if (b->n > 0) {
+            tc_scope *s = tc_scope_begin();
+            tc_tensor *x, *y;
+            batch_tensors(job, b, &x, &y);
+            tc_tensor *logits = forward(job, x, false);
+            double loss = 0;
+            if (tc_item_double(tc_cross_entropy(logits, y, 0.0), &loss) < 0 ||
+                tc_to_data(tc_argmax(logits, 1), pred, (size_t)b->n * sizeof *pred) < 0) {
+                rc = err_set("evaluating: %s", tc_last_error());
+            } else {
+                loss_sum += loss * b->n;
+                for (int i = 0; i < b->n; i++) {
+                    int64_t t = b->labels[i], p = pred[i];
+                    out->per_class_total[t]++;
+                    out->per_class_correct[t] += t == p;
+                    if (out->confusion)
+                        out->confusion[t * k + p]++;
+                }
+                out->count += (size_t)b->n;
+            }
+            tc_scope_end(s);
+        }
+        loader_release(l, b);
+    }
+    tc_set_grad_enabled(grad_was);
+    struct loader_stats stats = {0};
+    loader_stop(l, &stats);
+    job->skipped_images += stats.skipped;
+    free(pred);
+    if (rc == 0 && out->count == 0)
+        rc = err_set("no image of %s could be read (first error: %s)", d->dir, stats.first_bad[0]);
+    if (rc < 0)
+        return rc;
+    int64_t correct = 0;
+    for (int i = 0; i < k; i++)
+        correct += out->per_class_correct[i];
+    out->loss = loss_sum / (double)out->count;
+    out->accuracy = (double)correct / (double)out->count;
+    return 0;
+}
+
+static void report_skipped(const struct loader_stats *s, const char *what)
+{
+    if (!s->skipped)
+        return;
+    log_warn("%s: skipped %zu unreadable image(s); first: %s%s%s%s%s", what, s->skipped,
+             s->first_bad[0], s->skipped > 1 ? "; " : "", s->skipped > 1 ? s->first_bad[1] : "",
+             s->skipped > 2 ? "; " : "", s->skipped > 2 ? s->first_bad[2] : "");
+}
+
+/* One training epoch from job->next_batch. Returns 1 if stopped by a signal. */
+static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
+{
+    struct loader_config c = loader_config_for(job, true);
+    size_t batches = loader_batch_count(job->train.count, &c);
+    struct loader *l;
+    if (loader_start(&l, &job->train, &c, epoch, job->next_batch) < 0)
+        return -1;
+    double start = now_s(), last_report = start;
+    size_t images = 0;
+    int rc = 0;
+    struct batch *b;
+    while (rc == 0 && loader_next(l, &b) > 0) {
+        double lr = trainer_lr_at(&job->hp, epoch + (double)b->index / (double)batches);
+        tc_optimizer_set_lr(job->optimizer, -1, lr);
+        if (b->n > 1) { /* batch norm cannot train on one image */
+            tc_scope *s = tc_scope_begin();
+            tc_tensor *x, *y;
+            batch_tensors(job, b, &x, &y);
+            tc_optimizer_zero_grad(job->optimizer);
+            tc_tensor *logits = forward(job, x, true);
+            tc_tensor *loss = tc_cross_entropy(logits, y, job->hp.label_smoothing);
+            double loss_v = 0, correct = 0;
+            if (tc_backward(loss) < 0 || tc_optimizer_step(job->optimizer) < 0 ||
+                tc_item_double(loss, &loss_v) < 0 ||
+                tc_item_double(tc_sum(tc_eq(tc_argmax(logits, 1), y)), &correct) < 0)
+                rc = err_set("training step %zu of epoch %d: %s", b->index, epoch + 1, tc_last_error());
+            else if (!isfinite(loss_v))
+                rc = err_set("the loss became %g at step %zu of epoch %d: lower lr (now %g)", loss_v,
+                             b->index, epoch + 1, lr);
+            job->partial_loss_sum += loss_v * b->n;
+            job->partial_correct += correct;
+            job->partial_seen += b->n;
+            images += (size_t)b->n;
+            tc_scope_end(s);
+        }
+        job->next_batch = b->index + 1;
+        loader_release(l, b);
+        double t = now_s();
+        if (rc == 0 && t - last_report >= 15.0 && job->next_batch < batches) {
+            double rate = (double)images / (t - start);
+            log_info("epoch %d/%d: batch %zu/%zu, %.1f images/s, about %.0f s left in the epoch",
+                     epoch + 1, job->hp.epochs, job->next_batch, batches, rate,
+                     (double)(batches - job->next_batch) * job->hp.batch_size / rate);
+            last_report = t;
+        }
+        if (rc == 0 && *job->stop_requested) {
+            rc = 1;
+            break;
+        }
+    }
+    struct loader_stats stats = {0};
+    loader_stop(l, &stats);
+    job->skipped_images += stats.skipped;
+    report_skipped(&stats, "train");
+    double elapsed = now_s() - start;
+    *images_per_sec = elapsed > 0 ? (double)images / elapsed : 0;
+    if (rc == 0 && job->partial_seen == 0)
+        rc = err_set("no training image could be read (first error: %s)", stats.first_bad[0]);
+    return rc;
+}
+
+int trainer_run(struct train_job *job)
+{
+    const struct hyperparams *hp = &job->hp;
+    while (job->next_epoch < hp->epochs) {
+        int epoch = job->next_epoch;
+        double t0 = now_s(), rate = 0;
+        int rc = train_epoch(job, epoch, &rate);
+        if (rc != 0) {
+            if (rc == 1 && checkpoint_save(job) < 0)
+                return -1;
+            return rc;
+        }
+        struct epoch_metrics m = {
+            .epoch = epoch + 1,
+            .train_loss = job->partial_loss_sum / job->partial_seen,
+            .train_acc = job->partial_correct / job->partial_seen,
+            .lr = tc_optimizer_get_lr(job->optimizer, 0),
+            .images_per_sec = rate,
+        };
+        if (trainer_evaluate(job, &job->val, &job->final_val) < 0)
+            return err_prefix("validation after epoch %d: ", epoch + 1);
+        m.val_loss = job->final_val.loss;
+        m.val_acc = job->final_val.accuracy;
+        m.seconds = now_s() - t0;
+        log_metric("epoch=%d/%d train_loss=%.4f train_acc=%.4f val_loss=%.4f val_acc=%.4f lr=%.6g "
+                   "images_per_sec=%.1f epoch_time_s=%.1f",
+                   m.epoch, hp->epochs, m.train_loss, m.train_acc, m.val_loss, m.val_acc, m.lr,
+                   m.images_per_sec, m.seconds);
+        if (job->history_count < (int)(sizeof job->history / sizeof *job->history))
+            job->history[job->history_count++] = m;
+
+        if (job->best_epoch == 0 || m.val_acc > job->best_val_acc) {
+            job->best_epoch = m.epoch;
+            job->best_val_acc = m.val_acc;
+            job->epochs_without_improvement = 0;
+            if (artifacts_save_best_model(job) < 0)
+                return -1;
+        } else {
+            job->epochs_without_improvement++;
+        }
+        job->next_epoch = epoch + 1;
+        job->next_batch = 0;
+        job->partial_loss_sum = job->partial_correct = job->partial_seen = 0;
+        bool stop_early = hp->early_stopping_patience > 0 &&
+                          job->epochs_without_improvement >= hp->early_stopping_patience;
+        if (stop_early) {
+            log_info("early stopping: no better validation accuracy for %d epochs (best %.4f at "
+                     "epoch %d)",
+                     job->epochs_without_improvement, job->best_val_acc, job->best_epoch);
+            job->next_epoch = hp->epochs;
+        }
+        if (checkpoint_save(job) < 0)
+            return -1;
+        if (*job->stop_requested)
+            return 1;
+    }
+    return 0;
+}
