@@ -48,14 +48,14 @@ install_debian_packages() {
 install_python_env() {
     local want="$TORCH_VERSION $TORCHVISION_VERSION"
     if [ -x "$VENV/bin/python" ] && [ "$("$VENV/bin/python" -c \
-        'import torch, torchvision, numpy; print(torch.__version__.split("+")[0], torchvision.__version__.split("+")[0])' \
+        'import torch, torchvision, numpy, pytest; print(torch.__version__.split("+")[0], torchvision.__version__.split("+")[0])' \
         2>/dev/null)" = "$want" ]; then
         return
     fi
     log "installing torch $TORCH_VERSION and torchvision $TORCHVISION_VERSION into $VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --upgrade pip
-    "$VENV/bin/pip" install -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" numpy
+    "$VENV/bin/pip" install -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" numpy pytest
 }
 
 torch_cmake_prefix() {

@@ -28,6 +28,23 @@
 
 static const char *scratch;
 
+/* mkdir -p: on a fresh build tree even the parent of DIR may not exist yet. */
+static void make_dirs(const char *dir)
+{
+    char path[4096];
+    REQUIRE(strlen(dir) < sizeof path, "path too long: %s", dir);
+    strcpy(path, dir);
+    for (char *p = path + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(path, 0755);
+            *p = '/';
+        }
+    mkdir(path, 0755);
+    struct stat st;
+    REQUIRE(stat(path, &st) == 0 && S_ISDIR(st.st_mode), "cannot create %s", dir);
+}
+
 static void save(const char *name, const uint8_t *data, size_t len)
 {
     char path[4096];
@@ -934,7 +951,7 @@ int main(int argc, char **argv)
 {
     REQUIRE(argc == 2, "usage: %s DIR", argv[0]);
     scratch = argv[1];
-    mkdir(scratch, 0755);
+    make_dirs(scratch);
 
     test_sniff();
     test_jpeg_rgb();

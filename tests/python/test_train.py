@@ -1,0 +1,288 @@
+"""test_train.py - the `train` program end to end, as SageMaker runs it.
+
+Each test writes a real /opt/ml tree (SDK-style string hyperparameters, real PNG/JPEG files
+made by make_image_dataset.py), runs build/bin/train on it as a separate process, and checks
+what a user would: the exit status, the log and metric lines, the failure file, and the
+artifacts, which must load in Python (the seed's LeNet, torchvision's ResNet).
+
+Environment: TRAIN_BIN (the program), README (for the metric definitions).
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+
+import pytest
+import torch
+import torchvision
+from torchvision import transforms
+
+sys.path.insert(0, os.path.dirname(__file__))
+import make_image_dataset as images  # noqa: E402
+from reference_models import make_model  # noqa: E402
+
+TRAIN = os.environ.get("TRAIN_BIN", "build/bin/train")
+README = os.environ.get("README", os.path.join(os.path.dirname(__file__), "../../README.md"))
+
+LENET_FAST = {"model": "lenet", "epochs": 15, "batch_size": 16, "lr": 0.003,
+              "optimizer": "adam", "lr_scheduler": "cosine", "min_crop_scale": 0.7}
+
+
+def sdk_style(hp):
+    """As the SageMaker Python SDK writes them: every value JSON-encoded into a string."""
+    return {k: json.dumps(v) for k, v in hp.items()}
+
+
+def make_opt_ml(root, hp, channels=None, input_config=None):
+    cfg = root / "input" / "config"
+    cfg.mkdir(parents=True)
+    (cfg / "hyperparameters.json").write_text(json.dumps(sdk_style(hp)))
+    (cfg / "resourceconfig.json").write_text(json.dumps(
+        {"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"}))
+    if input_config is not None:
+        (cfg / "inputdataconfig.json").write_text(json.dumps(input_config))
+    for name in channels or []:
+        (root / "input" / "data" / name).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def dataset(path, per_class, seed, fmt="folders", **kw):
+    samples = images.generate(per_class, 32, seed)
+    {"folders": images.write_folders, "cifar": images.write_cifar,
+     "lst": lambda p, s: images.write_lst(p, s, kw.get("lst_dir"))}[fmt](str(path), samples)
+
+
+def run_train(opt_ml, timeout=600, env_extra=None):
+    env = dict(os.environ, OPT_ML=str(opt_ml))
+    env.pop("TRAINING_JOB_NAME", None)
+    env.update(env_extra or {})
+    return subprocess.run([TRAIN, "train"], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def metric_definitions():
+    """The list README.md gives users, exactly as written there."""
+    text = open(README).read()
+    block = text.split("<!-- metric-definitions -->", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    return json.loads(block)
+
+
+def failure_text(opt_ml):
+    return (opt_ml / "output" / "failure").read_text()
+
+
+def no_temporaries(root):
+    return [str(p) for p in root.rglob("*") if ".tmp" in p.name]
+
+
+def python_eval(model, metadata, folder):
+    """Accuracy of `model` on an ImageFolder with the metadata's eval transform, in PyTorch."""
+    tf = transforms.Compose([
+        transforms.Resize(metadata["resize_size"]),
+        transforms.CenterCrop(metadata["image_size"]),
+        transforms.ToTensor(),
+        transforms.Normalize(metadata["mean"], metadata["std"]),
+    ])
+    ds = torchvision.datasets.ImageFolder(str(folder), transform=tf)
+    assert ds.classes == metadata["class_names"]
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for x, y in torch.utils.data.DataLoader(ds, batch_size=64):
+            correct += (model(x).argmax(1) == y).sum().item()
+    return correct / len(ds)
+
+
+def test_end_to_end_class_folders(tmp_path):
+    hp = dict(LENET_FAST, sagemaker_program="train.py", sagemaker_region="us-east-1",
+              _tuning_objective_metric="validation:accuracy", foo="bar")
+    root = make_opt_ml(tmp_path / "opt_ml", hp)
+    dataset(root / "input/data/train", 100, seed=1)
+    dataset(root / "input/data/test", 30, seed=2)
+    r = run_train(root)
+    assert r.returncode == 0, r.stderr
+    assert "unknown hyperparameter foo=\"bar\" ignored" in r.stderr
+    assert "held out of train (no validation channel)" in r.stderr
+
+    # Every metric definition in the README matches the real output.
+    found = {}
+    for m in metric_definitions():
+        values = re.findall(m["Regex"], r.stdout)
+        assert values, f"{m['Name']}: {m['Regex']} matched nothing in:\n{r.stdout}"
+        found[m["Name"]] = [float(v) for v in values]
+    assert len(found["validation:accuracy"]) == 15
+    assert max(found["validation:accuracy"]) >= 0.9, found["validation:accuracy"]
+    test_acc = found["test:accuracy"][-1]
+    assert test_acc >= 0.85
+    # The seeds' own regex (binimages HPO project) works too.
+    assert re.findall(r"Testing Loss: ([0-9\.]+)", r.stdout)
+
+    model_dir = root / "model"
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    assert meta["arch"] == "lenet" and meta["class_names"] == images.CLASSES
+    assert meta["image_size"] == 32 and meta["metrics"]["test_acc"] == pytest.approx(test_acc, abs=1e-4)
+    metrics = json.loads((root / "output/data/metrics.json").read_text())
+    assert len(metrics["epochs"]) == 15
+    assert len(metrics["test"]["confusion_matrix"]) == 3
+    assert sum(map(sum, metrics["test"]["confusion_matrix"])) == 90
+    with tarfile.open(root / "output/model.tar.gz") as t:
+        assert sorted(t.getnames()) == ["metadata.json", "model.pth"]
+    assert not no_temporaries(root)
+
+    # The model loads into the seed's LeNet in plain PyTorch and reproduces the test accuracy.
+    net = make_model("lenet", 3)
+    net.load_state_dict(torch.load(model_dir / "model.pth", weights_only=True))
+    py_acc = python_eval(net, meta, root / "input/data/test")
+    assert abs(py_acc - test_acc) <= 2 / 90, (py_acc, test_acc)
+
+
+def test_lst_manifests_in_their_own_channels(tmp_path):
+    hp = dict(LENET_FAST, epochs=10)
+    channels = {n: {"ContentType": "application/x-image", "TrainingInputMode": "File"}
+                for n in ["train", "train_lst", "validation", "validation_lst"]}
+    root = make_opt_ml(tmp_path / "opt_ml", hp, input_config=channels)
+    data = root / "input/data"
+    dataset(data / "train", 60, seed=3, fmt="lst", lst_dir=str(data / "train_lst"))
+    dataset(data / "validation", 20, seed=4, fmt="lst", lst_dir=str(data / "validation_lst"))
+    r = run_train(root)
+    assert r.returncode == 0, r.stderr
+    assert "180 images in 3 classes (.lst manifest)" in r.stderr
+    assert "60 images from the validation channel" in r.stderr
+    acc = [float(v) for v in re.findall(r"val_acc=([0-9.]+)", r.stdout)]
+    assert max(acc) >= 0.8, acc
+    assert json.loads((root / "model/metadata.json").read_text())["class_names"] == ["0", "1", "2"]
+
+
+def test_cifar_binary_batches(tmp_path):
+    root = make_opt_ml(tmp_path / "opt_ml", dict(LENET_FAST, epochs=10), channels=[])
+    dataset(root / "input/data/training", 80, seed=5, fmt="cifar")
+    r = run_train(root)
+    assert r.returncode == 0, r.stderr
+    assert "240 images in 10 classes (CIFAR-10 binary)" in r.stderr
+    meta = json.loads((root / "model/metadata.json").read_text())
+    assert meta["class_names"][:3] == images.CLASSES and meta["num_classes"] == 10
+    acc = [float(v) for v in re.findall(r"val_acc=([0-9.]+)", r.stdout)]
+    assert max(acc) >= 0.7, acc
+
+
+def test_frozen_backbone_from_torchvision_weights(tmp_path):
+    hp = {"model": "resnet18", "epochs": 1, "batch_size": 30, "image_size": 32, "lr": 0.05,
+          "freeze_backbone": "True"}
+    root = make_opt_ml(tmp_path / "opt_ml", hp, channels=["pretrained"])
+    dataset(root / "input/data/train", 20, seed=6)
+    torch.manual_seed(0)
+    pretrained = torchvision.models.resnet18(num_classes=1000).state_dict()  # as ImageNet's
+    torch.save(pretrained, root / "input/data/pretrained/resnet18-imagenet.pth")
+    r = run_train(root)
+    assert r.returncode == 0, r.stderr
+    assert "classifier head re-initialised (class count differs)" in r.stderr
+    assert "11178051 parameters (1539 trainable)" in r.stderr
+    trained = torch.load(root / "model/model.pth", weights_only=True)
+    assert trained["fc.weight"].shape == (3, 512)
+    params = dict(torchvision.models.resnet18(num_classes=3).named_parameters())
+    backbone = [k for k in params if not k.startswith("fc.")]
+    assert all(torch.equal(trained[k], pretrained[k]) for k in backbone)
+    model = torchvision.models.resnet18(num_classes=3)
+    model.load_state_dict(trained)  # strict: the names and shapes are torchvision's
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("lr", "-1", "hyperparameter lr=\"-1\" is not valid: a number in (0, 10] expected"),
+    ("model", "resnet19", "hyperparameter model=\"resnet19\" is not a model this image has"),
+    ("batch_size", "abc", "hyperparameter batch_size=\"abc\" is not valid: an integer from 1"),
+    ("epochs", "0", "hyperparameter epochs=\"0\" is not valid"),
+    ("optimizer", "rmsprop", "hyperparameter optimizer=\"rmsprop\" is not valid: sgd, adam or adamw"),
+    ("image_shape", "3,32,48", "hyperparameter image_shape=\"3,32,48\" is not valid"),
+    ("freeze_backbone", "maybe", "hyperparameter freeze_backbone=\"maybe\" is not valid: true or false"),
+])
+def test_bad_hyperparameter_fails_before_any_work(tmp_path, key, value, message):
+    root = make_opt_ml(tmp_path / "opt_ml", dict(LENET_FAST, **{key: value}))
+    dataset(root / "input/data/train", 5, seed=1)
+    r = run_train(root)
+    assert r.returncode == 1
+    assert message in failure_text(root)
+    assert "epoch=" not in r.stdout
+
+
+def test_missing_and_empty_channels(tmp_path):
+    root = make_opt_ml(tmp_path / "a", LENET_FAST, channels=["validation"])
+    r = run_train(root)
+    assert r.returncode == 1
+    assert "no train channel" in failure_text(root)
+
+    root = make_opt_ml(tmp_path / "b", LENET_FAST, channels=["train/circle", "train/square"])
+    r = run_train(root)
+    assert r.returncode == 1
+    assert "has no images (looked for .jpg/.jpeg/.png under 2 class folders" in failure_text(root)
+
+    pipe = {"train": {"TrainingInputMode": "Pipe"}}
+    root = make_opt_ml(tmp_path / "c", LENET_FAST, channels=["train"], input_config=pipe)
+    assert run_train(root).returncode == 1
+    assert "Pipe input mode" in failure_text(root)
+
+
+def huge_png_header():
+    """A valid PNG signature and IHDR claiming 100000 x 100000 pixels, and nothing else."""
+    import struct
+    import zlib
+    ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk +
+            struct.pack(">I", zlib.crc32(chunk)))
+
+
+def test_broken_images_are_skipped_and_reported(tmp_path):
+    root = make_opt_ml(tmp_path / "opt_ml", dict(LENET_FAST, epochs=2, validation_fraction=0.2))
+    train = root / "input/data/train"
+    dataset(train, 20, seed=7)
+    good = sorted((train / "circle").glob("*.jpg"))[0].read_bytes()
+    (train / "circle" / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    (train / "square" / "huge.png").write_bytes(huge_png_header())
+    r = run_train(root)
+    assert r.returncode == 0, r.stderr
+    assert "skipped" in r.stderr and "unreadable image" in r.stderr
+    assert "100000x100000" in r.stderr  # the limit, named
+
+    bad = make_opt_ml(tmp_path / "bad", LENET_FAST)
+    for c in images.CLASSES:
+        (bad / "input/data/train" / c).mkdir(parents=True)
+        for i in range(4):
+            (bad / "input/data/train" / c / f"{i}.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    r = run_train(bad)
+    assert r.returncode == 1
+    assert "could be read" in failure_text(bad)
+
+
+def test_sigterm_checkpoint_and_resume(tmp_path):
+    hp = {"model": "resnet18", "epochs": 4, "batch_size": 16, "image_size": 64, "lr": 0.01,
+          "num_workers": 1}
+    root = make_opt_ml(tmp_path / "opt_ml", hp)
+    dataset(root / "input/data/train", 100, seed=8)
+    env = dict(os.environ, OPT_ML=str(root))
+    env.pop("TRAINING_JOB_NAME", None)
+    p = subprocess.Popen([TRAIN], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = p.stdout.readline()  # the epoch 1 line: epoch 2 has begun
+    assert first.startswith("epoch=1/4"), first
+    time.sleep(1.5)  # into epoch 2 (at 64x64 about 5 s long on 2 cores)
+    t0 = time.time()
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=120)
+    stop_seconds = time.time() - t0
+    assert p.returncode == 143, err
+    assert stop_seconds < 30, stop_seconds
+    state = json.loads((root / "checkpoints/algo-1/state.json").read_text())
+    assert state["next_epoch"] == 1 and state["next_batch"] > 0, state  # mid-epoch 2
+    assert not no_temporaries(root)
+
+    r = run_train(root)
+    assert r.returncode == 0, r.stderr
+    assert "resumed from the checkpoint" in r.stderr
+    epochs = re.findall(r"^epoch=(\d)/4", first + out + r.stdout, re.M)
+    assert epochs == ["1", "2", "3", "4"], epochs
+    metrics = json.loads((root / "output/data/metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2, 3, 4]
+    assert (root / "model/model.pth").exists() and not no_temporaries(root)
