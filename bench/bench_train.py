@@ -9,13 +9,14 @@ same generated data and the same machine.
 Each side runs a warm-up epoch first; the figure is the second epoch's images/s.
 
 usage: python bench/bench_train.py [--images-per-class 200] [--size 400] [--crop 224]
-       [--train-crop 112] [--threads 2] [--batch 32]
+       [--train-crop 112] [--threads 2] [--batch 32] [--ext jpg|png|mixed]
 Run it with the project's Python environment (~/.cache/sagemaker-ic-c/venv/bin/python).
 """
 import argparse
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -38,17 +39,23 @@ def train_transform(size):
                                transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
 
 
+def cpu_seconds():
+    """CPU time of this process and its finished children (the DataLoader's workers)."""
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
 def python_loader_rate(data, crop, threads, batch):
+    """(images/s, images per CPU-second) of the second epoch. The workers are not persistent,
+    so they have exited, and their CPU time is counted, when an epoch's iterator ends."""
     ds = torchvision.datasets.ImageFolder(data, transform=train_transform(crop))
-    dl = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=threads,
-                                     persistent_workers=True)
-    rate = 0
+    dl = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=threads)
     for _ in range(2):
-        t0, n = time.time(), 0
+        t0, c0, n = time.time(), cpu_seconds(), 0
         for x, _y in dl:
             n += x.shape[0]
-        rate = n / (time.time() - t0)
-    return rate
+        rate, cpu_rate = n / (time.time() - t0), n / (cpu_seconds() - c0)
+    return rate, cpu_rate
 
 
 def python_train_rate(data, crop, threads, batch):
@@ -75,7 +82,8 @@ def python_train_rate(data, crop, threads, batch):
 def our_loader_rate(data, crop, threads, batch):
     out = subprocess.run([os.path.join(ROOT, "build/bin/bench_loader"), data, str(crop),
                           str(threads), str(batch), "2"], capture_output=True, text=True, check=True)
-    return float(re.search(r"images_per_sec=([0-9.]+)", out.stdout).group(1))
+    return (float(re.search(r"images_per_sec=([0-9.]+)", out.stdout).group(1)),
+            float(re.search(r"images_per_cpu_sec=([0-9.]+)", out.stdout).group(1)))
 
 
 def our_train_rate(data, crop, threads, batch, workdir):
@@ -104,18 +112,22 @@ def main():
     p.add_argument("--train-crop", type=int, default=112)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--ext", choices=["jpg", "png", "mixed"], default="jpg",
+                   help="file type of the generated images (the seeds' datasets are JPEG)")
     a = p.parse_args()
     work = tempfile.mkdtemp(prefix="bench-train-")
     data = os.path.join(work, "images")
-    images.write_folders(data, images.generate(a.images_per_class, a.size, seed=11))
+    images.write_folders(data, images.generate(a.images_per_class, a.size, seed=11),
+                         None if a.ext == "mixed" else a.ext)
     n = 3 * a.images_per_class
-    print(f"data: {n} images of {a.size}x{a.size} (half JPEG, half PNG) in {data}; "
+    print(f"data: {n} {a.ext} images of {a.size}x{a.size} in {data}; "
           f"{a.threads} loader threads/workers; torch threads {torch.get_num_threads()}")
 
     rows = []
-    ours, theirs = our_loader_rate(data, a.crop, a.threads, a.batch), \
+    (ours, ours_cpu), (theirs, theirs_cpu) = our_loader_rate(data, a.crop, a.threads, a.batch), \
         python_loader_rate(data, a.crop, a.threads, a.batch)
     rows.append((f"data pipeline -> {a.crop}px batches", ours, theirs))
+    rows.append(("  the same, per CPU-second (per core)", ours_cpu, theirs_cpu))
     ours, theirs = our_train_rate(data, a.train_crop, a.threads, a.batch, work), \
         python_train_rate(data, a.train_crop, a.threads, a.batch)
     rows.append((f"resnet18 training at {a.train_crop}px", ours, theirs))

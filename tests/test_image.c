@@ -328,12 +328,12 @@ static void test_jpeg_dct_scaling(void)
     size_t len;
     uint8_t *file = make_jpeg(src, w, h, 3, JCS_RGB, 90, false, &len);
     save("scaling.jpg", file, len);
-    /* min_side -> expected size: the smallest n/8 with both sides >= min_side. */
+    /* min_side -> expected size: the smallest of 1/8, 1/4, 1/2, 1 with both sides >= min_side. */
     const struct {
         int min_side, width, height;
     } cases[] = {
         {0, 400, 300},   {64, 100, 75},  {75, 100, 75},
-        {76, 150, 113}, /* 3/8: 300 * 3 / 8 = 112.5 rounds up */
+        {76, 200, 150}, /* 1/2: 3/8 would do, but only the SIMD scales are used */
         {1, 50, 38},     {300, 400, 300}, {1000, 400, 300}, /* never below full size */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -947,6 +947,30 @@ static void test_normalize(void)
     printf("ok   normalize_chw: CHW layout, mean/std, horizontal flip\n");
 }
 
+/* The loader's fused resample + normalise gives exactly what the two steps give. */
+static void test_resample_normalized(void)
+{
+    enum { w = 57, h = 43, size = 24 };
+    struct image img = {malloc(w * h * 3), w, h};
+    for (int i = 0; i < w * h * 3; i++)
+        img.pixels[i] = (uint8_t)((i * 37) ^ (i >> 3));
+    const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+    struct image_box box = {3.5, 2.25, 40.0, 33.0};
+    uint8_t rgb[size * size * 3];
+    float two_steps[3 * size * size], fused[3 * size * size];
+    int wrong = 0;
+    for (int flip = 0; flip < 2; flip++) {
+        REQUIRE(image_resample(&img, box, size, size, rgb) == 0, "%s", err_msg());
+        image_normalize_chw(rgb, size, mean, std, flip, two_steps);
+        REQUIRE(image_resample_normalized(&img, box, size, mean, std, flip, fused) == 0, "%s",
+                err_msg());
+        wrong += memcmp(two_steps, fused, sizeof fused) != 0;
+    }
+    CHECK_INT_EQ(wrong, 0);
+    image_free(&img);
+    printf("ok   resample_normalized = resample then normalize_chw, bit for bit\n");
+}
+
 int main(int argc, char **argv)
 {
     REQUIRE(argc == 2, "usage: %s DIR", argv[0]);
@@ -958,6 +982,7 @@ int main(int argc, char **argv)
     test_jpeg_gray();
     test_jpeg_cmyk();
     test_jpeg_dct_scaling();
+    test_resample_normalized();
     test_jpeg_damaged();
     test_png_rgb();
     test_png_rgba();

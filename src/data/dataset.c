@@ -464,6 +464,13 @@ int dataset_split(const struct dataset *src, double fraction, uint64_t seed, str
     return rc;
 }
 
+int dataset_read_file(const struct dataset *d, size_t i, char **data, size_t *len)
+{
+    if (d->source != DATASET_FILES)
+        return err_set("dataset_read_file: %s holds no files", d->dir);
+    return fileio_read_all(d->items[i].path, DATASET_MAX_FILE_BYTES, data, len);
+}
+
 int dataset_load_image(const struct dataset *d, size_t i, int min_side, struct image *out)
 {
     const struct dataset_item *it = &d->items[i];
@@ -480,7 +487,7 @@ int dataset_load_image(const struct dataset *d, size_t i, int min_side, struct i
     }
     char *data;
     size_t len;
-    if (fileio_read_all(it->path, DATASET_MAX_FILE_BYTES, &data, &len) < 0)
+    if (dataset_read_file(d, i, &data, &len) < 0)
         return -1;
     int rc = image_decode((const uint8_t *)data, len, min_side, out);
     free(data);

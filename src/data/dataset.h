@@ -55,6 +55,8 @@ void dataset_free(struct dataset *d);
 int dataset_split(const struct dataset *src, double fraction, uint64_t seed,
                   struct dataset *train, struct dataset *val);
 
+/* The bytes of item i's file (DATASET_FILES only), malloc'd for the caller. */
+int dataset_read_file(const struct dataset *d, size_t i, char **data, size_t *len);
 /* Reads and decodes item i into RGB (min_side: see image_decode). */
 int dataset_load_image(const struct dataset *d, size_t i, int min_side, struct image *out);
 

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "data/loader.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,35 +115,67 @@ static void note_skipped(struct loader *l, const char *message)
     pthread_mutex_unlock(&l->mu);
 }
 
+/* A random-resized crop of a file, decoded at the smallest JPEG DCT scale at which the crop
+ * still has image_size pixels a side: the box is drawn on the full size (so it is the same
+ * whatever the scale), then scaled to what was decoded. */
+static int decode_random_crop(struct loader *l, size_t idx, uint64_t *rng, struct image *img,
+                              struct image_box *box)
+{
+    char *data;
+    size_t len;
+    int w, h;
+    if (dataset_read_file(l->d, idx, &data, &len) < 0)
+        return -1;
+    const uint8_t *bytes = (const uint8_t *)data;
+    int rc = image_probe(bytes, len, &w, &h);
+    if (rc == 0) {
+        *box = image_random_resized_crop_box(w, h, l->c.min_crop_scale, rng);
+        double need = fmax(l->c.image_size / box->w, l->c.image_size / box->h);
+        int min_side = (int)ceil((w < h ? w : h) * fmin(need, 1.0));
+        rc = image_decode(bytes, len, min_side, img);
+    }
+    free(data);
+    if (rc < 0)
+        return err_prefix("%s: ", l->d->items[idx].path);
+    double sx = (double)img->width / w, sy = (double)img->height / h;
+    *box = (struct image_box){box->x * sx, box->y * sy, box->w * sx, box->h * sy};
+    return 0;
+}
+
 /* Decodes and transforms sample `idx` into out [3,S,S]; false if it had to be skipped. */
-static bool load_sample(struct loader *l, size_t idx, uint8_t *rgb, float *out)
+static bool load_sample(struct loader *l, size_t idx, float *out)
 {
     const struct loader_config *c = &l->c;
     struct image img = {0};
-    if (dataset_load_image(l->d, idx, c->train ? c->image_size : c->resize_size, &img) < 0) {
-        note_skipped(l, err_msg());
-        return false;
-    }
     uint64_t rng = image_rng_seed(c->seed, (uint64_t)l->epoch, idx);
     struct image_box box;
     bool flip = false;
-    if (c->train && c->augment) {
-        box = image_random_resized_crop_box(img.width, img.height, c->min_crop_scale, &rng);
-        flip = image_rng_uniform(&rng) < 0.5;
+    int rc;
+    if (c->train && c->augment && l->d->source == DATASET_FILES) {
+        rc = decode_random_crop(l, idx, &rng, &img, &box);
     } else {
-        box = image_center_crop_box(img.width, img.height, c->resize_size, c->image_size);
+        rc = dataset_load_image(l->d, idx, c->train ? c->image_size : c->resize_size, &img);
+        if (rc == 0 && c->train && c->augment)
+            box = image_random_resized_crop_box(img.width, img.height, c->min_crop_scale, &rng);
+        else if (rc == 0)
+            box = image_center_crop_box(img.width, img.height, c->resize_size, c->image_size);
     }
-    int rc = image_resample(&img, box, c->image_size, c->image_size, rgb);
+    if (rc < 0) {
+        note_skipped(l, err_msg());
+        return false;
+    }
+    if (c->train && c->augment)
+        flip = image_rng_uniform(&rng) < 0.5;
+    rc = image_resample_normalized(&img, box, c->image_size, c->mean, c->std, flip, out);
     image_free(&img);
     if (rc < 0) {
         note_skipped(l, err_msg());
         return false;
     }
-    image_normalize_chw(rgb, c->image_size, c->mean, c->std, flip, out);
     return true;
 }
 
-static void fill_batch(struct loader *l, struct batch *b, size_t index, uint8_t *rgb)
+static void fill_batch(struct loader *l, struct batch *b, size_t index)
 {
     size_t per_image = 3 * (size_t)l->c.image_size * (size_t)l->c.image_size;
     size_t start = index * (size_t)l->c.batch_size;
@@ -151,9 +184,10 @@ static void fill_batch(struct loader *l, struct batch *b, size_t index, uint8_t 
         end = l->shard_len;
     b->n = 0;
     b->index = index;
-    for (size_t k = start; k < end && !l->stopping; k++) {
+    /* Read without the lock: a late stop only costs finishing this batch. */
+    for (size_t k = start; k < end && !__atomic_load_n(&l->stopping, __ATOMIC_RELAXED); k++) {
         size_t idx = l->indices[k];
-        if (load_sample(l, idx, rgb, b->images + (size_t)b->n * per_image))
+        if (load_sample(l, idx, b->images + (size_t)b->n * per_image))
             b->labels[b->n++] = l->d->items[idx].label;
     }
 }
@@ -162,9 +196,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct loader *l = w->l;
-    size_t side = (size_t)l->c.image_size;
-    uint8_t *rgb = malloc(side * side * 3);
-    for (size_t b = l->first_batch + (size_t)w->id; rgb && b < l->end_batch;
+    for (size_t b = l->first_batch + (size_t)w->id; b < l->end_batch;
          b += (size_t)l->worker_count) {
         struct slot *s = &l->slots[(b - l->first_batch) % (size_t)l->slot_count];
         pthread_mutex_lock(&l->mu);
@@ -177,20 +209,13 @@ static void *worker_main(void *arg)
         s->state = SLOT_FILLING;
         pthread_mutex_unlock(&l->mu);
 
-        fill_batch(l, &s->batch, b, rgb);
+        fill_batch(l, &s->batch, b);
 
         pthread_mutex_lock(&l->mu);
         s->state = SLOT_READY;
         pthread_cond_broadcast(&l->changed);
         pthread_mutex_unlock(&l->mu);
     }
-    if (!rgb) { /* cannot work: stop the epoch rather than hang it */
-        pthread_mutex_lock(&l->mu);
-        l->stopping = true;
-        pthread_cond_broadcast(&l->changed);
-        pthread_mutex_unlock(&l->mu);
-    }
-    free(rgb);
     return NULL;
 }
 
@@ -294,7 +319,7 @@ void loader_stop(struct loader *l, struct loader_stats *stats)
     if (!l)
         return;
     pthread_mutex_lock(&l->mu);
-    l->stopping = true;
+    __atomic_store_n(&l->stopping, true, __ATOMIC_RELAXED);
     pthread_cond_broadcast(&l->changed);
     pthread_mutex_unlock(&l->mu);
     for (int i = 0; i < l->worker_count; i++)

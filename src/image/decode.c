@@ -149,11 +149,13 @@ static void jpeg_on_progress(j_common_ptr cinfo)
     }
 }
 
-/* Picks the smallest n/8 DCT scale with both output sides >= min_side (n = 8: full size). */
+/* Picks the smallest of the 1/8, 1/4, 1/2 and 1 DCT scales with both output sides >= min_side.
+ * libjpeg-turbo has SIMD code for exactly these; its other n/8 scales run plain C and cost more
+ * than the pixels they save (and they are the ones PIL's draft() uses). */
 static void jpeg_choose_scale(struct jpeg_decompress_struct *cinfo, int min_side)
 {
     cinfo->scale_denom = 8;
-    for (unsigned n = 1; n <= 8; n++) {
+    for (unsigned n = 1; n <= 8; n *= 2) {
         cinfo->scale_num = n;
         jpeg_calc_output_dimensions(cinfo);
         if (cinfo->output_width >= (JDIMENSION)min_side &&
@@ -258,6 +260,27 @@ static int decode_jpeg(const uint8_t *data, size_t len, int min_side, struct ima
     jpeg_destroy_decompress(&ctx.cinfo);
     free(ctx.pixels);
     return rc;
+}
+
+static int jpeg_probe_into(struct jpeg_context *ctx, const uint8_t *data, size_t len, int *width,
+                           int *height)
+{
+    struct jpeg_decompress_struct *cinfo = &ctx->cinfo;
+    cinfo->err = jpeg_std_error(&ctx->err);
+    ctx->err.error_exit = jpeg_fail;
+    ctx->err.emit_message = jpeg_on_message;
+    if (setjmp(ctx->jump))
+        return err_set("corrupt JPEG: %s", ctx->message);
+    jpeg_create_decompress(cinfo);
+    if ((unsigned long)len != len)
+        return err_set("JPEG file of %zu bytes is too large", len);
+    jpeg_mem_src(cinfo, data, (unsigned long)len);
+    jpeg_read_header(cinfo, TRUE);
+    if (check_size(IMAGE_FORMAT_JPEG, cinfo->image_width, cinfo->image_height) < 0)
+        return -1;
+    *width = (int)cinfo->image_width;
+    *height = (int)cinfo->image_height;
+    return 0;
 }
 
 /* ---- PNG ---- */
@@ -393,6 +416,31 @@ static int decode_png(const uint8_t *data, size_t len, struct image *out)
     free(ctx.rows);
     free(ctx.pixels);
     return rc;
+}
+
+int image_probe(const uint8_t *data, size_t len, int *width, int *height)
+{
+    *width = *height = 0;
+    switch (image_sniff(data, len)) {
+    case IMAGE_FORMAT_JPEG: {
+        struct jpeg_context ctx;
+        memset(&ctx, 0, sizeof ctx);
+        int rc = jpeg_probe_into(&ctx, data, len, width, height);
+        jpeg_destroy_decompress(&ctx.cinfo);
+        return rc;
+    }
+    case IMAGE_FORMAT_PNG:
+        if (len < 24 || memcmp(data + 12, "IHDR", 4) != 0)
+            return err_set("corrupt PNG: no IHDR chunk at its start");
+        if (png_check_ihdr(data, len) < 0)
+            return -1;
+        /* IHDR's width and height follow the signature, the chunk length and "IHDR". */
+        *width = (int)((uint32_t)data[16] << 24 | (uint32_t)data[17] << 16 | data[18] << 8 | data[19]);
+        *height = (int)((uint32_t)data[20] << 24 | (uint32_t)data[21] << 16 | data[22] << 8 | data[23]);
+        return 0;
+    default:
+        return err_set("not a JPEG or PNG image");
+    }
 }
 
 int image_decode(const uint8_t *data, size_t len, int min_side, struct image *out)

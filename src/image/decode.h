@@ -43,12 +43,17 @@ enum image_format image_sniff(const uint8_t *data, size_t len);
 const char *image_format_name(enum image_format f);
 
 /* Decodes data[0..len) into *out (overwritten; on failure it is left empty: pixels NULL, size
- * 0). min_side: when > 0, a JPEG may be decoded at a reduced DCT scale (n/8, n = 1..8) as long
+ * 0). min_side: when > 0, a JPEG may be decoded at a reduced DCT scale (1/8, 1/4 or 1/2) as long
  * as both output sides stay >= min_side, which is much cheaper than decoding at full size and
  * resizing afterwards; the smallest such scale is used. 0 decodes at full size. PNG ignores
  * it. Returns 0, or -1 with err_msg() saying why ("not a JPEG or PNG image", "corrupt JPEG:
  * Premature end of JPEG file", "PNG image is 100000x100000 pixels; the limit is ..."). */
 int image_decode(const uint8_t *data, size_t len, int min_side, struct image *out);
+
+/* The width and height a JPEG or PNG header declares, without decoding the pixels: lets a
+ * caller choose its crop first and then decode at the smallest DCT scale that still covers
+ * the crop. Checks the same limits as image_decode. */
+int image_probe(const uint8_t *data, size_t len, int *width, int *height);
 
 /* Frees the pixels and empties *img. NULL-safe and idempotent. */
 void image_free(struct image *img);

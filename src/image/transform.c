@@ -2,8 +2,7 @@
  * transform.c - crop boxes, PIL's bilinear resample, normalisation (see transform.h).
  *
  * The resampler follows Pillow's libImaging/Resample.c step by step (precompute_coeffs,
- * horizontal pass into an 8-bit intermediate, vertical pass), with float weights in place of
- * its 22-bit fixed point. The crop boxes follow torchvision's transforms.py, including
+ * horizontal pass into an 8-bit intermediate, vertical pass) and its 22-bit fixed point. The crop boxes follow torchvision's transforms.py, including
  * Python's round() (halves to even) where torchvision calls it.
  *
  * Not here: any other filter (bicubic, Lanczos), other pixel formats than RGB.
@@ -11,6 +10,7 @@
 #include "image/transform.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,12 +18,15 @@
 
 /* ---- resampling ---- */
 
+/* Pillow's fixed point: weights scaled by 2^22, so that 255 * 2^22 still fits an int32. */
+#define PRECISION_BITS 22
+
 /* For every output position along one axis: the first source index, how many follow, and
- * their weights (ksize slots each, unused ones zero). */
+ * their fixed-point weights (ksize slots each, unused ones zero). */
 struct resample_axis {
     int *start;
     int *count;
-    float *weights; /* [out_size, ksize] */
+    int32_t *weights; /* [out_size, ksize] */
     int ksize;
 };
 
@@ -77,8 +80,10 @@ static int resample_axis_init(struct resample_axis *a, int in_size, double in0, 
             w[k] = triangle((k + lo - centre + 0.5) / filterscale);
             total += w[k];
         }
-        for (int k = 0; k < n; k++)
-            a->weights[(size_t)i * a->ksize + k] = (float)(total != 0.0 ? w[k] / total : 0.0);
+        for (int k = 0; k < n; k++) {
+            double norm = total != 0.0 ? w[k] / total : 0.0;
+            a->weights[(size_t)i * a->ksize + k] = (int32_t)(norm * (1 << PRECISION_BITS) + 0.5);
+        }
         a->start[i] = lo;
         a->count[i] = n;
     }
@@ -86,14 +91,11 @@ static int resample_axis_init(struct resample_axis *a, int in_size, double in0, 
     return 0;
 }
 
-static uint8_t round_to_u8(float v)
+/* Fixed-point sum (rounding bias included) to a byte, clamped. */
+static uint8_t clip8(int32_t acc)
 {
-    v += 0.5f;
-    if (!(v > 0.0f)) /* also NaN, which cannot arise from finite weights */
-        return 0;
-    if (v >= 255.0f)
-        return 255;
-    return (uint8_t)v;
+    int32_t v = acc >> PRECISION_BITS;
+    return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
 static bool box_inside(struct image_box b, int width, int height)
@@ -105,83 +107,144 @@ static bool box_inside(struct image_box b, int width, int height)
            b.y + b.h <= height + slack;
 }
 
-int image_resample(const struct image *src, struct image_box box, int out_w, int out_h,
-                   uint8_t *out)
+/* What both resample outputs share: the axes and the horizontally resampled source rows
+ * [first, last) as 8-bit RGB, rounded as Pillow rounds its intermediate image. */
+struct resample_state {
+    struct resample_axis horiz, vert;
+    uint8_t *rows;
+    int first;
+    int32_t *acc;
+};
+
+static void resample_state_free(struct resample_state *st)
 {
+    free(st->acc);
+    free(st->rows);
+    resample_axis_free(&st->vert);
+    resample_axis_free(&st->horiz);
+}
+
+static int resample_horizontal(const struct image *src, struct image_box box, int out_w,
+                               int out_h, struct resample_state *st)
+{
+    memset(st, 0, sizeof *st);
     if (!src || !src->pixels || src->width < 1 || src->height < 1 ||
         src->width > IMAGE_MAX_SIDE || src->height > IMAGE_MAX_SIDE)
         return err_set("resample: the source image is empty or larger than %d pixels a side",
                        IMAGE_MAX_SIDE);
-    if (out_w < 1 || out_h < 1 || out_w > IMAGE_MAX_SIDE || out_h > IMAGE_MAX_SIDE || !out)
+    if (out_w < 1 || out_h < 1 || out_w > IMAGE_MAX_SIDE || out_h > IMAGE_MAX_SIDE)
         return err_set("resample: output size %dx%d is not within 1..%d a side", out_w, out_h,
                        IMAGE_MAX_SIDE);
     if (!box_inside(box, src->width, src->height))
         return err_set("resample: box (x %g, y %g, w %g, h %g) is empty or not inside the %dx%d "
                        "image",
                        box.x, box.y, box.w, box.h, src->width, src->height);
-
-    struct resample_axis horiz = {0}, vert = {0};
-    uint8_t *rows = NULL;
-    float *acc = NULL;
-    int rc = -1;
-    if (resample_axis_init(&horiz, src->width, box.x, box.x + box.w, out_w) < 0)
-        goto done;
-    if (resample_axis_init(&vert, src->height, box.y, box.y + box.h, out_h) < 0)
-        goto done;
-
-    /* Only the source rows the vertical pass reads are resampled horizontally. */
-    int first = vert.start[0];
-    int last = vert.start[out_h - 1] + vert.count[out_h - 1];
-    if (last <= first)
-        last = first + 1; /* an all-zero vertical window, which cannot happen for a valid box */
-    size_t out_stride = (size_t)out_w * 3, src_stride = (size_t)src->width * 3;
-    rows = malloc((size_t)(last - first) * out_stride);
-    acc = malloc(out_stride * sizeof *acc);
-    if (!rows || !acc) {
-        err_set("out of memory resampling to %dx%d", out_w, out_h);
-        goto done;
+    if (resample_axis_init(&st->horiz, src->width, box.x, box.x + box.w, out_w) < 0 ||
+        resample_axis_init(&st->vert, src->height, box.y, box.y + box.h, out_h) < 0) {
+        resample_state_free(st);
+        return -1;
     }
-
-    /* Horizontal pass into 8-bit rows, rounded as Pillow rounds its intermediate image. */
-    for (int y = first; y < last; y++) {
+    /* Only the source rows the vertical pass reads are resampled horizontally. */
+    st->first = st->vert.start[0];
+    int last = st->vert.start[out_h - 1] + st->vert.count[out_h - 1];
+    if (last <= st->first)
+        last = st->first + 1; /* an all-zero vertical window, impossible for a valid box */
+    size_t out_stride = (size_t)out_w * 3, src_stride = (size_t)src->width * 3;
+    st->rows = malloc((size_t)(last - st->first) * out_stride);
+    st->acc = malloc(out_stride * sizeof *st->acc);
+    if (!st->rows || !st->acc) {
+        resample_state_free(st);
+        return err_set("out of memory resampling to %dx%d", out_w, out_h);
+    }
+    const int32_t bias = 1 << (PRECISION_BITS - 1);
+    for (int y = st->first; y < last; y++) {
         const uint8_t *in = src->pixels + (size_t)y * src_stride;
-        uint8_t *row = rows + (size_t)(y - first) * out_stride;
+        uint8_t *row = st->rows + (size_t)(y - st->first) * out_stride;
         for (int x = 0; x < out_w; x++) {
-            const float *w = horiz.weights + (size_t)x * horiz.ksize;
-            const uint8_t *p = in + (size_t)horiz.start[x] * 3;
-            float r = 0.0f, g = 0.0f, b = 0.0f;
-            for (int k = 0; k < horiz.count[x]; k++, p += 3) {
+            const int32_t *w = st->horiz.weights + (size_t)x * st->horiz.ksize;
+            const uint8_t *p = in + (size_t)st->horiz.start[x] * 3;
+            int32_t r = bias, g = bias, b = bias;
+            for (int k = 0; k < st->horiz.count[x]; k++, p += 3) {
                 r += w[k] * p[0];
                 g += w[k] * p[1];
                 b += w[k] * p[2];
             }
-            row[3 * x + 0] = round_to_u8(r);
-            row[3 * x + 1] = round_to_u8(g);
-            row[3 * x + 2] = round_to_u8(b);
+            row[3 * x + 0] = clip8(r);
+            row[3 * x + 1] = clip8(g);
+            row[3 * x + 2] = clip8(b);
         }
     }
+    return 0;
+}
 
-    /* Vertical pass: whole rows at a time, so the inner loop runs over contiguous bytes. */
+/* The vertical pass for output row y into st->acc (whole rows: contiguous, vectorisable). */
+static void resample_vertical_row(struct resample_state *st, int y, size_t out_stride)
+{
+    const int32_t *w = st->vert.weights + (size_t)y * st->vert.ksize;
+    const int32_t bias = 1 << (PRECISION_BITS - 1);
+    for (size_t i = 0; i < out_stride; i++)
+        st->acc[i] = bias;
+    for (int k = 0; k < st->vert.count[y]; k++) {
+        const uint8_t *row = st->rows + (size_t)(st->vert.start[y] + k - st->first) * out_stride;
+        int32_t wk = w[k];
+        for (size_t i = 0; i < out_stride; i++)
+            st->acc[i] += wk * row[i];
+    }
+}
+
+int image_resample(const struct image *src, struct image_box box, int out_w, int out_h,
+                   uint8_t *out)
+{
+    if (!out)
+        return err_set("resample: no output buffer");
+    struct resample_state st;
+    if (resample_horizontal(src, box, out_w, out_h, &st) < 0)
+        return -1;
+    size_t out_stride = (size_t)out_w * 3;
     for (int y = 0; y < out_h; y++) {
-        const float *w = vert.weights + (size_t)y * vert.ksize;
-        memset(acc, 0, out_stride * sizeof *acc);
-        for (int k = 0; k < vert.count[y]; k++) {
-            const uint8_t *row = rows + (size_t)(vert.start[y] + k - first) * out_stride;
-            for (size_t i = 0; i < out_stride; i++)
-                acc[i] += w[k] * row[i];
-        }
+        resample_vertical_row(&st, y, out_stride);
         uint8_t *dst = out + (size_t)y * out_stride;
         for (size_t i = 0; i < out_stride; i++)
-            dst[i] = round_to_u8(acc[i]);
+            dst[i] = clip8(st.acc[i]);
     }
-    rc = 0;
+    resample_state_free(&st);
+    return 0;
+}
 
-done:
-    free(acc);
-    free(rows);
-    resample_axis_free(&vert);
-    resample_axis_free(&horiz);
-    return rc;
+int image_resample_normalized(const struct image *src, struct image_box box, int size,
+                              const float mean[3], const float std[3], bool flip, float *out)
+{
+    struct resample_state st;
+    if (resample_horizontal(src, box, size, size, &st) < 0)
+        return -1;
+    size_t out_stride = (size_t)size * 3, plane = (size_t)size * size;
+    uint8_t *row = malloc(out_stride);
+    if (!row) {
+        resample_state_free(&st);
+        return err_set("out of memory resampling to %dx%d", size, size);
+    }
+    float table[3][256];
+    for (int c = 0; c < 3; c++)
+        for (int v = 0; v < 256; v++)
+            table[c][v] = ((float)v / 255.0f - mean[c]) / std[c];
+    for (int y = 0; y < size; y++) {
+        resample_vertical_row(&st, y, out_stride);
+        for (size_t i = 0; i < out_stride; i++) /* contiguous: vectorised */
+            row[i] = clip8(st.acc[i]);
+        for (int c = 0; c < 3; c++) {
+            float *line = out + c * plane + (size_t)y * size;
+            const float *t = table[c];
+            if (flip)
+                for (int x = 0; x < size; x++)
+                    line[size - 1 - x] = t[row[3 * x + c]];
+            else
+                for (int x = 0; x < size; x++)
+                    line[x] = t[row[3 * x + c]];
+        }
+    }
+    free(row);
+    resample_state_free(&st);
+    return 0;
 }
 
 /* ---- crop boxes ---- */
@@ -270,16 +333,22 @@ void image_normalize_chw(const uint8_t *rgb, int size, const float mean[3], cons
 {
     size_t plane = (size_t)size * size;
     for (int c = 0; c < 3; c++) {
+        /* ToTensor divides by 255 and Normalize subtracts then divides, each in float: the
+         * same operations in the same order give torchvision's values exactly. With 256
+         * possible inputs they are computed once into a table. */
+        float table[256];
+        for (int v = 0; v < 256; v++)
+            table[v] = ((float)v / 255.0f - mean[c]) / std[c];
         float *dst = out + c * plane;
         for (int y = 0; y < size; y++) {
-            const uint8_t *row = rgb + (size_t)y * size * 3;
-            for (int x = 0; x < size; x++) {
-                int sx = flip ? size - 1 - x : x;
-                /* ToTensor divides by 255 and Normalize subtracts then divides, each in float:
-                 * the same operations in the same order give torchvision's values exactly. */
-                float v = (float)row[3 * sx + c] / 255.0f;
-                dst[(size_t)y * size + x] = (v - mean[c]) / std[c];
-            }
+            const uint8_t *row = rgb + (size_t)y * size * 3 + c;
+            float *line = dst + (size_t)y * size;
+            if (flip)
+                for (int x = 0; x < size; x++)
+                    line[size - 1 - x] = table[row[3 * x]];
+            else
+                for (int x = 0; x < size; x++)
+                    line[x] = table[row[3 * x]];
         }
     }
 }

@@ -68,6 +68,11 @@ struct image_box image_center_crop_box(int width, int height, int resize_to, int
 /* rgb [size,size,3] uint8 -> out [3,size,size] float: (v / 255 - mean[c]) / std[c], in float
  * as ToTensor + Normalize compute it. flip mirrors horizontally (RandomHorizontalFlip) while
  * writing: out[c][y][x] comes from rgb[y][size - 1 - x][c]. */
+/* image_resample to size x size followed by image_normalize_chw, in one pass without the
+ * 8-bit intermediate image: the same values, for the data loader's hot path. */
+int image_resample_normalized(const struct image *src, struct image_box box, int size,
+                              const float mean[3], const float std[3], bool flip, float *out);
+
 void image_normalize_chw(const uint8_t *rgb, int size, const float mean[3], const float std[3],
                          bool flip, float *out);
 

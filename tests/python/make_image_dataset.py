@@ -50,11 +50,12 @@ def save(img, path):
         img.save(path)
 
 
-def write_folders(root, samples):
+def write_folders(root, samples, ext=None):
+    """ext: "jpg" or "png" for every file; None alternates them."""
     for i, (c, img) in enumerate(samples):
         d = os.path.join(root, CLASSES[c])
         os.makedirs(d, exist_ok=True)
-        save(img, os.path.join(d, f"img_{i:05d}.{'png' if i % 2 else 'jpg'}"))
+        save(img, os.path.join(d, f"img_{i:05d}.{ext or ('png' if i % 2 else 'jpg')}"))
 
 
 def write_lst(root, samples, lst_dir=None):

@@ -190,6 +190,19 @@ def test_frozen_backbone_from_torchvision_weights(tmp_path):
     model.load_state_dict(trained)  # strict: the names and shapes are torchvision's
 
 
+def test_early_stopping(tmp_path):
+    hp = dict(LENET_FAST, epochs=40, early_stopping_patience=2, lr_scheduler="none")
+    root = make_opt_ml(tmp_path / "opt_ml", hp)
+    dataset(root / "input/data/train", 60, seed=9)
+    r = run_train(root)
+    assert r.returncode == 0, r.stderr
+    assert "early stopping: no better validation accuracy for 2 epochs" in r.stderr
+    epochs = re.findall(r"^epoch=(\d+)/40", r.stdout, re.M)
+    assert 3 <= len(epochs) < 40, epochs
+    meta = json.loads((root / "model/metadata.json").read_text())
+    assert meta["metrics"]["best_epoch"] == len(epochs) - 2
+
+
 @pytest.mark.parametrize("key,value,message", [
     ("lr", "-1", "hyperparameter lr=\"-1\" is not valid: a number in (0, 10] expected"),
     ("model", "resnet19", "hyperparameter model=\"resnet19\" is not a model this image has"),
