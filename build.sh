@@ -5,6 +5,7 @@
 #   ./build.sh test     the same, run every test, then build into build-asan/ with
 #                       AddressSanitizer + UndefinedBehaviorSanitizer and run them again
 #   ./build.sh asan     only the sanitizer build and its tests
+#   ./build.sh demo     build, then train a small model on a generated sample (build/demo/opt_ml)
 #   ./build.sh deps     only install what is missing
 #
 # Environment:
@@ -108,8 +109,22 @@ test)
     sanitizer_tests
     ;;
 asan) deps && sanitizer_tests ;;
+demo)
+    deps
+    build_into build
+    demo=build/demo/opt_ml
+    rm -rf "$demo" && mkdir -p "$demo/input/config"
+    "$VENV/bin/python" tests/python/make_image_dataset.py "$demo/input/data/train" --per-class 100 --seed 1
+    "$VENV/bin/python" tests/python/make_image_dataset.py "$demo/input/data/test" --per-class 30 --seed 2
+    cat >"$demo/input/config/hyperparameters.json" <<'JSON'
+{"model": "\"lenet\"", "epochs": "15", "batch_size": "16", "lr": "0.003", "optimizer": "\"adam\"",
+ "lr_scheduler": "\"cosine\"", "min_crop_scale": "0.7"}
+JSON
+    OPT_ML="$demo" build/bin/train
+    log "demo done: the model is in $demo/model, metrics in $demo/output/data/metrics.json"
+    ;;
 *)
-    sed -n '2,18p' "$0"
+    sed -n '2,19p' "$0"
     exit 2
     ;;
 esac
