@@ -151,22 +151,22 @@ static bool load_sample(struct loader *l, size_t idx, float *out)
     struct image_box box;
     bool flip = false;
     int rc;
-    if (c->train && c->augment && l->d->source == DATASET_FILES) {
-        rc = decode_random_crop(l, idx, &rng, &img, &box);
+    if (!c->train || !c->augment) {
+        rc = dataset_load_image(l->d, idx, c->resize_size, &img);
+        if (rc == 0)
+            rc = image_eval_transform(&img, c->resize_size, c->image_size, c->mean, c->std, out);
     } else {
-        rc = dataset_load_image(l->d, idx, c->train ? c->image_size : c->resize_size, &img);
-        if (rc == 0 && c->train && c->augment)
-            box = image_random_resized_crop_box(img.width, img.height, c->min_crop_scale, &rng);
-        else if (rc == 0)
-            box = image_center_crop_box(img.width, img.height, c->resize_size, c->image_size);
-    }
-    if (rc < 0) {
-        note_skipped(l, err_msg());
-        return false;
-    }
-    if (c->train && c->augment)
+        if (l->d->source == DATASET_FILES) {
+            rc = decode_random_crop(l, idx, &rng, &img, &box);
+        } else {
+            rc = dataset_load_image(l->d, idx, c->image_size, &img);
+            if (rc == 0)
+                box = image_random_resized_crop_box(img.width, img.height, c->min_crop_scale, &rng);
+        }
         flip = image_rng_uniform(&rng) < 0.5;
-    rc = image_resample_normalized(&img, box, c->image_size, c->mean, c->std, flip, out);
+        if (rc == 0)
+            rc = image_resample_normalized(&img, box, c->image_size, c->mean, c->std, flip, out);
+    }
     image_free(&img);
     if (rc < 0) {
         note_skipped(l, err_msg());

@@ -247,6 +247,13 @@ int image_resample_normalized(const struct image *src, struct image_box box, int
     return 0;
 }
 
+int image_eval_transform(const struct image *img, int resize_size, int size, const float mean[3],
+                         const float std[3], float *out)
+{
+    struct image_box box = image_center_crop_box(img->width, img->height, resize_size, size);
+    return image_resample_normalized(img, box, size, mean, std, false, out);
+}
+
 /* ---- crop boxes ---- */
 
 /* A uniform integer in [0, n), torch.randint(0, n)'s job. */

@@ -73,6 +73,11 @@ struct image_box image_center_crop_box(int width, int height, int resize_to, int
 int image_resample_normalized(const struct image *src, struct image_box box, int size,
                               const float mean[3], const float std[3], bool flip, float *out);
 
+/* The evaluation transform, one function for train's validation and serve's requests:
+ * Resize(resize_size) + CenterCrop(size) + ToTensor + Normalize into out [3,size,size]. */
+int image_eval_transform(const struct image *img, int resize_size, int size, const float mean[3],
+                         const float std[3], float *out);
+
 void image_normalize_chw(const uint8_t *rgb, int size, const float mean[3], const float std[3],
                          bool flip, float *out);
 

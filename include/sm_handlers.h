@@ -1,0 +1,103 @@
+/*
+ * sm_handlers.h - the serving handlers, the C analogues of SageMaker's Python model_fn,
+ * input_fn, predict_fn and output_fn. `serve` has defaults for image classification built in;
+ * a user replaces any of them with their own C code, as `code/inference.py` does for Python
+ * users: build a shared object that exports
+ *
+ *     int sm_handlers_init(struct sm_handlers *h);
+ *
+ * and ship it in the model archive as code/<anything>.so. At start `serve` loads it and calls
+ * sm_handlers_init with the defaults filled in; the function replaces the members it wants
+ * (keeping the default's pointer to call it, if it likes) and returns 0. Example, a custom
+ * output_fn that answers only the top class name:
+ *
+ *     static sm_output_fn default_output;
+ *     static int my_output(const struct sm_context *ctx, const struct sm_scores *s,
+ *                          const struct sm_request *req, struct sm_response *out) {
+ *         ... write JSON into out->body (malloc'd), set out->content_type ...
+ *     }
+ *     int sm_handlers_init(struct sm_handlers *h) {
+ *         default_output = h->output_fn;
+ *         h->output_fn = my_output;
+ *         return 0;
+ *     }
+ *
+ * Each handler returns 0, or an HTTP status (400, 406, 415, 500...) after writing a message
+ * into err (the server answers it as {"error": message}). Handlers other than model_fn run on
+ * many threads at once, except predict_fn, which the batcher calls from one thread.
+ */
+#ifndef SM_HANDLERS_H
+#define SM_HANDLERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SM_ERROR_MAX 512
+
+struct sm_error {
+    char message[SM_ERROR_MAX];
+};
+
+/* What model_fn loaded, shared read-only by all requests. */
+struct sm_context {
+    void *model;                 /* the default model_fn's network (opaque) */
+    const char *const *class_names; /* num_classes names, index order */
+    int num_classes;
+    int image_size, resize_size; /* the eval transform: resize shorter side, centre crop */
+    float mean[3], std[3];
+    void *user;                  /* free for custom handlers */
+};
+
+struct sm_request {
+    const uint8_t *body;
+    size_t body_len;
+    const char *content_type;       /* lower case, parameters removed; "" if none */
+    const char *accept;             /* as sent; "" if none */
+    const char *custom_attributes;  /* X-Amzn-SageMaker-Custom-Attributes, or "" */
+};
+
+/* Model input: a batch of preprocessed images, float32 [n,3,size,size], malloc'd. */
+struct sm_batch {
+    float *data;
+    int64_t n, height, width;
+};
+
+/* Model output: class probabilities [n,k], malloc'd. */
+struct sm_scores {
+    float *probs;
+    int64_t n, k;
+};
+
+struct sm_response {
+    uint8_t *body; /* malloc'd; the server frees it */
+    size_t len;
+    char content_type[64];
+};
+
+typedef int (*sm_model_fn)(const char *model_dir, struct sm_context *ctx, struct sm_error *err);
+typedef int (*sm_input_fn)(const struct sm_context *ctx, const struct sm_request *req,
+                           struct sm_batch *out, struct sm_error *err);
+typedef int (*sm_predict_fn)(const struct sm_context *ctx, const struct sm_batch *in,
+                             struct sm_scores *out, struct sm_error *err);
+typedef int (*sm_output_fn)(const struct sm_context *ctx, const struct sm_scores *scores,
+                            const struct sm_request *req, struct sm_response *out,
+                            struct sm_error *err);
+
+struct sm_handlers {
+    sm_model_fn model_fn;
+    sm_input_fn input_fn;
+    sm_predict_fn predict_fn;
+    sm_output_fn output_fn;
+};
+
+/* What a custom handler library exports. */
+typedef int (*sm_handlers_init_fn)(struct sm_handlers *h);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,215 @@
+/*
+ * batcher.c - dynamic batching: requests that arrive close together share one forward pass.
+ *
+ * Request threads submit their batch and wait. One worker thread takes the oldest pending
+ * request, waits up to max_delay for others (stopping early once max_batch images are
+ * there), concatenates those of the same image size, runs predict_fn once and hands each
+ * request its rows. Under no load a request waits at most max_delay; under load the model sees
+ * full batches, so throughput grows with concurrency.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/error.h"
+#include "serve/serve.h"
+
+struct job {
+    const struct sm_batch *in;
+    struct sm_scores *out;
+    struct sm_error *err;
+    int status;
+    bool done;
+    struct job *next;
+};
+
+struct batcher {
+    const struct sm_context *ctx;
+    sm_predict_fn predict;
+    int max_batch, max_delay_us;
+    pthread_mutex_t mu;
+    pthread_cond_t arrived, finished;
+    struct job *head, *tail;
+    bool stopping;
+    pthread_t thread;
+};
+
+static void deadline_after(struct timespec *ts, int us)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_nsec += (long)us * 1000;
+    ts->tv_sec += ts->tv_nsec / 1000000000;
+    ts->tv_nsec %= 1000000000;
+}
+
+static int64_t pending_images(const struct batcher *b)
+{
+    int64_t n = 0;
+    for (const struct job *j = b->head; j; j = j->next)
+        n += j->in->n;
+    return n;
+}
+
+/* Runs one group (same image size) through predict_fn and splits the result. */
+static void run_group(struct batcher *b, struct job **group, int count)
+{
+    const struct sm_batch *first = group[0]->in;
+    struct sm_batch merged = *first;
+    struct sm_scores scores = {0};
+    struct sm_error err = {{0}};
+    size_t per = 3 * (size_t)first->height * (size_t)first->width;
+    bool copied = false;
+    if (count > 1) {
+        merged.n = 0;
+        for (int i = 0; i < count; i++)
+            merged.n += group[i]->in->n;
+        merged.data = malloc((size_t)merged.n * per * sizeof(float));
+        copied = merged.data != NULL;
+        for (int i = 0, at = 0; copied && i < count; i++) {
+            memcpy(merged.data + (size_t)at * per, group[i]->in->data,
+                   (size_t)group[i]->in->n * per * sizeof(float));
+            at += (int)group[i]->in->n;
+        }
+    }
+    int status = count > 1 && !copied ? 500 : b->predict(b->ctx, &merged, &scores, &err);
+    if (count > 1 && !copied)
+        snprintf(err.message, sizeof err.message, "out of memory batching requests");
+    if (status == 0 && (scores.n != merged.n || !scores.probs)) {
+        status = 500;
+        snprintf(err.message, sizeof err.message, "predict_fn returned %lld rows for %lld images",
+                 (long long)scores.n, (long long)merged.n);
+    }
+    for (int i = 0, at = 0; i < count; i++) {
+        struct job *j = group[i];
+        j->status = status;
+        if (status == 0) {
+            size_t bytes = (size_t)(j->in->n * scores.k) * sizeof(float);
+            j->out->probs = malloc(bytes);
+            j->out->n = j->in->n;
+            j->out->k = scores.k;
+            if (j->out->probs) {
+                memcpy(j->out->probs, scores.probs + (size_t)at * (size_t)scores.k, bytes);
+            } else {
+                j->status = 500;
+                snprintf(j->err->message, sizeof j->err->message, "out of memory");
+            }
+        } else {
+            memcpy(j->err, &err, sizeof err);
+        }
+        at += (int)j->in->n;
+    }
+    free(scores.probs);
+    if (copied)
+        free(merged.data);
+}
+
+static void *batcher_main(void *arg)
+{
+    struct batcher *b = arg;
+    struct job **group = malloc(sizeof *group * (size_t)(b->max_batch + 1));
+    pthread_mutex_lock(&b->mu);
+    while (group) {
+        while (!b->head && !b->stopping)
+            pthread_cond_wait(&b->arrived, &b->mu);
+        if (!b->head)
+            break; /* stopping and nothing left */
+        struct timespec deadline;
+        deadline_after(&deadline, b->max_delay_us);
+        while (!b->stopping && pending_images(b) < b->max_batch &&
+               pthread_cond_timedwait(&b->arrived, &b->mu, &deadline) != ETIMEDOUT)
+            ;
+        /* Take the oldest job and every following one of the same size, up to max_batch. */
+        int count = 0;
+        int64_t images = 0;
+        struct job **link = &b->head, *prev = NULL;
+        const struct sm_batch *first = b->head->in;
+        while (*link) {
+            struct job *j = *link;
+            bool fits = j->in->height == first->height && j->in->width == first->width &&
+                        (count == 0 || images + j->in->n <= b->max_batch);
+            if (fits) {
+                group[count++] = j;
+                images += j->in->n;
+                *link = j->next;
+                if (b->tail == j)
+                    b->tail = prev;
+                if (images >= b->max_batch)
+                    break;
+            } else {
+                prev = j;
+                link = &j->next;
+            }
+        }
+        pthread_mutex_unlock(&b->mu);
+        run_group(b, group, count);
+        pthread_mutex_lock(&b->mu);
+        for (int i = 0; i < count; i++)
+            group[i]->done = true;
+        pthread_cond_broadcast(&b->finished);
+    }
+    pthread_mutex_unlock(&b->mu);
+    free(group);
+    return NULL;
+}
+
+int batcher_start(struct batcher **out, const struct sm_context *ctx, sm_predict_fn predict,
+                  int max_batch, int max_delay_us)
+{
+    struct batcher *b = calloc(1, sizeof *b);
+    if (!b)
+        return err_set("out of memory");
+    b->ctx = ctx;
+    b->predict = predict;
+    b->max_batch = max_batch > 0 ? max_batch : 1;
+    b->max_delay_us = max_delay_us >= 0 ? max_delay_us : 0;
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->arrived, NULL);
+    pthread_cond_init(&b->finished, NULL);
+    if (pthread_create(&b->thread, NULL, batcher_main, b) != 0) {
+        free(b);
+        return err_set("cannot start the batcher thread");
+    }
+    *out = b;
+    return 0;
+}
+
+int batcher_submit(struct batcher *b, const struct sm_batch *in, struct sm_scores *out,
+                   struct sm_error *err)
+{
+    struct job j = {in, out, err, 0, false, NULL};
+    pthread_mutex_lock(&b->mu);
+    if (b->stopping) {
+        pthread_mutex_unlock(&b->mu);
+        snprintf(err->message, sizeof err->message, "the server is shutting down");
+        return 503;
+    }
+    if (b->tail)
+        b->tail->next = &j;
+    else
+        b->head = &j;
+    b->tail = &j;
+    pthread_cond_signal(&b->arrived);
+    while (!j.done)
+        pthread_cond_wait(&b->finished, &b->mu);
+    pthread_mutex_unlock(&b->mu);
+    return j.status;
+}
+
+void batcher_stop(struct batcher *b)
+{
+    if (!b)
+        return;
+    pthread_mutex_lock(&b->mu);
+    b->stopping = true; /* pending jobs are still served, then the thread ends */
+    pthread_cond_broadcast(&b->arrived);
+    pthread_mutex_unlock(&b->mu);
+    pthread_join(b->thread, NULL);
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->arrived);
+    pthread_cond_destroy(&b->finished);
+    free(b);
+}

@@ -1,0 +1,641 @@
+/*
+ * codecs.c - the default input_fn and output_fn: request bodies into model batches, class
+ * probabilities into response bodies.
+ *
+ * Inputs (Content-Type):
+ *   image/jpeg, image/png, application/x-image (sniffed)     one image
+ *   application/x-npy   a NumPy array [N,3,H,W] or [3,H,W] of pixels (uint8, float32/64)
+ *   application/json    a nested list of pixels shaped as above (what the seeds' Lambda sends),
+ *                       or {"instances": [...]} whose items are such lists or base64 images
+ *   application/jsonlines  one of the JSON forms per line (batch transform, SplitType=Line)
+ * Pixel arrays hold values 0..255; float arrays whose values all lie in [0, 1] are taken as
+ * 0..1 and scaled. Every image then gets the training's evaluation transform
+ * (image_eval_transform), so what was validated is what is served.
+ *
+ * Outputs (Accept): application/json (also with no Accept, or the wildcards any/any and
+ * application/any), application/x-npy (float32 probabilities [N,K]), application/jsonlines
+ * (one JSON object per input and line).
+ * X-Amzn-SageMaker-Custom-Attributes may say top_k=N and threshold=P.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/error.h"
+#include "image/decode.h"
+#include "image/transform.h"
+#include "serve/serve.h"
+
+#define MAX_BATCH_IMAGES 1024
+#define MAX_PIXEL_SIDE 4096
+
+static int fail(struct sm_error *err, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(struct sm_error *err, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+/* ---- batches ---- */
+
+static int batch_alloc(const struct sm_context *ctx, int64_t n, struct sm_batch *out,
+                       struct sm_error *err)
+{
+    if (n < 1 || n > MAX_BATCH_IMAGES)
+        return fail(err, 400, "a request may hold 1 to %d images, this one holds %lld",
+                    MAX_BATCH_IMAGES, (long long)n);
+    size_t per = 3 * (size_t)ctx->image_size * (size_t)ctx->image_size;
+    out->data = malloc((size_t)n * per * sizeof(float));
+    if (!out->data)
+        return fail(err, 500, "out of memory for %lld images", (long long)n);
+    out->n = n;
+    out->height = out->width = ctx->image_size;
+    return 0;
+}
+
+static float *batch_item(const struct sm_context *ctx, struct sm_batch *b, int64_t i)
+{
+    return b->data + (size_t)i * 3 * (size_t)ctx->image_size * (size_t)ctx->image_size;
+}
+
+static int transform_into(const struct sm_context *ctx, const struct image *img, float *out,
+                          struct sm_error *err)
+{
+    if (image_eval_transform(img, ctx->resize_size, ctx->image_size, ctx->mean, ctx->std, out) < 0)
+        return fail(err, 400, "cannot preprocess the image: %s", err_msg());
+    return 0;
+}
+
+/* An encoded image (JPEG/PNG) into item i. */
+static int decode_image_into(const struct sm_context *ctx, const uint8_t *data, size_t len,
+                             float *out, struct sm_error *err)
+{
+    struct image img = {0};
+    if (image_decode(data, len, ctx->resize_size, &img) < 0)
+        return fail(err, 400, "the image cannot be decoded: %s", err_msg());
+    int rc = transform_into(ctx, &img, out, err);
+    image_free(&img);
+    return rc;
+}
+
+/* ---- pixel arrays (from NPY or JSON) ---- */
+
+struct pixels {
+    int64_t n, h, w;
+    double *v; /* n*3*h*w values, CHW per image */
+};
+
+static int pixels_to_batch(const struct sm_context *ctx, const struct pixels *p,
+                           struct sm_batch *out, struct sm_error *err)
+{
+    if (p->h < 1 || p->w < 1 || p->h > MAX_PIXEL_SIDE || p->w > MAX_PIXEL_SIDE)
+        return fail(err, 400, "images must be 1 to %d pixels a side, got %lldx%lld",
+                    MAX_PIXEL_SIDE, (long long)p->h, (long long)p->w);
+    size_t total = (size_t)(p->n * 3 * p->h * p->w);
+    double max = 0;
+    for (size_t i = 0; i < total; i++) {
+        if (!isfinite(p->v[i]))
+            return fail(err, 400, "pixel values must be finite numbers");
+        if (p->v[i] > max)
+            max = p->v[i];
+    }
+    double scale = max <= 1.0 ? 255.0 : 1.0; /* 0..1 floats, as ToTensor makes them */
+    int rc = batch_alloc(ctx, p->n, out, err);
+    struct image img = {malloc((size_t)(p->h * p->w * 3)), (int)p->w, (int)p->h};
+    if (rc == 0 && !img.pixels)
+        rc = fail(err, 500, "out of memory");
+    size_t plane = (size_t)(p->h * p->w);
+    for (int64_t i = 0; rc == 0 && i < p->n; i++) {
+        const double *src = p->v + (size_t)i * 3 * plane;
+        for (size_t k = 0; k < plane; k++)
+            for (int c = 0; c < 3; c++) {
+                double v = src[c * plane + k] * scale + 0.5;
+                img.pixels[k * 3 + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+            }
+        rc = transform_into(ctx, &img, batch_item(ctx, out, i), err);
+    }
+    image_free(&img);
+    if (rc) {
+        free(out->data);
+        out->data = NULL;
+    }
+    return rc;
+}
+
+/* shape [N,3,H,W] or [3,H,W] -> n, h, w */
+static int check_shape(const int64_t *dims, int ndim, struct pixels *p, struct sm_error *err)
+{
+    if (ndim == 3 && dims[0] == 3) {
+        p->n = 1, p->h = dims[1], p->w = dims[2];
+        return 0;
+    }
+    if (ndim == 4 && dims[1] == 3) {
+        p->n = dims[0], p->h = dims[2], p->w = dims[3];
+        return 0;
+    }
+    return fail(err, 400, "arrays must be shaped [N,3,H,W] or [3,H,W] (RGB, channels first)");
+}
+
+/* ---- NPY ---- */
+
+/* Finds "'key': value" in the header dict; returns the value's start or NULL. */
+static const char *npy_field(const char *header, const char *key)
+{
+    char pattern[32];
+    snprintf(pattern, sizeof pattern, "'%s':", key);
+    const char *p = strstr(header, pattern);
+    if (!p)
+        return NULL;
+    p += strlen(pattern);
+    while (*p == ' ')
+        p++;
+    return p;
+}
+
+static int npy_decode(const uint8_t *body, size_t len, struct pixels *p, struct sm_error *err)
+{
+    if (len < 10 || memcmp(body, "\x93NUMPY", 6) != 0)
+        return fail(err, 400, "the body is not a NumPy .npy array (no \\x93NUMPY magic)");
+    size_t hlen, start;
+    if (body[6] == 1) {
+        hlen = (size_t)body[8] | (size_t)body[9] << 8;
+        start = 10;
+    } else if ((body[6] == 2 || body[6] == 3) && len >= 12) {
+        hlen = (size_t)body[8] | (size_t)body[9] << 8 | (size_t)body[10] << 16 | (size_t)body[11] << 24;
+        start = 12;
+    } else {
+        return fail(err, 400, "unsupported .npy version %d", body[6]);
+    }
+    if (hlen > 65536 || start + hlen > len)
+        return fail(err, 400, "the .npy header is truncated");
+    char header[65537];
+    memcpy(header, body + start, hlen);
+    header[hlen] = '\0';
+    const char *descr = npy_field(header, "descr"), *fortran = npy_field(header, "fortran_order"),
+               *shape = npy_field(header, "shape");
+    if (!descr || !fortran || !shape)
+        return fail(err, 400, "the .npy header lacks descr, fortran_order or shape");
+    if (strncmp(fortran, "False", 5) != 0)
+        return fail(err, 400, "Fortran-ordered .npy arrays are not accepted; send C order");
+    size_t item;
+    int kind; /* 0 u8, 1 f4, 2 f8 */
+    if (strncmp(descr, "'|u1'", 5) == 0)
+        item = 1, kind = 0;
+    else if (strncmp(descr, "'<f4'", 5) == 0)
+        item = 4, kind = 1;
+    else if (strncmp(descr, "'<f8'", 5) == 0)
+        item = 8, kind = 2;
+    else
+        return fail(err, 400, "unsupported .npy dtype %.8s: send uint8, float32 or float64", descr);
+    if (*shape != '(')
+        return fail(err, 400, "malformed .npy shape");
+    int64_t dims[8];
+    int ndim = 0;
+    const char *q = shape + 1;
+    while (*q && *q != ')' && ndim < 8) {
+        char *end;
+        long long d = strtoll(q, &end, 10);
+        if (end == q)
+            break;
+        if (d < 0 || d > 1 << 24)
+            return fail(err, 400, "impossible .npy dimension %lld", d);
+        dims[ndim++] = d;
+        q = end;
+        while (*q == ',' || *q == ' ')
+            q++;
+    }
+    if (check_shape(dims, ndim, p, err))
+        return 400;
+    size_t count = (size_t)(p->n * 3 * p->h * p->w);
+    size_t data_len = len - start - hlen;
+    if (p->n < 1 || p->n > MAX_BATCH_IMAGES || p->h > MAX_PIXEL_SIDE || p->w > MAX_PIXEL_SIDE)
+        return fail(err, 400, "the array is too large: at most %d images of %d pixels a side",
+                    MAX_BATCH_IMAGES, MAX_PIXEL_SIDE);
+    if (data_len != count * item)
+        return fail(err, 400, "the .npy data holds %zu bytes, the header promises %zu", data_len,
+                    count * item);
+    p->v = malloc(count * sizeof *p->v);
+    if (!p->v)
+        return fail(err, 500, "out of memory");
+    const uint8_t *d = body + start + hlen;
+    for (size_t i = 0; i < count; i++) {
+        if (kind == 0) {
+            p->v[i] = d[i];
+        } else if (kind == 1) {
+            float f;
+            memcpy(&f, d + 4 * i, 4);
+            p->v[i] = f;
+        } else {
+            memcpy(&p->v[i], d + 8 * i, 8);
+        }
+    }
+    return 0;
+}
+
+/* ---- JSON ---- */
+
+static int json_shape(const cJSON *a, int64_t *dims, int *ndim)
+{
+    *ndim = 0;
+    while (cJSON_IsArray(a) && *ndim < 8) {
+        dims[(*ndim)++] = cJSON_GetArraySize(a);
+        a = a->child;
+    }
+    return 0;
+}
+
+static int json_fill(const cJSON *a, int depth, const int64_t *dims, int ndim, double *out,
+                     size_t *pos, size_t cap)
+{
+    if (depth == ndim) {
+        if (!cJSON_IsNumber(a) || *pos >= cap)
+            return -1;
+        out[(*pos)++] = a->valuedouble;
+        return 0;
+    }
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != dims[depth])
+        return -1;
+    for (const cJSON *c = a->child; c; c = c->next)
+        if (json_fill(c, depth + 1, dims, ndim, out, pos, cap) < 0)
+            return -1;
+    return 0;
+}
+
+static int json_pixels(const cJSON *a, struct pixels *p, struct sm_error *err)
+{
+    int64_t dims[8];
+    int ndim;
+    json_shape(a, dims, &ndim);
+    if (check_shape(dims, ndim, p, err))
+        return 400;
+    if (p->n > MAX_BATCH_IMAGES || p->h > MAX_PIXEL_SIDE || p->w > MAX_PIXEL_SIDE)
+        return fail(err, 400, "the array is too large");
+    size_t cap = (size_t)(p->n * 3 * p->h * p->w), pos = 0;
+    p->v = malloc(cap * sizeof *p->v + 1);
+    if (!p->v)
+        return fail(err, 500, "out of memory");
+    if (json_fill(a, 0, dims, ndim, p->v, &pos, cap) < 0 || pos != cap)
+        return fail(err, 400, "the JSON array is ragged or holds non-numbers: expected a "
+                              "[N,3,H,W] or [3,H,W] nested list of pixel values");
+    return 0;
+}
+
+static int base64_value(int c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+' || c == '-')
+        return 62;
+    if (c == '/' || c == '_')
+        return 63;
+    return -1;
+}
+
+/* Standard or URL-safe base64, padding optional, whitespace ignored. */
+static uint8_t *base64_decode(const char *s, size_t *len)
+{
+    size_t n = strlen(s);
+    uint8_t *out = malloc(n / 4 * 3 + 4);
+    if (!out)
+        return NULL;
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p == '=' || isspace((unsigned char)*p))
+            continue;
+        int v = base64_value((unsigned char)*p);
+        if (v < 0) {
+            free(out);
+            return NULL;
+        }
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    *len = o;
+    return out;
+}
+
+/* Appends one JSON record (pixels or a base64 image) to a growing list of batches. */
+static int json_record(const struct sm_context *ctx, const cJSON *rec, struct sm_batch *parts,
+                       int *nparts, struct sm_error *err)
+{
+    if (*nparts >= MAX_BATCH_IMAGES)
+        return fail(err, 400, "too many records in one request (at most %d)", MAX_BATCH_IMAGES);
+    struct sm_batch *b = &parts[(*nparts)++];
+    const cJSON *b64 = rec;
+    if (cJSON_IsObject(rec)) {
+        b64 = cJSON_GetObjectItemCaseSensitive(rec, "b64");
+        if (!b64)
+            b64 = cJSON_GetObjectItemCaseSensitive(rec, "image");
+        if (!b64)
+            b64 = cJSON_GetObjectItemCaseSensitive(rec, "data");
+    }
+    if (cJSON_IsString(b64)) {
+        size_t len;
+        uint8_t *bytes = base64_decode(b64->valuestring, &len);
+        if (!bytes)
+            return fail(err, 400, "an image string is not valid base64");
+        int rc = batch_alloc(ctx, 1, b, err);
+        if (rc == 0)
+            rc = decode_image_into(ctx, bytes, len, b->data, err);
+        free(bytes);
+        return rc;
+    }
+    if (!cJSON_IsArray(rec))
+        return fail(err, 400, "each record must be a nested list of pixels or a base64 image "
+                              "(a string, or an object with \"b64\")");
+    struct pixels p = {0};
+    int rc = json_pixels(rec, &p, err);
+    if (rc == 0)
+        rc = pixels_to_batch(ctx, &p, b, err);
+    free(p.v);
+    return rc;
+}
+
+/* Joins parts into one batch. */
+static int concat(const struct sm_context *ctx, struct sm_batch *parts, int nparts,
+                  struct sm_batch *out, struct sm_error *err)
+{
+    int64_t n = 0;
+    for (int i = 0; i < nparts; i++)
+        n += parts[i].n;
+    int rc = batch_alloc(ctx, n, out, err);
+    size_t per = 3 * (size_t)ctx->image_size * (size_t)ctx->image_size;
+    for (int i = 0, at = 0; rc == 0 && i < nparts; i++) {
+        memcpy(batch_item(ctx, out, at), parts[i].data, (size_t)parts[i].n * per * sizeof(float));
+        at += (int)parts[i].n;
+    }
+    return rc;
+}
+
+static int json_input(const struct sm_context *ctx, const struct sm_request *req, bool lines,
+                      struct sm_batch *out, struct sm_error *err)
+{
+    struct sm_batch *parts = calloc(MAX_BATCH_IMAGES + 1, sizeof *parts);
+    if (!parts)
+        return fail(err, 500, "out of memory");
+    int nparts = 0, rc = 0;
+    const char *p = (const char *)req->body, *end = p + req->body_len;
+    while (rc == 0 && p < end) {
+        const char *stop = lines ? memchr(p, '\n', (size_t)(end - p)) : NULL;
+        if (!stop)
+            stop = end;
+        const char *q = p;
+        while (q < stop && isspace((unsigned char)*q))
+            q++;
+        if (q < stop) {
+            cJSON *doc = cJSON_ParseWithLength(q, (size_t)(stop - q));
+            if (!doc) {
+                rc = fail(err, 400, "the body is not valid JSON%s", lines ? " (in a JSON Lines record)" : "");
+                break;
+            }
+            const cJSON *instances = cJSON_GetObjectItemCaseSensitive(doc, "instances");
+            if (cJSON_IsArray(instances)) {
+                for (const cJSON *r = instances->child; rc == 0 && r; r = r->next)
+                    rc = json_record(ctx, r, parts, &nparts, err);
+            } else {
+                rc = json_record(ctx, doc, parts, &nparts, err);
+            }
+            cJSON_Delete(doc);
+        }
+        p = stop + 1;
+    }
+    if (rc == 0 && nparts == 0)
+        rc = fail(err, 400, "the body holds no record");
+    if (rc == 0)
+        rc = concat(ctx, parts, nparts, out, err);
+    for (int i = 0; i < nparts; i++)
+        free(parts[i].data);
+    free(parts);
+    return rc;
+}
+
+int serve_input_fn(const struct sm_context *ctx, const struct sm_request *req,
+                   struct sm_batch *out, struct sm_error *err)
+{
+    memset(out, 0, sizeof *out);
+    const char *ct = req->content_type;
+    if (req->body_len == 0)
+        return fail(err, 400, "the request body is empty");
+    if (strcmp(ct, "image/jpeg") == 0 || strcmp(ct, "image/png") == 0 ||
+        strcmp(ct, "application/x-image") == 0 || strcmp(ct, "image/jpg") == 0) {
+        int rc = batch_alloc(ctx, 1, out, err);
+        if (rc == 0 && (rc = decode_image_into(ctx, req->body, req->body_len, out->data, err)) != 0) {
+            free(out->data);
+            out->data = NULL;
+        }
+        return rc;
+    }
+    if (strcmp(ct, "application/x-npy") == 0) {
+        struct pixels p = {0};
+        int rc = npy_decode(req->body, req->body_len, &p, err);
+        if (rc == 0)
+            rc = pixels_to_batch(ctx, &p, out, err);
+        free(p.v);
+        return rc;
+    }
+    if (strcmp(ct, "application/json") == 0)
+        return json_input(ctx, req, false, out, err);
+    if (strcmp(ct, "application/jsonlines") == 0 || strcmp(ct, "application/jsonl") == 0 ||
+        strcmp(ct, "application/x-jsonlines") == 0)
+        return json_input(ctx, req, true, out, err);
+    return fail(err, 415, "unsupported Content-Type \"%s\": send image/jpeg, image/png, "
+                          "application/x-image, application/x-npy, application/json or "
+                          "application/jsonlines",
+                ct);
+}
+
+/* ---- output ---- */
+
+enum out_kind { OUT_JSON, OUT_NPY, OUT_JSONLINES, OUT_NONE };
+
+/* The first acceptable type in Accept (q-values are not weighed; order is). */
+static enum out_kind accept_kind(const char *accept)
+{
+    if (!accept || !*accept)
+        return OUT_JSON;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", accept);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (isspace((unsigned char)*t))
+            t++;
+        char *semi = strchr(t, ';');
+        if (semi)
+            *semi = '\0';
+        for (char *e = t + strlen(t); e > t && isspace((unsigned char)e[-1]);)
+            *--e = '\0';
+        if (!strcasecmp(t, "application/json") || !strcasecmp(t, "*/*") || !strcasecmp(t, "application/*"))
+            return OUT_JSON;
+        if (!strcasecmp(t, "application/x-npy"))
+            return OUT_NPY;
+        if (!strcasecmp(t, "application/jsonlines") || !strcasecmp(t, "application/jsonl") ||
+            !strcasecmp(t, "application/x-jsonlines"))
+            return OUT_JSONLINES;
+    }
+    return OUT_NONE;
+}
+
+bool serve_accept_supported(const char *accept)
+{
+    return accept_kind(accept) != OUT_NONE;
+}
+
+/* top_k=N and threshold=P from the custom attributes ("top_k=3,threshold=0.5" or with ';'). */
+static void parse_attributes(const char *attrs, int *top_k, double *threshold)
+{
+    char buf[1100];
+    snprintf(buf, sizeof buf, "%s", attrs ? attrs : "");
+    for (char *save = NULL, *t = strtok_r(buf, ",;", &save); t; t = strtok_r(NULL, ",;", &save)) {
+        while (isspace((unsigned char)*t))
+            t++;
+        if (sscanf(t, "top_k=%d", top_k) == 1 && (*top_k < 1))
+            *top_k = 1;
+        double th;
+        if (sscanf(t, "threshold=%lf", &th) == 1 && th >= 0 && th <= 1)
+            *threshold = th;
+    }
+}
+
+static cJSON *prediction_json(const struct sm_context *ctx, const float *probs, int64_t k,
+                              int top_k, double threshold)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *pa = cJSON_AddArrayToObject(o, "probabilities");
+    for (int64_t j = 0; j < k; j++)
+        cJSON_AddItemToArray(pa, cJSON_CreateNumber(probs[j]));
+    if (top_k > k)
+        top_k = (int)k;
+    int order[64];
+    if (top_k > 64)
+        top_k = 64;
+    for (int r = 0; r < top_k; r++) { /* selection of the top_k largest */
+        int best = -1;
+        for (int64_t j = 0; j < k; j++) {
+            bool taken = false;
+            for (int q = 0; q < r; q++)
+                taken = taken || order[q] == j;
+            if (!taken && (best < 0 || probs[j] > probs[best]))
+                best = (int)j;
+        }
+        order[r] = best;
+    }
+    cJSON *top = cJSON_AddArrayToObject(o, "top_k");
+    for (int r = 0; r < top_k; r++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "index", order[r]);
+        cJSON_AddStringToObject(e, "label", order[r] < ctx->num_classes ? ctx->class_names[order[r]] : "");
+        cJSON_AddNumberToObject(e, "probability", probs[order[r]]);
+        cJSON_AddItemToArray(top, e);
+    }
+    cJSON_AddStringToObject(o, "predicted_label", order[0] < ctx->num_classes ? ctx->class_names[order[0]] : "");
+    cJSON_AddNumberToObject(o, "predicted_index", order[0]);
+    if (threshold >= 0)
+        cJSON_AddBoolToObject(o, "below_threshold", probs[order[0]] < threshold);
+    return o;
+}
+
+static int set_body(struct sm_response *out, char *text, const char *type, struct sm_error *err)
+{
+    if (!text)
+        return fail(err, 500, "out of memory encoding the response");
+    out->body = (uint8_t *)text;
+    out->len = strlen(text);
+    snprintf(out->content_type, sizeof out->content_type, "%s", type);
+    return 0;
+}
+
+static int npy_output(const struct sm_scores *s, struct sm_response *out, struct sm_error *err)
+{
+    char header[128];
+    int n = snprintf(header, sizeof header, "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %lld), }",
+                     (long long)s->n, (long long)s->k);
+    size_t total_header = 10 + (size_t)n + 1;
+    size_t pad = (64 - total_header % 64) % 64; /* the data starts 64-byte aligned */
+    size_t hlen = (size_t)n + pad + 1;
+    size_t data = (size_t)(s->n * s->k) * sizeof(float);
+    uint8_t *buf = malloc(10 + hlen + data);
+    if (!buf)
+        return fail(err, 500, "out of memory encoding the response");
+    memcpy(buf, "\x93NUMPY\x01\x00", 8);
+    buf[8] = (uint8_t)(hlen & 0xff);
+    buf[9] = (uint8_t)(hlen >> 8);
+    memcpy(buf + 10, header, (size_t)n);
+    memset(buf + 10 + n, ' ', pad);
+    buf[10 + hlen - 1] = '\n';
+    memcpy(buf + 10 + hlen, s->probs, data);
+    out->body = buf;
+    out->len = 10 + hlen + data;
+    snprintf(out->content_type, sizeof out->content_type, "application/x-npy");
+    return 0;
+}
+
+int serve_output_fn(const struct sm_context *ctx, const struct sm_scores *scores,
+                    const struct sm_request *req, struct sm_response *out, struct sm_error *err)
+{
+    enum out_kind kind = accept_kind(req->accept);
+    if (kind == OUT_NONE)
+        return fail(err, 406, "unsupported Accept \"%s\": ask for application/json, "
+                              "application/x-npy or application/jsonlines",
+                    req->accept);
+    if (kind == OUT_NPY)
+        return npy_output(scores, out, err);
+    int top_k = 5;
+    double threshold = -1;
+    parse_attributes(req->custom_attributes, &top_k, &threshold);
+    if (kind == OUT_JSON) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON *preds = cJSON_AddArrayToObject(root, "predictions");
+        for (int64_t i = 0; i < scores->n; i++)
+            cJSON_AddItemToArray(preds, prediction_json(ctx, scores->probs + i * scores->k, scores->k, top_k, threshold));
+        char *text = cJSON_PrintUnformatted(root);
+        cJSON_Delete(root);
+        return set_body(out, text, "application/json", err);
+    }
+    size_t cap = 1024, used = 0;
+    char *text = malloc(cap);
+    for (int64_t i = 0; text && i < scores->n; i++) {
+        cJSON *o = prediction_json(ctx, scores->probs + i * scores->k, scores->k, top_k, threshold);
+        char *line = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        size_t n = line ? strlen(line) : 0;
+        if (!line || used + n + 2 > cap) {
+            while (line && used + n + 2 > cap)
+                cap *= 2;
+            char *grown = line ? realloc(text, cap) : NULL;
+            if (!grown) {
+                free(line);
+                free(text);
+                text = NULL;
+                break;
+            }
+            text = grown;
+        }
+        memcpy(text + used, line, n);
+        used += n;
+        text[used++] = '\n';
+        text[used] = '\0';
+        free(line);
+    }
+    return set_body(out, text, "application/jsonlines", err);
+}

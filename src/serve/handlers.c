@@ -1,0 +1,88 @@
+/*
+ * handlers.c - the default predict_fn (one batched, gradient-free forward pass and a softmax)
+ * and the handler table: the defaults, and a user's own code/<name>.so replacing some of them.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "serve/serve.h"
+
+int serve_predict_fn(const struct sm_context *ctx, const struct sm_batch *in, struct sm_scores *out,
+                     struct sm_error *err)
+{
+    const struct serve_model *sm = ctx->model;
+    tc_scope *s = tc_scope_begin();
+    bool grad_was = tc_set_grad_enabled(false);
+    int64_t shape[4] = {in->n, 3, in->height, in->width};
+    tc_tensor *x = tc_from_data(in->data, shape, 4, TC_FLOAT32);
+    if (sm->device.type == TC_CUDA)
+        x = tc_to_device(x, sm->device);
+    if (sm->channels_last)
+        x = tc_to_channels_last(x);
+    tc_tensor *probs = tc_softmax(model_forward(sm->net, x, false), 1); /* [n,k] */
+    out->n = in->n;
+    out->k = sm->num_classes;
+    size_t bytes = (size_t)(out->n * out->k) * sizeof(float);
+    out->probs = malloc(bytes);
+    int rc = 0;
+    if (!out->probs || tc_to_data(probs, out->probs, bytes) < 0) {
+        snprintf(err->message, sizeof err->message, "prediction failed: %s",
+                 out->probs ? tc_last_error() : "out of memory");
+        free(out->probs);
+        out->probs = NULL;
+        rc = 500;
+    }
+    tc_set_grad_enabled(grad_was);
+    tc_scope_end(s);
+    return rc;
+}
+
+void serve_default_handlers(struct sm_handlers *h)
+{
+    h->model_fn = serve_model_fn;
+    h->input_fn = serve_input_fn;
+    h->predict_fn = serve_predict_fn;
+    h->output_fn = serve_output_fn;
+}
+
+int serve_load_custom_handlers(const char *model_dir, struct sm_handlers *h)
+{
+    char dir[4096], path[4096 + 256];
+    snprintf(dir, sizeof dir, "%s/code", model_dir);
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0; /* no code/ folder: the defaults */
+    struct dirent *e;
+    int rc = 0, loaded = 0;
+    while (rc == 0 && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 4 || strcmp(e->d_name + n - 3, ".so") != 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        /* The library stays loaded for the life of the process. */
+        void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!lib) {
+            rc = err_set("cannot load custom handlers %s: %s", path, dlerror());
+            break;
+        }
+        sm_handlers_init_fn init = (sm_handlers_init_fn)dlsym(lib, "sm_handlers_init");
+        if (!init) {
+            rc = err_set("%s does not export sm_handlers_init", path);
+            break;
+        }
+        if (init(h) != 0 || !h->model_fn || !h->input_fn || !h->predict_fn || !h->output_fn) {
+            rc = err_set("%s: sm_handlers_init failed or left a handler empty", path);
+            break;
+        }
+        log_info("custom handlers loaded from %s", path);
+        loaded++;
+    }
+    closedir(d);
+    return rc;
+}

@@ -1,0 +1,115 @@
+/*
+ * main.c - `serve`: what `docker run IMAGE serve` runs. Listens at once (so /ping can say
+ * 503 while loading), loads the model from $OPT_ML/model (default /opt/ml/model) through the
+ * handlers - the defaults, or a user's shared objects in code/ - warms it up, then says 200
+ * to /ping.
+ * SIGTERM: stop accepting, finish what is in flight, exit 0.
+ *
+ * Environment: SAGEMAKER_BIND_TO_PORT (8080), SAGEMAKER_MAX_PAYLOAD_IN_MB (6),
+ * SAGEMAKER_BATCH_STRATEGY, SAGEMAKER_MAX_CONCURRENT_TRANSFORMS, SERVE_MAX_BATCH (32),
+ * SERVE_BATCH_DELAY_MS (2), SERVE_THREADS (libtorch threads), SM_MODEL_ARCH and
+ * SM_NUM_CLASSES (for a bare model.pth whose architecture should not be inferred).
+ */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/opt_ml.h"
+#include "serve/server.h"
+
+static long env_long(const char *name, long fallback, long min, long max)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return fallback;
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*end || x < min || x > max) {
+        log_warn("%s=\"%s\" is not a number from %ld to %ld; using %ld", name, v, min, max, fallback);
+        return fallback;
+    }
+    return x;
+}
+
+static void read_config(struct server_config *c)
+{
+    c->port = (int)env_long("SAGEMAKER_BIND_TO_PORT", 8080, 1, 65535);
+    c->max_body_bytes = (size_t)env_long("SAGEMAKER_MAX_PAYLOAD_IN_MB", 6, 1, 100) << 20;
+    c->max_concurrent_transforms = (int)env_long("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", 1, 1, 1000);
+    const char *strategy = getenv("SAGEMAKER_BATCH_STRATEGY");
+    snprintf(c->batch_strategy, sizeof c->batch_strategy, "%s",
+             strategy && !strcmp(strategy, "SINGLE_RECORD") ? "SINGLE_RECORD" : "MULTI_RECORD");
+    c->max_batch = (int)env_long("SERVE_MAX_BATCH", 32, 1, 1024);
+    c->batch_delay_us = (int)env_long("SERVE_BATCH_DELAY_MS", 2, 0, 1000) * 1000;
+    c->log_pings = getenv("SERVE_LOG_PINGS") != NULL;
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv; /* SageMaker passes "serve" */
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* Every thread made from here on inherits the mask; main alone takes the signals. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    static struct server srv;
+    struct opt_ml paths;
+    read_config(&srv.config);
+    long threads = env_long("SERVE_THREADS", 0, 0, 1024);
+    if (threads > 0)
+        tc_set_num_threads((int)threads);
+    if (opt_ml_init(&paths) < 0 || server_start(&srv) < 0) {
+        log_error("serve: %s", err_msg());
+        return 1;
+    }
+    log_info("listening on port %d (payload limit %zu MiB); loading the model from %s",
+             srv.config.port, srv.config.max_body_bytes >> 20, paths.model_dir);
+
+    serve_default_handlers(&srv.handlers);
+    struct sm_error err = {{0}};
+    int rc = serve_load_custom_handlers(paths.model_dir, &srv.handlers);
+    if (rc < 0)
+        snprintf(err.message, sizeof err.message, "%s", err_msg());
+    else if (srv.handlers.model_fn(paths.model_dir, &srv.ctx, &err) != 0)
+        rc = -1;
+    else if (batcher_start(&srv.batcher, &srv.ctx, srv.handlers.predict_fn, srv.config.max_batch,
+                           srv.config.batch_delay_us) < 0) {
+        snprintf(err.message, sizeof err.message, "%s", err_msg());
+        rc = -1;
+    }
+    if (rc < 0) {
+        log_error("serve: cannot serve the model: %s", err.message);
+        server_stop(&srv, 0);
+        return 1;
+    }
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    const struct serve_model *sm = srv.handlers.model_fn == serve_model_fn ? srv.ctx.model : NULL;
+    log_info("ready in %.2f s: %s, %d classes, %dx%d inputs, %s; batches of up to %d images",
+             (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9,
+             sm ? sm->arch : "custom model", srv.ctx.num_classes, srv.ctx.image_size,
+             srv.ctx.image_size, sm && sm->device.type == TC_CUDA ? "cuda:0" : "cpu",
+             srv.config.max_batch);
+    __atomic_store_n(&srv.ready, true, __ATOMIC_RELEASE);
+
+    int sig = 0;
+    sigwait(&stop, &sig);
+    log_info("signal %d: draining requests in flight, then stopping", sig);
+    server_stop(&srv, 25.0);
+    batcher_stop(srv.batcher);
+    if (sm)
+        serve_model_free((struct serve_model *)sm);
+    log_info("stopped");
+    return 0;
+}

@@ -1,0 +1,324 @@
+/*
+ * model_dir.c - the default model_fn: what is in /opt/ml/model becomes a ready network.
+ *
+ * Accepted, in this order:
+ *   1. model.tar.gz inside the directory (SageMaker usually extracts it for us): extracted in
+ *      place, refusing absolute paths, "..", links and anything but files and folders;
+ *   2. model.pth + metadata.json as `train` writes them;
+ *   3. a bare model.pth that a Python user saved from torchvision (or the seeds' LeNet): the
+ *      architecture and class count come from SM_MODEL_ARCH / SM_NUM_CLASSES when set, or
+ *      are read off the tensors' names and shapes; ImageNet preprocessing at 224 (32 for lenet).
+ * The network is then moved to the GPU when there is one and run once (warm-up), so that
+ * /ping only says 200 for a model that has really produced an output.
+ */
+#define _DEFAULT_SOURCE
+#include "serve/serve.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/error.h"
+#include "common/json_file.h"
+#include "common/log.h"
+
+#define TAR_MAX_BYTES ((int64_t)8 << 30)
+#define TAR_MAX_ENTRIES 10000
+
+static void set_error(struct sm_error *err, const char *msg)
+{
+    snprintf(err->message, sizeof err->message, "%s", msg);
+}
+
+/* Extracts tarball into dir, refusing every entry that could land outside it. */
+int model_dir_extract(const char *tarball, const char *dir)
+{
+    struct archive *in = archive_read_new();
+    struct archive *out = archive_write_disk_new();
+    archive_read_support_filter_all(in);
+    archive_read_support_format_tar(in);
+    archive_read_support_format_gnutar(in);
+    /* Names are checked below (and made absolute under dir, so libarchive's own absolute-path
+     * check cannot be used); these two guard what the names cannot show. */
+    archive_write_disk_set_options(out, ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+                                            ARCHIVE_EXTRACT_SECURE_NODOTDOT);
+    int rc = 0;
+    if (archive_read_open_filename(in, tarball, 1 << 16) != ARCHIVE_OK)
+        rc = err_set("cannot read %s: %s", tarball, archive_error_string(in));
+    int64_t total = 0;
+    int entries = 0;
+    struct archive_entry *e;
+    while (rc == 0) {
+        int r = archive_read_next_header(in, &e);
+        if (r == ARCHIVE_EOF)
+            break;
+        if (r != ARCHIVE_OK) {
+            rc = err_set("%s is not a valid tar.gz: %s", tarball, archive_error_string(in));
+            break;
+        }
+        const char *name = archive_entry_pathname(e);
+        mode_t type = archive_entry_filetype(e);
+        if (!name || name[0] == '/' || strstr(name, "..") || (type != AE_IFREG && type != AE_IFDIR)) {
+            rc = err_set("%s holds an entry that would leave the model directory or is not a plain "
+                         "file or folder: \"%s\"; refused",
+                         tarball, name ? name : "");
+            break;
+        }
+        total += archive_entry_size(e);
+        if (++entries > TAR_MAX_ENTRIES || total > TAR_MAX_BYTES) {
+            rc = err_set("%s is larger than %d entries or %lld bytes", tarball, TAR_MAX_ENTRIES,
+                         (long long)TAR_MAX_BYTES);
+            break;
+        }
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        archive_entry_set_pathname(e, path);
+        archive_entry_set_perm(e, type == AE_IFDIR ? 0755 : 0644);
+        if (archive_write_header(out, e) != ARCHIVE_OK) {
+            rc = err_set("extracting %s: %s", name, archive_error_string(out));
+            break;
+        }
+        const void *buf;
+        size_t len;
+        la_int64_t offset;
+        while (type == AE_IFREG && (r = archive_read_data_block(in, &buf, &len, &offset)) == ARCHIVE_OK)
+            if (archive_write_data_block(out, buf, len, offset) != ARCHIVE_OK) {
+                r = ARCHIVE_FATAL;
+                break;
+            }
+        if (type == AE_IFREG && r != ARCHIVE_EOF) {
+            rc = err_set("extracting %s from %s: %s", name, tarball, archive_error_string(in));
+            break;
+        }
+    }
+    archive_write_close(out);
+    archive_write_free(out);
+    archive_read_close(in);
+    archive_read_free(in);
+    return rc;
+}
+
+/* Max index i such that "<prefix><i>." starts some key, or -1. */
+static int max_index(const tc_state_dict *sd, const char *prefix)
+{
+    int best = -1;
+    size_t plen = strlen(prefix);
+    for (size_t i = 0; i < tc_state_dict_size(sd); i++) {
+        const char *k = tc_state_dict_name(sd, i);
+        if (strncmp(k, prefix, plen) == 0) {
+            int v = atoi(k + plen);
+            if (v > best)
+                best = v;
+        }
+    }
+    return best;
+}
+
+/* The architecture a torchvision (or LeNet) state dict belongs to, and its class count. */
+int model_dir_infer_arch(const tc_state_dict *sd, char *arch, size_t len, int *num_classes)
+{
+    const char *head = NULL;
+    if (tc_state_dict_has(sd, "fc3.weight") && tc_state_dict_has(sd, "conv2.weight")) {
+        snprintf(arch, len, "lenet");
+        head = "fc3.weight";
+    } else if (tc_state_dict_has(sd, "fc.weight") && tc_state_dict_has(sd, "layer1.0.conv1.weight")) {
+        int blocks[4];
+        for (int l = 0; l < 4; l++) {
+            char prefix[16];
+            snprintf(prefix, sizeof prefix, "layer%d.", l + 1);
+            blocks[l] = max_index(sd, prefix) + 1;
+        }
+        bool bottleneck = tc_state_dict_has(sd, "layer1.0.conv3.weight");
+        int depth = !bottleneck && blocks[1] == 2 ? 18 : !bottleneck ? 34
+                  : blocks[2] == 6 ? 50 : blocks[2] == 23 ? 101 : 152;
+        snprintf(arch, len, "resnet%d", depth);
+        head = "fc.weight";
+    } else if (tc_state_dict_has(sd, "classifier.6.weight") && tc_state_dict_has(sd, "features.0.weight")) {
+        int convs = 0;
+        for (size_t i = 0; i < tc_state_dict_size(sd); i++) {
+            const char *k = tc_state_dict_name(sd, i);
+            size_t n = strlen(k);
+            if (strncmp(k, "features.", 9) == 0 && n > 7 && strcmp(k + n - 7, ".weight") == 0) {
+                char key[128];
+                snprintf(key, sizeof key, "%.*s.running_mean", (int)(n - 7), k);
+                convs += !tc_state_dict_has(sd, key); /* batch norm weights have running stats */
+            }
+        }
+        int depth = convs == 8 ? 11 : convs == 10 ? 13 : convs == 13 ? 16 : 19;
+        snprintf(arch, len, "vgg%d%s", depth, tc_state_dict_has(sd, "features.1.running_mean") ? "_bn" : "");
+        head = "classifier.6.weight";
+    } else {
+        return err_set("cannot tell the architecture of this state dict (no fc.weight with "
+                       "layer1.*, classifier.6.weight with features.*, or fc3.weight): set "
+                       "SM_MODEL_ARCH");
+    }
+    tc_scope *s = tc_scope_begin();
+    *num_classes = (int)tc_size(tc_state_dict_get(sd, head), 0);
+    tc_scope_end(s);
+    return 0;
+}
+
+static int read_metadata(const char *path, struct serve_model *sm)
+{
+    cJSON *j;
+    if (json_read_file(path, 16 << 20, &j) < 0)
+        return -1;
+    const cJSON *arch = cJSON_GetObjectItemCaseSensitive(j, "arch");
+    const cJSON *names = cJSON_GetObjectItemCaseSensitive(j, "class_names");
+    const cJSON *size = cJSON_GetObjectItemCaseSensitive(j, "image_size");
+    const cJSON *resize = cJSON_GetObjectItemCaseSensitive(j, "resize_size");
+    const cJSON *mean = cJSON_GetObjectItemCaseSensitive(j, "mean");
+    const cJSON *std = cJSON_GetObjectItemCaseSensitive(j, "std");
+    int rc = 0;
+    if (!cJSON_IsString(arch) || !cJSON_IsArray(names) || !cJSON_IsNumber(size) ||
+        !cJSON_IsNumber(resize) || cJSON_GetArraySize(mean) != 3 || cJSON_GetArraySize(std) != 3 ||
+        size->valueint < 16 || size->valueint > 1024 || resize->valueint < size->valueint ||
+        resize->valueint > 4096)
+        rc = err_set("%s lacks arch, class_names, image_size, resize_size, mean or std, or has "
+                     "values out of range",
+                     path);
+    if (rc == 0) {
+        snprintf(sm->arch, sizeof sm->arch, "%s", arch->valuestring);
+        sm->image_size = size->valueint;
+        sm->resize_size = resize->valueint;
+        for (int c = 0; c < 3; c++) {
+            sm->mean[c] = (float)cJSON_GetArrayItem(mean, c)->valuedouble;
+            sm->std[c] = (float)cJSON_GetArrayItem(std, c)->valuedouble;
+        }
+        sm->num_classes = cJSON_GetArraySize(names);
+        sm->class_names = calloc((size_t)sm->num_classes + 1, sizeof *sm->class_names);
+        for (int i = 0; sm->class_names && i < sm->num_classes; i++) {
+            const cJSON *n = cJSON_GetArrayItem(names, i);
+            sm->class_names[i] = strdup(cJSON_IsString(n) ? n->valuestring : "");
+        }
+        if (!sm->class_names)
+            rc = err_set("out of memory");
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+static void default_preprocessing(struct serve_model *sm)
+{
+    static const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+    bool lenet = strcmp(sm->arch, "lenet") == 0;
+    sm->image_size = lenet ? 32 : 224;
+    sm->resize_size = lenet ? 32 : 256;
+    memcpy(sm->mean, mean, sizeof mean);
+    memcpy(sm->std, std, sizeof std);
+}
+
+static int index_class_names(struct serve_model *sm)
+{
+    sm->class_names = calloc((size_t)sm->num_classes + 1, sizeof *sm->class_names);
+    for (int i = 0; sm->class_names && i < sm->num_classes; i++) {
+        char n[16];
+        snprintf(n, sizeof n, "%d", i);
+        sm->class_names[i] = strdup(n);
+    }
+    return sm->class_names ? 0 : err_set("out of memory");
+}
+
+static int load(const char *dir, struct serve_model *sm)
+{
+    char pth[4096], meta[4096], tarball[4096];
+    snprintf(pth, sizeof pth, "%s/model.pth", dir);
+    snprintf(meta, sizeof meta, "%s/metadata.json", dir);
+    snprintf(tarball, sizeof tarball, "%s/model.tar.gz", dir);
+    if (access(pth, F_OK) != 0 && access(tarball, F_OK) == 0) {
+        log_info("extracting %s", tarball);
+        if (model_dir_extract(tarball, dir) < 0)
+            return -1;
+    }
+    if (access(pth, F_OK) != 0)
+        return err_set("no model.pth in %s (nor a model.tar.gz holding one)", dir);
+    tc_state_dict *sd = tc_state_dict_load(pth);
+    if (!sd)
+        return err_set("loading %s: %s", pth, tc_last_error());
+    int rc = 0;
+    if (access(meta, F_OK) == 0) {
+        rc = read_metadata(meta, sm);
+    } else {
+        const char *arch = getenv("SM_MODEL_ARCH"), *classes = getenv("SM_NUM_CLASSES");
+        rc = model_dir_infer_arch(sd, sm->arch, sizeof sm->arch, &sm->num_classes);
+        if (arch && *arch)
+            snprintf(sm->arch, sizeof sm->arch, "%s", arch);
+        if (classes && *classes)
+            sm->num_classes = atoi(classes);
+        if (rc == 0 || (arch && *arch && classes && *classes)) {
+            rc = 0;
+            default_preprocessing(sm);
+            rc = index_class_names(sm);
+            log_info("no metadata.json: serving %s with %d classes, ImageNet preprocessing at %d",
+                     sm->arch, sm->num_classes, sm->image_size);
+        }
+    }
+    if (rc == 0)
+        rc = model_create(sm->arch, sm->num_classes, &sm->net);
+    if (rc == 0 && model_load_state_dict(sm->net, sd, NULL, NULL) < 0)
+        rc = err_prefix("%s: ", pth);
+    tc_state_dict_free(sd);
+    return rc;
+}
+
+/* One forward pass on a blank image: proves the model runs and pays first-call costs now. */
+static int warm_up(struct serve_model *sm)
+{
+    tc_scope *s = tc_scope_begin();
+    bool grad_was = tc_set_grad_enabled(false);
+    int64_t shape[4] = {1, 3, sm->image_size, sm->image_size};
+    tc_tensor *x = tc_zeros(shape, 4, TC_FLOAT32, sm->device);
+    if (sm->channels_last)
+        x = tc_to_channels_last(x);
+    tc_tensor *y = tc_softmax(model_forward(sm->net, x, false), 1);
+    int rc = tc_numel(y) == sm->num_classes ? 0 : err_set("warm-up forward pass failed: %s", tc_last_error());
+    tc_set_grad_enabled(grad_was);
+    tc_scope_end(s);
+    return rc;
+}
+
+int serve_model_fn(const char *model_dir, struct sm_context *ctx, struct sm_error *err)
+{
+    struct serve_model *sm = calloc(1, sizeof *sm);
+    if (!sm) {
+        set_error(err, "out of memory");
+        return 500;
+    }
+    int rc = load(model_dir, sm);
+    if (rc == 0) {
+        sm->device = tc_cuda_device_count() > 0 ? tc_device_cuda(0) : tc_device_cpu();
+        sm->channels_last = sm->device.type == TC_CUDA;
+        rc = model_to(sm->net, sm->device, sm->channels_last);
+    }
+    if (rc == 0)
+        rc = warm_up(sm);
+    if (rc < 0) {
+        set_error(err, err_msg());
+        serve_model_free(sm);
+        return 500;
+    }
+    ctx->model = sm;
+    ctx->class_names = (const char *const *)sm->class_names;
+    ctx->num_classes = sm->num_classes;
+    ctx->image_size = sm->image_size;
+    ctx->resize_size = sm->resize_size;
+    memcpy(ctx->mean, sm->mean, sizeof ctx->mean);
+    memcpy(ctx->std, sm->std, sizeof ctx->std);
+    return 0;
+}
+
+void serve_model_free(struct serve_model *sm)
+{
+    if (!sm)
+        return;
+    model_free(sm->net);
+    for (int i = 0; sm->class_names && i < sm->num_classes; i++)
+        free(sm->class_names[i]);
+    free(sm->class_names);
+    free(sm);
+}
