@@ -1,0 +1,387 @@
+"""test_serve.py - `serve` as SageMaker runs it: the real server on a free loopback port, real
+HTTP clients, models that `train` wrote or that Python saved.
+
+Environment: TRAIN_BIN, SERVE_BIN, CUSTOM_HANDLER (the test handler library).
+"""
+import base64
+import http.client
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from PIL import Image
+from torchvision import transforms
+
+sys.path.insert(0, os.path.dirname(__file__))
+import make_image_dataset as images  # noqa: E402
+from reference_models import make_model  # noqa: E402
+
+TRAIN = os.environ.get("TRAIN_BIN", "build/bin/train")
+SERVE = os.environ.get("SERVE_BIN", "build/bin/serve")
+CUSTOM = os.environ.get("CUSTOM_HANDLER", "build/tests/custom_handler.so")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, opt_ml, env=None, wait=True):
+        self.port = free_port()
+        e = dict(os.environ, OPT_ML=str(opt_ml), SAGEMAKER_BIND_TO_PORT=str(self.port))
+        e.update(env or {})
+        self.log = open(os.path.join(str(opt_ml), "serve.log"), "w+")
+        self.proc = subprocess.Popen([SERVE, "serve"], env=e, stdout=self.log, stderr=subprocess.STDOUT)
+        self.pings = []
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout=60):
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"serve exited {self.proc.returncode}: {self.output()}")
+            try:
+                status, _, _ = self.request("GET", "/ping", timeout=2)
+                self.pings.append(status)
+                if status == 200:
+                    return time.time() - t0
+            except OSError:
+                pass
+            time.sleep(0.01)
+        raise AssertionError("serve never became healthy: " + self.output())
+
+    def request(self, method, path, body=None, headers=None, timeout=60):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            return r.status, dict(r.getheaders()), r.read()
+        finally:
+            c.close()
+
+    def invoke(self, body, content_type, accept=None, extra=None):
+        h = {"Content-Type": content_type}
+        if accept:
+            h["Accept"] = accept
+        h.update(extra or {})
+        return self.request("POST", "/invocations", body, h)
+
+    def output(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A LeNet trained by `train` on the shapes data; returns (opt_ml root, test image dir)."""
+    root = tmp_path_factory.mktemp("trained")
+    cfg = root / "input/config"
+    cfg.mkdir(parents=True)
+    (cfg / "hyperparameters.json").write_text(json.dumps({
+        "model": "lenet", "epochs": "12", "batch_size": "16", "lr": "0.003", "optimizer": "adam",
+        "min_crop_scale": "0.7"}))
+    images.write_folders(str(root / "input/data/train"), images.generate(80, 32, seed=1))
+    test_dir = root / "test_images"
+    images.write_folders(str(test_dir), images.generate(10, 32, seed=2))
+    r = subprocess.run([TRAIN], env=dict(os.environ, OPT_ML=str(root)), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return root, test_dir
+
+
+@pytest.fixture(scope="module")
+def server(trained):
+    s = Server(trained[0])
+    yield s
+    assert s.stop() == 0
+
+
+def reference_probs(root, files):
+    """What plain PyTorch gives for these files with the model and metadata train wrote."""
+    meta = json.loads((root / "model/metadata.json").read_text())
+    net = make_model("lenet", meta["num_classes"])
+    net.load_state_dict(torch.load(root / "model/model.pth", weights_only=True))
+    net.eval()
+    tf = transforms.Compose([transforms.Resize(meta["resize_size"]), transforms.CenterCrop(meta["image_size"]),
+                             transforms.ToTensor(), transforms.Normalize(meta["mean"], meta["std"])])
+    x = torch.stack([tf(Image.open(f).convert("RGB")) for f in files])
+    with torch.no_grad():
+        return torch.softmax(net(x), 1).numpy(), meta
+
+
+def test_ping_then_images_match_pytorch(server, trained):
+    root, test_dir = trained
+    assert server.request("GET", "/ping")[0] == 200
+    files = sorted(test_dir.rglob("*.png"))[:4] + sorted(test_dir.rglob("*.jpg"))[:4]
+    expected, meta = reference_probs(root, files)
+    for f, want in zip(files, expected):
+        ctype = {"png": "image/png", "jpg": "image/jpeg"}[f.suffix[1:]]
+        for content_type in (ctype, "application/x-image"):
+            status, headers, body = server.invoke(f.read_bytes(), content_type)
+            assert status == 200, body
+            assert headers["Content-Type"] == "application/json"
+            pred = json.loads(body)["predictions"][0]
+            np.testing.assert_allclose(pred["probabilities"], want, atol=2e-4)
+            assert pred["predicted_label"] == meta["class_names"][int(want.argmax())]
+            assert pred["top_k"][0]["label"] == pred["predicted_label"]
+
+
+def pixels(files):
+    return np.stack([np.asarray(Image.open(f).convert("RGB")).transpose(2, 0, 1) for f in files])
+
+
+def npy_bytes(a):
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
+
+
+def test_arrays_json_and_output_types(server, trained):
+    root, test_dir = trained
+    files = sorted(test_dir.rglob("*.png"))[:3]
+    expected, _ = reference_probs(root, files)
+    px = pixels(files)  # [3,3,32,32] uint8
+    cases = [
+        (npy_bytes(px), "application/x-npy"),
+        (npy_bytes(px.astype(np.float32)), "application/x-npy"),
+        (npy_bytes(px.astype(np.float32) / 255.0), "application/x-npy"),  # 0..1 floats
+        (str(px.tolist()), "application/json"),  # the seeds' Lambda: str(list) of [N,3,H,W]
+        (json.dumps({"instances": [base64.b64encode(f.read_bytes()).decode() for f in files]}),
+         "application/json"),
+        (json.dumps({"instances": [{"b64": base64.b64encode(f.read_bytes()).decode()} for f in files]}),
+         "application/json"),
+        ("\n".join(json.dumps(p.tolist()) for p in px) + "\n", "application/jsonlines"),
+    ]
+    for body, ctype in cases:
+        status, _, out = server.invoke(body, ctype)
+        assert status == 200, (ctype, out)
+        got = [p["probabilities"] for p in json.loads(out)["predictions"]]
+        np.testing.assert_allclose(got, expected, atol=2e-3, err_msg=ctype)
+    one = npy_bytes(px[0])  # [3,H,W]
+    status, _, out = server.invoke(one, "application/x-npy", accept="application/x-npy")
+    assert status == 200
+    arr = np.load(io.BytesIO(out))
+    assert arr.shape == (1, 3) and arr.dtype == np.float32
+    np.testing.assert_allclose(arr[0], expected[0], atol=2e-3)
+    status, headers, out = server.invoke(npy_bytes(px), "application/x-npy", accept="application/jsonlines")
+    assert status == 200 and headers["Content-Type"] == "application/jsonlines"
+    assert len(out.decode().strip().split("\n")) == 3
+    status, _, out = server.invoke(one, "application/x-npy", accept="text/html, */*")
+    assert status == 200 and json.loads(out)["predictions"]
+
+
+def test_custom_attributes(server, trained):
+    f = sorted(trained[1].rglob("*.png"))[0]
+    attrs = "top_k=1,threshold=0.9999999"
+    status, headers, out = server.invoke(f.read_bytes(), "image/png",
+                                         extra={"X-Amzn-SageMaker-Custom-Attributes": attrs})
+    assert status == 200
+    assert headers["X-Amzn-SageMaker-Custom-Attributes"] == attrs
+    pred = json.loads(out)["predictions"][0]
+    assert len(pred["top_k"]) == 1 and pred["below_threshold"] is True
+
+
+def chunked_post(port, path, chunks, content_type):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.putrequest("POST", path)
+    c.putheader("Content-Type", content_type)
+    c.putheader("Transfer-Encoding", "chunked")
+    c.endheaders()
+    try:
+        for chunk in chunks:
+            c.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        c.send(b"0\r\n\r\n")
+    except OSError:
+        pass  # the server may answer and close before taking everything
+    r = c.getresponse()
+    return r.status, r.read()
+
+
+def test_errors_have_status_and_json_body(server, trained):
+    good = sorted(trained[1].rglob("*.jpg"))[0].read_bytes()
+    cases = [
+        (server.invoke(good[: len(good) // 2], "image/jpeg"), 400, "cannot be decoded"),
+        (server.invoke(b"not an image", "application/x-image"), 400, "not a JPEG or PNG"),
+        (server.invoke(b"{\"instances\": [", "application/json"), 400, "not valid JSON"),
+        (server.invoke("[[[1, 2], [3]]]", "application/json"), 400, "[N,3,H,W]"),
+        (server.invoke("[[[[1, 2]], [[3]], [[4, 5]]]]", "application/json"), 400, "ragged"),
+        (server.invoke(b"\x93NUMPY\x01\x00\x10\x00{'descr': '<i2'", "application/x-npy"), 400, "truncated"),
+        (server.invoke(npy_bytes(np.zeros((2, 3), np.float32)), "application/x-npy"), 400, "[N,3,H,W]"),
+        (server.invoke(b"", "image/png"), 400, "empty"),
+        (server.invoke(b"a,b", "text/csv"), 415, "unsupported Content-Type"),
+        (server.invoke(good, "image/jpeg", accept="text/html"), 406, "unsupported Accept"),
+        (server.request("GET", "/nowhere"), 404, "no route"),
+        (server.request("GET", "/invocations"), 405, "not allowed"),
+        (server.request("POST", "/ping", b"x"), 405, "not allowed"),
+    ]
+    for (status, headers, body), want, text in cases:
+        assert status == want, (want, body)
+        assert headers["Content-Type"] == "application/json"
+        assert text in json.loads(body)["error"], body
+    # Over the limit by Content-Length: answered before the body is sent at all.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                     b"Content-Length: %d\r\n\r\n" % (6 * 1024 * 1024 + 1))
+        reply = sock.recv(65536).decode()
+    assert reply.startswith("HTTP/1.1 413"), reply
+    assert "over the 6291456-byte limit" in reply
+    # Over the limit in a chunked body with no Content-Length: discarded as it arrives.
+    status, body = chunked_post(server.port, "/invocations", [b"\0" * (1 << 20)] * 8, "image/png")
+    assert status == 413, body
+    assert server.request("GET", "/ping")[0] == 200  # still alive
+
+
+def test_execution_parameters(trained, tmp_path):
+    opt_ml = tmp_path / "opt_ml"
+    shutil.copytree(trained[0] / "model", opt_ml / "model")
+    s = Server(opt_ml, env={"SAGEMAKER_MAX_PAYLOAD_IN_MB": "20", "SAGEMAKER_BATCH_STRATEGY": "SINGLE_RECORD",
+                            "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "4"})
+    status, _, body = s.request("GET", "/execution-parameters")
+    assert status == 200
+    assert json.loads(body) == {"MaxConcurrentTransforms": 4, "BatchStrategy": "SINGLE_RECORD", "MaxPayloadInMB": 20}
+    f = sorted(trained[1].rglob("*.png"))[0]
+    status, _, _ = s.invoke(f.read_bytes() + b"\0" * (7 << 20), "image/png")
+    assert status == 200  # 7 MiB is within this job's 20 MB
+    assert s.stop() == 0
+
+
+def test_python_saved_torchvision_state_dict(tmp_path):
+    opt_ml = tmp_path / "opt_ml"
+    (opt_ml / "model").mkdir(parents=True)
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=4)
+    torch.save(net.state_dict(), opt_ml / "model/model.pth")  # a Python user's artifact, no metadata
+    s = Server(opt_ml)
+    assert "serving resnet18 with 4 classes" in s.output()
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 260, 3), dtype=np.uint8))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    status, _, body = s.invoke(buf.getvalue(), "image/png")
+    assert status == 200, body
+    tf = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
+                             transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    net.eval()
+    with torch.no_grad():
+        want = torch.softmax(net(tf(img)[None]), 1)[0].numpy()
+    np.testing.assert_allclose(json.loads(body)["predictions"][0]["probabilities"], want, atol=2e-3)
+    assert s.stop() == 0
+
+
+def test_model_tarball_extracted_and_traversal_refused(trained, tmp_path):
+    good = tmp_path / "good"
+    (good / "model").mkdir(parents=True)
+    with tarfile.open(good / "model/model.tar.gz", "w:gz") as t:
+        for name in ("model.pth", "metadata.json"):
+            t.add(trained[0] / "model" / name, arcname=name)
+    s = Server(good)
+    assert (good / "model/model.pth").exists()
+    assert s.stop() == 0
+
+    bad = tmp_path / "bad"
+    (bad / "model").mkdir(parents=True)
+    with tarfile.open(bad / "model/model.tar.gz", "w:gz") as t:
+        t.add(trained[0] / "model/model.pth", arcname="../escaped.pth")
+    s = Server(bad, wait=False)
+    assert s.proc.wait(timeout=30) == 1
+    assert "would leave the model directory" in s.output()
+    assert not (tmp_path / "escaped.pth").exists()
+
+
+def test_custom_handler_and_ping_before_ready(trained, tmp_path):
+    opt_ml = tmp_path / "opt_ml"
+    shutil.copytree(trained[0] / "model", opt_ml / "model")
+    (opt_ml / "model/code").mkdir()
+    shutil.copy(CUSTOM, opt_ml / "model/code/handlers.so")
+    s = Server(opt_ml)
+    assert 503 in s.pings and s.pings[-1] == 200  # 503 while model_fn ran, then 200
+    assert "custom handlers loaded" in s.output()
+    f = sorted(trained[1].rglob("*.png"))[0]
+    status, headers, body = s.invoke(f.read_bytes(), "image/png", accept="text/plain")
+    assert status == 200 and headers["Content-Type"] == "text/plain"
+    assert body.decode().strip() in images.CLASSES
+    status, _, body = s.invoke(f.read_bytes(), "image/png")  # the default output_fn still works
+    assert status == 200 and json.loads(body)["predictions"]
+    assert s.stop() == 0
+
+
+def test_sigterm_drains_requests_in_flight(trained, tmp_path):
+    opt_ml = tmp_path / "opt_ml"
+    shutil.copytree(trained[0] / "model", opt_ml / "model")
+    s = Server(opt_ml)
+    px = pixels(sorted(trained[1].rglob("*.png"))[:1])
+    body = str(np.repeat(px, 300, axis=0).tolist())  # 300 images: a slow request
+    result = {}
+    t = threading.Thread(target=lambda: result.update(r=s.invoke(body, "application/json")))
+    t.start()
+    time.sleep(0.3)
+    t0 = time.time()
+    s.proc.send_signal(signal.SIGTERM)
+    t.join(timeout=60)
+    assert s.proc.wait(timeout=30) == 0
+    assert time.time() - t0 < 10
+    assert result["r"][0] == 200 and len(json.loads(result["r"][2])["predictions"]) == 300
+
+
+def rss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_64_concurrent_clients(trained, tmp_path):
+    opt_ml = tmp_path / "opt_ml"
+    shutil.copytree(trained[0] / "model", opt_ml / "model")
+    s = Server(opt_ml)
+    files = sorted(trained[1].rglob("*.png"))[:8]
+    expected, meta = reference_probs(trained[0], files)
+    labels = [meta["class_names"][int(p.argmax())] for p in expected]
+    payloads = [(f.read_bytes(), "image/png", labels[i]) for i, f in enumerate(files)]
+    bad = [(b"garbage", "image/png", 400), (b"x", "text/csv", 415), (b"[1,2", "application/json", 400)]
+    rss_before = rss_kib(s.proc.pid)
+    failures = []
+
+    def client(k):
+        for i in range(12):
+            if (k + i) % 4 == 0:
+                body, ctype, want = bad[(k + i) % 3]
+                status = s.invoke(body, ctype)[0]
+                if status != want:
+                    failures.append(("invalid", ctype, status))
+            else:
+                body, ctype, label = payloads[(k * 7 + i) % len(payloads)]
+                status, _, out = s.invoke(body, ctype)
+                if status != 200 or json.loads(out)["predictions"][0]["predicted_label"] != label:
+                    failures.append(("valid", status, out[:200]))
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not failures, failures[:5]
+    assert s.request("GET", "/ping")[0] == 200
+    growth = rss_kib(s.proc.pid) - rss_before
+    assert growth < 200 * 1024, f"resident memory grew by {growth} KiB"
+    assert s.stop() == 0
