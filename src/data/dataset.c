@@ -106,7 +106,7 @@ static int list_dir(const char *dir, bool dirs_only, struct strings *out)
         rc = strings_push(out, e->d_name);
     }
     closedir(d);
-    if (rc == 0)
+    if (rc == 0 && out->n > 1)
         qsort(out->v, out->n, sizeof *out->v, cmp_str);
     return rc;
 }
