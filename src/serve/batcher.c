@@ -1,10 +1,11 @@
 /*
  * batcher.c - dynamic batching: requests that arrive close together share one forward pass.
  *
- * Request threads submit their batch and wait. One worker thread takes the oldest pending
- * request, waits up to max_delay for others (stopping early once max_batch images are
- * there), concatenates those of the same image size, runs predict_fn once and hands each
- * request its rows. Under no load a request waits at most max_delay; under load the model sees
+ * Request threads announce themselves before decoding their input (batcher_expect), then
+ * submit their batch and wait. One worker thread takes the oldest pending request and, while
+ * announced requests are still decoding, waits up to max_delay for them (stopping early once
+ * max_batch images are there); it concatenates those of the same image size, runs predict_fn
+ * once and hands each request its rows. A lone request never waits; under load the model sees
  * full batches, so throughput grows with concurrency.
  */
 #define _GNU_SOURCE
@@ -34,6 +35,7 @@ struct batcher {
     pthread_mutex_t mu;
     pthread_cond_t arrived, finished;
     struct job *head, *tail;
+    int incoming; /* announced requests still decoding their input */
     bool stopping;
     pthread_t thread;
 };
@@ -119,7 +121,7 @@ static void *batcher_main(void *arg)
             break; /* stopping and nothing left */
         struct timespec deadline;
         deadline_after(&deadline, b->max_delay_us);
-        while (!b->stopping && pending_images(b) < b->max_batch &&
+        while (!b->stopping && b->incoming > 0 && pending_images(b) < b->max_batch &&
                pthread_cond_timedwait(&b->arrived, &b->mu, &deadline) != ETIMEDOUT)
             ;
         /* Take the oldest job and every following one of the same size, up to max_batch. */
@@ -177,11 +179,21 @@ int batcher_start(struct batcher **out, const struct sm_context *ctx, sm_predict
     return 0;
 }
 
+void batcher_expect(struct batcher *b, int delta)
+{
+    pthread_mutex_lock(&b->mu);
+    b->incoming += delta;
+    if (delta < 0)
+        pthread_cond_signal(&b->arrived); /* one fewer to wait for */
+    pthread_mutex_unlock(&b->mu);
+}
+
 int batcher_submit(struct batcher *b, const struct sm_batch *in, struct sm_scores *out,
                    struct sm_error *err)
 {
     struct job j = {in, out, err, 0, false, NULL};
     pthread_mutex_lock(&b->mu);
+    b->incoming--; /* announced with batcher_expect(b, 1) */
     if (b->stopping) {
         pthread_mutex_unlock(&b->mu);
         snprintf(err->message, sizeof err->message, "the server is shutting down");

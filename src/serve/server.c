@@ -145,9 +145,12 @@ static enum MHD_Result invoke(struct server *srv, struct MHD_Connection *c, stru
     struct sm_batch batch = {0};
     struct sm_scores scores = {0};
     struct sm_response resp = {0};
+    batcher_expect(srv->batcher, 1);
     int status = srv->handlers.input_fn(&srv->ctx, &req, &batch, &err);
     if (status == 0)
         status = batcher_submit(srv->batcher, &batch, &scores, &err);
+    else
+        batcher_expect(srv->batcher, -1);
     if (status == 0)
         status = srv->handlers.output_fn(&srv->ctx, &scores, &req, &resp, &err);
     free(batch.data);
