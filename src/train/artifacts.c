@@ -135,23 +135,41 @@ int artifacts_save_best_model(const struct train_job *job)
     return 0;
 }
 
+static double number_of(const cJSON *j, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+cJSON *epoch_metrics_to_json(const struct epoch_metrics *m)
+{
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddNumberToObject(e, "epoch", m->epoch);
+    cJSON_AddNumberToObject(e, "train_loss", m->train_loss);
+    cJSON_AddNumberToObject(e, "train_acc", m->train_acc);
+    cJSON_AddNumberToObject(e, "val_loss", m->val_loss);
+    cJSON_AddNumberToObject(e, "val_acc", m->val_acc);
+    cJSON_AddNumberToObject(e, "lr", m->lr);
+    cJSON_AddNumberToObject(e, "images_per_sec", m->images_per_sec);
+    cJSON_AddNumberToObject(e, "seconds", m->seconds);
+    return e;
+}
+
+struct epoch_metrics epoch_metrics_from_json(const cJSON *j)
+{
+    return (struct epoch_metrics){
+        (int)number_of(j, "epoch"), number_of(j, "train_loss"), number_of(j, "train_acc"),
+        number_of(j, "val_loss"),   number_of(j, "val_acc"),    number_of(j, "lr"),
+        number_of(j, "images_per_sec"), number_of(j, "seconds"),
+    };
+}
+
 static int write_metrics(const struct train_job *job)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON *epochs = cJSON_AddArrayToObject(j, "epochs");
-    for (int i = 0; i < job->history_count; i++) {
-        const struct epoch_metrics *m = &job->history[i];
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddNumberToObject(e, "epoch", m->epoch);
-        cJSON_AddNumberToObject(e, "train_loss", m->train_loss);
-        cJSON_AddNumberToObject(e, "train_acc", m->train_acc);
-        cJSON_AddNumberToObject(e, "val_loss", m->val_loss);
-        cJSON_AddNumberToObject(e, "val_acc", m->val_acc);
-        cJSON_AddNumberToObject(e, "lr", m->lr);
-        cJSON_AddNumberToObject(e, "images_per_sec", m->images_per_sec);
-        cJSON_AddNumberToObject(e, "seconds", m->seconds);
-        cJSON_AddItemToArray(epochs, e);
-    }
+    for (int i = 0; i < job->history_count; i++)
+        cJSON_AddItemToArray(epochs, epoch_metrics_to_json(&job->history[i]));
     cJSON_AddNumberToObject(j, "best_epoch", job->best_epoch);
     cJSON_AddItemToObject(j, "validation", eval_json(&job->final_val, job));
     if (job->has_test)

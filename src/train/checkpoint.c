@@ -74,19 +74,8 @@ static cJSON *state_json(const struct train_job *job)
     cJSON_AddNumberToObject(j, "best_val_acc", job->best_val_acc);
     cJSON_AddNumberToObject(j, "epochs_without_improvement", job->epochs_without_improvement);
     cJSON *hist = cJSON_AddArrayToObject(j, "history");
-    for (int i = 0; i < job->history_count; i++) {
-        const struct epoch_metrics *m = &job->history[i];
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddNumberToObject(e, "epoch", m->epoch);
-        cJSON_AddNumberToObject(e, "train_loss", m->train_loss);
-        cJSON_AddNumberToObject(e, "train_acc", m->train_acc);
-        cJSON_AddNumberToObject(e, "val_loss", m->val_loss);
-        cJSON_AddNumberToObject(e, "val_acc", m->val_acc);
-        cJSON_AddNumberToObject(e, "lr", m->lr);
-        cJSON_AddNumberToObject(e, "images_per_sec", m->images_per_sec);
-        cJSON_AddNumberToObject(e, "seconds", m->seconds);
-        cJSON_AddItemToArray(hist, e);
-    }
+    for (int i = 0; i < job->history_count; i++)
+        cJSON_AddItemToArray(hist, epoch_metrics_to_json(&job->history[i]));
     return j;
 }
 
@@ -210,11 +199,7 @@ static int restore(struct train_job *job, const char *dir)
         {
             if (job->history_count >= (int)(sizeof job->history / sizeof *job->history))
                 break;
-            job->history[job->history_count++] = (struct epoch_metrics){
-                (int)number(e, "epoch"), number(e, "train_loss"), number(e, "train_acc"),
-                number(e, "val_loss"),   number(e, "val_acc"),    number(e, "lr"),
-                number(e, "images_per_sec"), number(e, "seconds"),
-            };
+            job->history[job->history_count++] = epoch_metrics_from_json(e);
         }
     }
     cJSON_Delete(state);

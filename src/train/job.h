@@ -80,6 +80,11 @@ int checkpoint_save(const struct train_job *job);
 /* 1: resumed from a checkpoint, 0: none found, < 0: error */
 int checkpoint_resume(struct train_job *job);
 
+/* One epoch's metrics as JSON, for metrics.json and checkpoints alike (artifacts.c). */
+struct cJSON;
+struct cJSON *epoch_metrics_to_json(const struct epoch_metrics *m);
+struct epoch_metrics epoch_metrics_from_json(const struct cJSON *j);
+
 /* artifacts.c: model.pth + metadata.json in the model dir, metrics.json in output/data,
  * and for local runs a deployable model.tar.gz in output/. */
 int artifacts_save_best_model(const struct train_job *job);
