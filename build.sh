@@ -5,7 +5,8 @@
 #   ./build.sh test     the same, run every test, then build into build-asan/ with
 #                       AddressSanitizer + UndefinedBehaviorSanitizer and run them again
 #   ./build.sh asan     only the sanitizer build and its tests
-#   ./build.sh demo     build, then train a small model on a generated sample (build/demo/opt_ml)
+#   ./build.sh demo     build, train on the bundled sample (opt_ml_layout/), serve the model and
+#                       classify a test image (DEMO_PORT, default 8080)
 #   ./build.sh deps     only install what is missing
 #
 # Environment:
@@ -112,21 +113,38 @@ test)
     ;;
 asan) deps && sanitizer_tests ;;
 demo)
+    # The main job on the bundled sample: train on opt_ml_layout/ (copied, so that the
+    # outputs stay out of the source tree), then serve the model and classify a test image.
     deps
     build_into build
     demo=build/demo/opt_ml
-    rm -rf "$demo" && mkdir -p "$demo/input/config"
-    "$VENV/bin/python" tests/python/make_image_dataset.py "$demo/input/data/train" --per-class 100 --seed 1
-    "$VENV/bin/python" tests/python/make_image_dataset.py "$demo/input/data/test" --per-class 30 --seed 2
-    cat >"$demo/input/config/hyperparameters.json" <<'JSON'
-{"model": "\"lenet\"", "epochs": "15", "batch_size": "16", "lr": "0.003", "optimizer": "\"adam\"",
- "lr_scheduler": "\"cosine\"", "min_crop_scale": "0.7"}
-JSON
+    rm -rf "$demo" && mkdir -p "$(dirname "$demo")" && cp -r opt_ml_layout "$demo"
     OPT_ML="$demo" build/bin/train
-    log "demo done: the model is in $demo/model, metrics in $demo/output/data/metrics.json"
+    port=${DEMO_PORT:-8080}
+    OPT_ML="$demo" SAGEMAKER_BIND_TO_PORT=$port build/bin/serve &
+    server=$!
+    trap 'kill -TERM $server 2>/dev/null' EXIT
+    image=$(ls "$demo"/input/data/test/triangle/*.jpg | head -n 1)
+    "$VENV/bin/python" - "$port" "$image" <<'PY'
+import json, sys, time, urllib.request
+port, image = sys.argv[1], sys.argv[2]
+base = f"http://127.0.0.1:{port}"
+for _ in range(500):
+    try:
+        if urllib.request.urlopen(base + "/ping", timeout=2).status == 200:
+            break
+    except OSError:
+        time.sleep(0.02)
+req = urllib.request.Request(base + "/invocations", data=open(image, "rb").read(),
+                             headers={"Content-Type": "image/jpeg"})
+pred = json.load(urllib.request.urlopen(req, timeout=30))["predictions"][0]
+top = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in pred["top_k"])
+print(f"{image}: {pred['predicted_label']} ({top})")
+PY
+    log "demo done: model in $demo/model, metrics in $demo/output/data/metrics.json"
     ;;
 *)
-    sed -n '2,19p' "$0"
+    sed -n '2,20p' "$0"
     exit 2
     ;;
 esac
