@@ -36,6 +36,9 @@
 
 #define MAX_BATCH_IMAGES 1024
 #define MAX_PIXEL_SIDE 4096
+/* A request's model input is capped in bytes, not only in images: a 3 KB body of 1x1 images
+ * must not turn into gigabytes of 224x224 tensors. */
+#define MAX_BATCH_BYTES ((size_t)256 << 20)
 
 static int fail(struct sm_error *err, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -50,13 +53,22 @@ static int fail(struct sm_error *err, int status, const char *fmt, ...)
 
 /* ---- batches ---- */
 
+/* How many preprocessed images one request may hold. */
+static size_t max_images(const struct sm_context *ctx)
+{
+    size_t per = 3 * (size_t)ctx->image_size * (size_t)ctx->image_size * sizeof(float);
+    size_t limit = MAX_BATCH_BYTES / per;
+    return limit < MAX_BATCH_IMAGES ? limit : MAX_BATCH_IMAGES;
+}
+
 static int batch_alloc(const struct sm_context *ctx, int64_t n, struct sm_batch *out,
                        struct sm_error *err)
 {
-    if (n < 1 || n > MAX_BATCH_IMAGES)
-        return fail(err, 400, "a request may hold 1 to %d images, this one holds %lld",
-                    MAX_BATCH_IMAGES, (long long)n);
     size_t per = 3 * (size_t)ctx->image_size * (size_t)ctx->image_size;
+    size_t limit = max_images(ctx);
+    if (n < 1 || (size_t)n > limit)
+        return fail(err, 400, "a request may hold 1 to %zu images of %dx%d, this one holds %lld",
+                    limit, ctx->image_size, ctx->image_size, (long long)n);
     out->data = malloc((size_t)n * per * sizeof(float));
     if (!out->data)
         return fail(err, 500, "out of memory for %lld images", (long long)n);
@@ -273,7 +285,8 @@ static int json_fill(const cJSON *a, int depth, const int64_t *dims, int ndim, d
     return 0;
 }
 
-static int json_pixels(const cJSON *a, struct pixels *p, struct sm_error *err)
+/* body_len bounds the count: every number takes at least two bytes ("0,"). */
+static int json_pixels(const cJSON *a, size_t body_len, struct pixels *p, struct sm_error *err)
 {
     int64_t dims[8];
     int ndim;
@@ -283,6 +296,9 @@ static int json_pixels(const cJSON *a, struct pixels *p, struct sm_error *err)
     if (p->n > MAX_BATCH_IMAGES || p->h > MAX_PIXEL_SIDE || p->w > MAX_PIXEL_SIDE)
         return fail(err, 400, "the array is too large");
     size_t cap = (size_t)(p->n * 3 * p->h * p->w), pos = 0;
+    if (cap > body_len / 2 + 1)
+        return fail(err, 400, "the JSON array is ragged: its first rows promise %zu values, more "
+                              "than the body holds", cap);
     p->v = malloc(cap * sizeof *p->v + 1);
     if (!p->v)
         return fail(err, 500, "out of memory");
@@ -337,8 +353,24 @@ static uint8_t *base64_decode(const char *s, size_t *len)
 }
 
 /* Appends one JSON record (pixels or a base64 image) to a growing list of batches. */
-static int json_record(const struct sm_context *ctx, const cJSON *rec, struct sm_batch *parts,
-                       int *nparts, struct sm_error *err)
+static int json_record_into(const struct sm_context *ctx, const cJSON *rec, size_t body_len,
+                            struct sm_batch *parts, int *nparts, struct sm_error *err);
+
+/* One record, counted against the request's image budget as soon as it is decoded. */
+static int json_record(const struct sm_context *ctx, const cJSON *rec, size_t body_len,
+                       struct sm_batch *parts, int *nparts, size_t *images, struct sm_error *err)
+{
+    int rc = json_record_into(ctx, rec, body_len, parts, nparts, err);
+    if (rc == 0)
+        *images += (size_t)parts[*nparts - 1].n;
+    if (rc == 0 && *images > max_images(ctx))
+        rc = fail(err, 400, "a request may hold at most %zu images of %dx%d", max_images(ctx),
+                  ctx->image_size, ctx->image_size);
+    return rc;
+}
+
+static int json_record_into(const struct sm_context *ctx, const cJSON *rec, size_t body_len,
+                            struct sm_batch *parts, int *nparts, struct sm_error *err)
 {
     if (*nparts >= MAX_BATCH_IMAGES)
         return fail(err, 400, "too many records in one request (at most %d)", MAX_BATCH_IMAGES);
@@ -366,7 +398,7 @@ static int json_record(const struct sm_context *ctx, const cJSON *rec, struct sm
         return fail(err, 400, "each record must be a nested list of pixels or a base64 image "
                               "(a string, or an object with \"b64\")");
     struct pixels p = {0};
-    int rc = json_pixels(rec, &p, err);
+    int rc = json_pixels(rec, body_len, &p, err);
     if (rc == 0)
         rc = pixels_to_batch(ctx, &p, b, err);
     free(p.v);
@@ -396,6 +428,7 @@ static int json_input(const struct sm_context *ctx, const struct sm_request *req
     if (!parts)
         return fail(err, 500, "out of memory");
     int nparts = 0, rc = 0;
+    size_t images = 0;
     const char *p = (const char *)req->body, *end = p + req->body_len;
     while (rc == 0 && p < end) {
         const char *stop = lines ? memchr(p, '\n', (size_t)(end - p)) : NULL;
@@ -413,9 +446,9 @@ static int json_input(const struct sm_context *ctx, const struct sm_request *req
             const cJSON *instances = cJSON_GetObjectItemCaseSensitive(doc, "instances");
             if (cJSON_IsArray(instances)) {
                 for (const cJSON *r = instances->child; rc == 0 && r; r = r->next)
-                    rc = json_record(ctx, r, parts, &nparts, err);
+                    rc = json_record(ctx, r, req->body_len, parts, &nparts, &images, err);
             } else {
-                rc = json_record(ctx, doc, parts, &nparts, err);
+                rc = json_record(ctx, doc, req->body_len, parts, &nparts, &images, err);
             }
             cJSON_Delete(doc);
         }

@@ -229,6 +229,11 @@ def test_errors_have_status_and_json_body(server, trained):
         (server.invoke(b"\x93NUMPY\x01\x00\x10\x00{'descr': '<i2'", "application/x-npy"), 400, "truncated"),
         (server.invoke(npy_bytes(np.zeros((2, 3), np.float32)), "application/x-npy"), 400, "[N,3,H,W]"),
         (server.invoke(b"", "image/png"), 400, "empty"),
+        # amplification: a tiny body may not ask for a huge model input
+        (server.invoke(npy_bytes(np.zeros((1025, 3, 1, 1), np.uint8)), "application/x-npy"), 400,
+         "at most"),
+        (server.invoke(json.dumps([[[[0] * 1000] * 1000, [[0]], [[0]]]] + [[[[0]], [[0]], [[0]]]] * 999),
+                       "application/json"), 400, "promise"),
         (server.invoke(b"a,b", "text/csv"), 415, "unsupported Content-Type"),
         (server.invoke(good, "image/jpeg", accept="text/html"), 406, "unsupported Accept"),
         (server.request("GET", "/nowhere"), 404, "no route"),
