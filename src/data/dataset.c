@@ -88,6 +88,12 @@ static bool is_dir(const char *path)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+static bool is_symlink(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+}
+
 /* Sorted names of the visible entries of dir; dirs_only keeps subdirectories. */
 static int list_dir(const char *dir, bool dirs_only, struct strings *out)
 {
@@ -130,6 +136,8 @@ static int collect_images(struct dataset *d, size_t *cap, const char *dir, int32
     }
     for (size_t i = 0; rc == 0 && i < subdirs.n; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, subdirs.v[i]);
+        if (is_symlink(path))
+            continue; /* a link to a folder could loop back: only real folders are walked */
         rc = collect_images(d, cap, path, label, depth + 1);
     }
     strings_free(&files);
@@ -295,9 +303,16 @@ static int open_cifar(struct dataset *d, struct strings *files, int label_bytes,
         snprintf(path, sizeof path, "%s/%s", d->dir, files->v[i]);
         if (fileio_read_all(path, 1u << 30, &data, &len) < 0)
             return -1;
-        for (size_t r = 0; r < len / record; r++) {
+        for (size_t r = 0; r < len / record && d->records < total; r++) {
             const uint8_t *rec = (const uint8_t *)data + r * record;
             int label = rec[label_bytes - 1]; /* CIFAR-100: the fine label */
+            int limit = classes ? num_classes : default_classes;
+            if (label >= limit) {
+                free(data);
+                return err_set("%s record %zu has label %d; %s has %d classes", path, r, label,
+                               classes ? "the train channel" : d->format[0] ? d->format : "CIFAR",
+                               limit);
+            }
             memcpy(d->pixels + d->records * CIFAR_PIXELS, rec + label_bytes, CIFAR_PIXELS);
             if (push_item(d, &cap, NULL, label, (uint32_t)d->records) < 0) {
                 free(data);
@@ -348,6 +363,22 @@ static int try_cifar(struct dataset *d, bool *found, char *const *classes, int n
         if (strcmp(n, "train.bin") == 0 || strcmp(n, "test.bin") == 0)
             strings_push(&c100, n);
     }
+    /* A whole CIFAR download holds the train and the test batches: a channel with both trains
+     * on the train batches alone; test_batch.bin is used when it is all there is. */
+    if (c10.n > 1)
+        for (size_t i = 0; i < c10.n; i++)
+            if (strcmp(c10.v[i], "test_batch.bin") == 0) {
+                free(c10.v[i]);
+                c10.v[i] = c10.v[--c10.n];
+                break;
+            }
+    if (c100.n > 1)
+        for (size_t i = 0; i < c100.n; i++)
+            if (strcmp(c100.v[i], "test.bin") == 0) {
+                free(c100.v[i]);
+                c100.v[i] = c100.v[--c100.n];
+                break;
+            }
     int rc = 0;
     if (c10.n) {
         *found = true;

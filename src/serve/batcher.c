@@ -129,7 +129,7 @@ static void *batcher_main(void *arg)
         int64_t images = 0;
         struct job **link = &b->head, *prev = NULL;
         const struct sm_batch *first = b->head->in;
-        while (*link) {
+        while (*link && count < b->max_batch) {
             struct job *j = *link;
             bool fits = j->in->height == first->height && j->in->width == first->width &&
                         (count == 0 || images + j->in->n <= b->max_batch);
@@ -194,6 +194,12 @@ int batcher_submit(struct batcher *b, const struct sm_batch *in, struct sm_score
     struct job j = {in, out, err, 0, false, NULL};
     pthread_mutex_lock(&b->mu);
     b->incoming--; /* announced with batcher_expect(b, 1) */
+    if (in->n < 1 || !in->data) {
+        pthread_cond_signal(&b->arrived);
+        pthread_mutex_unlock(&b->mu);
+        snprintf(err->message, sizeof err->message, "input_fn produced no image");
+        return 500;
+    }
     if (b->stopping) {
         pthread_mutex_unlock(&b->mu);
         snprintf(err->message, sizeof err->message, "the server is shutting down");

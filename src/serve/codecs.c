@@ -107,6 +107,7 @@ static int decode_image_into(const struct sm_context *ctx, const uint8_t *data, 
 struct pixels {
     int64_t n, h, w;
     double *v; /* n*3*h*w values, CHW per image */
+    bool integers; /* uint8 data or whole numbers: 0..255 as they are, never rescaled */
 };
 
 static int pixels_to_batch(const struct sm_context *ctx, const struct pixels *p,
@@ -123,7 +124,7 @@ static int pixels_to_batch(const struct sm_context *ctx, const struct pixels *p,
         if (p->v[i] > max)
             max = p->v[i];
     }
-    double scale = max <= 1.0 ? 255.0 : 1.0; /* 0..1 floats, as ToTensor makes them */
+    double scale = !p->integers && max <= 1.0 ? 255.0 : 1.0; /* 0..1 floats, as ToTensor gives */
     int rc = batch_alloc(ctx, p->n, out, err);
     struct image img = {malloc((size_t)(p->h * p->w * 3)), (int)p->w, (int)p->h};
     if (rc == 0 && !img.pixels)
@@ -242,6 +243,7 @@ static int npy_decode(const uint8_t *body, size_t len, struct pixels *p, struct 
     if (!p->v)
         return fail(err, 500, "out of memory");
     const uint8_t *d = body + start + hlen;
+    p->integers = kind == 0;
     for (size_t i = 0; i < count; i++) {
         if (kind == 0) {
             p->v[i] = d[i];
@@ -305,6 +307,9 @@ static int json_pixels(const cJSON *a, size_t body_len, struct pixels *p, struct
     if (json_fill(a, 0, dims, ndim, p->v, &pos, cap) < 0 || pos != cap)
         return fail(err, 400, "the JSON array is ragged or holds non-numbers: expected a "
                               "[N,3,H,W] or [3,H,W] nested list of pixel values");
+    p->integers = true;
+    for (size_t i = 0; p->integers && i < cap; i++)
+        p->integers = p->v[i] == floor(p->v[i]);
     return 0;
 }
 
@@ -562,17 +567,17 @@ static cJSON *prediction_json(const struct sm_context *ctx, const float *probs, 
     int order[64];
     if (top_k > 64)
         top_k = 64;
-    for (int r = 0; r < top_k; r++) { /* selection of the top_k largest */
+    bool *taken = calloc((size_t)k, sizeof *taken);
+    for (int r = 0; r < top_k; r++) { /* selection of the top_k largest: O(top_k * k) */
         int best = -1;
-        for (int64_t j = 0; j < k; j++) {
-            bool taken = false;
-            for (int q = 0; q < r; q++)
-                taken = taken || order[q] == j;
-            if (!taken && (best < 0 || probs[j] > probs[best]))
+        for (int64_t j = 0; taken && j < k; j++)
+            if (!taken[j] && (best < 0 || probs[j] > probs[best]))
                 best = (int)j;
-        }
-        order[r] = best;
+        order[r] = best < 0 ? 0 : best;
+        if (taken && best >= 0)
+            taken[best] = true;
     }
+    free(taken);
     cJSON *top = cJSON_AddArrayToObject(o, "top_k");
     for (int r = 0; r < top_k; r++) {
         cJSON *e = cJSON_CreateObject();

@@ -7,7 +7,8 @@
  *
  * Environment: SAGEMAKER_BIND_TO_PORT (8080), SAGEMAKER_MAX_PAYLOAD_IN_MB (6),
  * SAGEMAKER_BATCH_STRATEGY, SAGEMAKER_MAX_CONCURRENT_TRANSFORMS, SERVE_MAX_BATCH (32),
- * SERVE_BATCH_DELAY_MS (2), SERVE_THREADS (libtorch threads), SM_MODEL_ARCH and
+ * SERVE_BATCH_DELAY_MS (2), SERVE_MAX_INFLIGHT (4 x cores: requests decoding or predicting at
+ * once; the rest wait), SERVE_THREADS (libtorch threads), SM_MODEL_ARCH and
  * SM_NUM_CLASSES (for a bare model.pth whose architecture should not be inferred).
  */
 #define _GNU_SOURCE
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -47,6 +49,8 @@ static void read_config(struct server_config *c)
     c->max_batch = (int)env_long("SERVE_MAX_BATCH", 32, 1, 1024);
     c->batch_delay_us = (int)env_long("SERVE_BATCH_DELAY_MS", 2, 0, 1000) * 1000;
     c->log_pings = getenv("SERVE_LOG_PINGS") != NULL;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    c->max_inflight = (int)env_long("SERVE_MAX_INFLIGHT", cores > 0 ? 4 * cores : 8, 1, 4096);
 }
 
 int main(int argc, char **argv)
@@ -78,7 +82,9 @@ int main(int argc, char **argv)
 
     serve_default_handlers(&srv.handlers);
     struct sm_error err = {{0}};
-    int rc = serve_load_custom_handlers(paths.model_dir, &srv.handlers);
+    int rc = model_dir_prepare(paths.model_dir);
+    if (rc == 0)
+        rc = serve_load_custom_handlers(paths.model_dir, &srv.handlers);
     if (rc < 0)
         snprintf(err.message, sizeof err.message, "%s", err_msg());
     else if (srv.handlers.model_fn(paths.model_dir, &srv.ctx, &err) != 0)

@@ -63,7 +63,8 @@ int model_dir_extract(const char *tarball, const char *dir)
         }
         const char *name = archive_entry_pathname(e);
         mode_t type = archive_entry_filetype(e);
-        if (!name || name[0] == '/' || strstr(name, "..") || (type != AE_IFREG && type != AE_IFDIR)) {
+        if (!name || name[0] == '/' || strstr(name, "..") || (type != AE_IFREG && type != AE_IFDIR) ||
+            archive_entry_hardlink(e) || archive_entry_symlink(e)) {
             rc = err_set("%s holds an entry that would leave the model directory or is not a plain "
                          "file or folder: \"%s\"; refused",
                          tarball, name ? name : "");
@@ -224,17 +225,24 @@ static int index_class_names(struct serve_model *sm)
     return sm->class_names ? 0 : err_set("out of memory");
 }
 
+int model_dir_prepare(const char *dir)
+{
+    char pth[4096], tarball[4096];
+    snprintf(pth, sizeof pth, "%s/model.pth", dir);
+    snprintf(tarball, sizeof tarball, "%s/model.tar.gz", dir);
+    if (access(pth, F_OK) == 0 || access(tarball, F_OK) != 0)
+        return 0;
+    log_info("extracting %s", tarball);
+    return model_dir_extract(tarball, dir);
+}
+
 static int load(const char *dir, struct serve_model *sm)
 {
-    char pth[4096], meta[4096], tarball[4096];
+    char pth[4096], meta[4096];
     snprintf(pth, sizeof pth, "%s/model.pth", dir);
     snprintf(meta, sizeof meta, "%s/metadata.json", dir);
-    snprintf(tarball, sizeof tarball, "%s/model.tar.gz", dir);
-    if (access(pth, F_OK) != 0 && access(tarball, F_OK) == 0) {
-        log_info("extracting %s", tarball);
-        if (model_dir_extract(tarball, dir) < 0)
-            return -1;
-    }
+    if (model_dir_prepare(dir) < 0)
+        return -1;
     if (access(pth, F_OK) != 0)
         return err_set("no model.pth in %s (nor a model.tar.gz holding one)", dir);
     tc_state_dict *sd = tc_state_dict_load(pth);

@@ -32,6 +32,9 @@ struct serve_model {
 int serve_model_fn(const char *model_dir, struct sm_context *ctx, struct sm_error *err);
 void serve_model_free(struct serve_model *sm);
 int model_dir_extract(const char *tarball, const char *dir);
+/* Extracts <dir>/model.tar.gz when there is no model.pth beside it (before custom handlers in
+ * its code/ folder are looked for). */
+int model_dir_prepare(const char *dir);
 int model_dir_infer_arch(const tc_state_dict *sd, char *arch, size_t len, int *num_classes);
 
 /* codecs.c: the default input_fn and output_fn, and the NPY format */

@@ -145,6 +145,11 @@ static enum MHD_Result invoke(struct server *srv, struct MHD_Connection *c, stru
     struct sm_batch batch = {0};
     struct sm_scores scores = {0};
     struct sm_response resp = {0};
+    pthread_mutex_lock(&srv->inflight_mu);
+    while (srv->inflight >= srv->config.max_inflight)
+        pthread_cond_wait(&srv->inflight_cv, &srv->inflight_mu);
+    srv->inflight++;
+    pthread_mutex_unlock(&srv->inflight_mu);
     batcher_expect(srv->batcher, 1);
     int status = srv->handlers.input_fn(&srv->ctx, &req, &batch, &err);
     if (status == 0)
@@ -155,6 +160,10 @@ static enum MHD_Result invoke(struct server *srv, struct MHD_Connection *c, stru
         status = srv->handlers.output_fn(&srv->ctx, &scores, &req, &resp, &err);
     free(batch.data);
     free(scores.probs);
+    pthread_mutex_lock(&srv->inflight_mu);
+    srv->inflight--;
+    pthread_cond_signal(&srv->inflight_cv);
+    pthread_mutex_unlock(&srv->inflight_mu);
     if (status != 0) {
         free(resp.body);
         if (status < 400 || status > 599)
@@ -271,12 +280,14 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 int server_start(struct server *srv)
 {
+    pthread_mutex_init(&srv->inflight_mu, NULL);
+    pthread_cond_init(&srv->inflight_cv, NULL);
     srv->daemon = MHD_start_daemon(
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
             MHD_USE_ERROR_LOG,
         (uint16_t)srv->config.port, NULL, NULL, &on_request, srv, MHD_OPTION_NOTIFY_COMPLETED,
         &on_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)70,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)512, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
         MHD_OPTION_END);
     if (!srv->daemon)
         return err_set("cannot listen on port %d (in use, or not allowed?)", srv->config.port);

@@ -5,6 +5,7 @@
 #ifndef SERVE_SERVER_H
 #define SERVE_SERVER_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -18,6 +19,7 @@ struct server_config {
     int max_batch;                 /* SERVE_MAX_BATCH: images per forward pass */
     int batch_delay_us;            /* SERVE_BATCH_DELAY_MS: how long a batch waits to fill */
     bool log_pings;
+    int max_inflight;              /* SERVE_MAX_INFLIGHT: requests decoding/predicting at once */
 };
 
 struct server {
@@ -28,6 +30,11 @@ struct server {
     bool ready;   /* set once model_fn and the warm-up pass succeeded */
     int active;   /* requests in flight */
     struct MHD_Daemon *daemon;
+    /* Bounds the memory of requests being decoded and predicted: each may hold up to 256 MiB
+     * of model input; the others wait their turn with only their (capped) body. */
+    pthread_mutex_t inflight_mu;
+    pthread_cond_t inflight_cv;
+    int inflight;
 };
 
 /* Starts answering (503 on /ping until srv->ready). */

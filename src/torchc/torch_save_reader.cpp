@@ -36,6 +36,7 @@ struct value {
     std::vector<value_ptr> items;
     std::vector<std::pair<value_ptr, value_ptr>> entries;
     at::Tensor t; /* storage: a 1-d tensor over the whole storage; tensor: the tensor */
+    int depth = 0; /* nesting of containers below this one */
 };
 
 const char *kind_name(value::kind_t k)
@@ -61,6 +62,21 @@ value_ptr make(value::kind_t k)
 constexpr size_t max_stack = 1u << 20;
 constexpr size_t max_memo = 1u << 22;
 constexpr size_t max_container = 1u << 22;
+/* A state dict nests a few levels (dict, tensor tuple, size tuple); far deeper is hostile,
+ * and would also make freeing the values recurse too deep. */
+constexpr int max_depth = 64;
+
+/* Records that `child` is now inside `container`, refusing cycles and deep nesting. */
+void nest(value &container, const value_ptr &child)
+{
+    if (child.get() == &container)
+        fail("pickle puts a container inside itself");
+    int depth = child->depth + 1;
+    if (depth > max_depth)
+        fail("pickle nests containers deeper than " + std::to_string(max_depth));
+    if (depth > container.depth)
+        container.depth = depth;
+}
 
 class unpickler {
   public:
@@ -170,6 +186,8 @@ class unpickler {
     void push_tuple(std::vector<value_ptr> items)
     {
         auto v = make(value::tuple);
+        for (auto &item : items)
+            nest(*v, item);
         v->items = std::move(items);
         stack_.push_back(v);
     }
@@ -181,8 +199,11 @@ class unpickler {
             fail("pickle SETITEMS with an odd number of values");
         if (d.entries.size() + kv.size() / 2 > max_container)
             fail("dict too large");
-        for (size_t i = 0; i < kv.size(); i += 2)
+        for (size_t i = 0; i < kv.size(); i += 2) {
+            nest(d, kv[i]);
+            nest(d, kv[i + 1]);
             d.entries.emplace_back(kv[i], kv[i + 1]);
+        }
     }
 
     void step(uint8_t op)
@@ -316,6 +337,8 @@ class unpickler {
             fail(std::string("pickle appends to a ") + kind_name(list.kind));
         if (list.items.size() + items.size() > max_container)
             fail("list too large");
+        for (auto &item : items)
+            nest(list, item);
         list.items.insert(list.items.end(), items.begin(), items.end());
     }
 
@@ -428,9 +451,11 @@ class unpickler {
     }
 };
 
-/* Picks the name -> tensor map out of what the pickle held. */
-const value *find_tensor_dict(const value &root)
+/* Picks the name -> tensor map out of what the pickle held (looking at most two dicts deep). */
+const value *find_tensor_dict(const value &root, int level = 0)
 {
+    if (level > 2)
+        fail("no dict of tensors within the first levels of the file");
     if (root.kind != value::dict)
         fail(std::string("the file holds a ") + kind_name(root.kind) + ", not a dict of tensors");
     bool all_tensors = true;
@@ -442,7 +467,7 @@ const value *find_tensor_dict(const value &root)
         for (auto &kv : root.entries)
             if (kv.first->kind == value::string && kv.first->s == key &&
                 kv.second->kind == value::dict)
-                return find_tensor_dict(*kv.second);
+                return find_tensor_dict(*kv.second, level + 1);
     fail("the file holds a dict whose values are not all tensors, and no \"state_dict\" entry");
 }
 

@@ -119,12 +119,16 @@ int checkpoint_save(const struct train_job *job)
         cJSON_Delete(state);
     }
     if (rc == 0) {
-        remove_tree(old_dir);
-        if (rename(final_dir, old_dir) != 0 && errno != ENOENT)
-            rc = err_set("checkpoint: cannot move %s aside: %s", final_dir, strerror(errno));
-        else if (rename(tmp_dir, final_dir) != 0)
+        /* With a current checkpoint, it becomes .old; without one (a crash between the renames
+         * last time), .old is the only complete one and is kept until the new one is in place. */
+        if (access(final_dir, F_OK) == 0) {
+            remove_tree(old_dir);
+            if (rename(final_dir, old_dir) != 0)
+                rc = err_set("checkpoint: cannot move %s aside: %s", final_dir, strerror(errno));
+        }
+        if (rc == 0 && rename(tmp_dir, final_dir) != 0)
             rc = err_set("checkpoint: cannot rename %s: %s", tmp_dir, strerror(errno));
-        else
+        if (rc == 0)
             remove_tree(old_dir);
     }
     if (rc < 0) {
@@ -206,9 +210,26 @@ static int restore(struct train_job *job, const char *dir)
     return rc < 0 ? err_prefix("resuming from the checkpoint in %s: ", dir) : 1;
 }
 
+/* Temporary folders of processes that died mid-save ("<dir>/.<host>.tmp-<pid>"). */
+static void remove_stale_temporaries(const struct train_job *job)
+{
+    char prefix[128], path[OPT_ML_PATH_MAX * 2];
+    snprintf(prefix, sizeof prefix, ".%s.tmp-", job->host);
+    DIR *d = opendir(job->paths.checkpoint_dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
+            snprintf(path, sizeof path, "%s/%s", job->paths.checkpoint_dir, e->d_name);
+            remove_tree(path);
+        }
+    if (d)
+        closedir(d);
+}
+
 int checkpoint_resume(struct train_job *job)
 {
     char dir[OPT_ML_PATH_MAX * 2], path[OPT_ML_PATH_MAX * 3];
+    remove_stale_temporaries(job);
     const char *candidates[] = {"%s/%s", "%s/%s.old"}; /* .old: a crash mid-swap */
     for (int i = 0; i < 2; i++) {
         snprintf(dir, sizeof dir, candidates[i], job->paths.checkpoint_dir, job->host);

@@ -312,6 +312,21 @@ def test_model_tarball_extracted_and_traversal_refused(trained, tmp_path):
     assert "would leave the model directory" in s.output()
     assert not (tmp_path / "escaped.pth").exists()
 
+    # A hard link whose target lies outside: refused, and the target untouched.
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    linked = tmp_path / "linked"
+    (linked / "model").mkdir(parents=True)
+    with tarfile.open(linked / "model/model.tar.gz", "w:gz") as t:
+        info = tarfile.TarInfo("model.pth")
+        info.type = tarfile.LNKTYPE
+        info.linkname = str(victim)
+        t.addfile(info)
+    s = Server(linked, wait=False)
+    assert s.proc.wait(timeout=30) == 1
+    assert "would leave the model directory" in s.output()
+    assert victim.read_text() == "keep me"
+
 
 def test_custom_handler_and_ping_before_ready(trained, tmp_path):
     opt_ml = tmp_path / "opt_ml"

@@ -157,6 +157,44 @@ def test_lst_manifests_in_their_own_channels(tmp_path):
     assert json.loads((root / "model/metadata.json").read_text())["class_names"] == ["0", "1", "2"]
 
 
+def test_cifar_download_folder_and_bad_labels(tmp_path):
+    """The standard CIFAR-10 folder holds data_batch_* and test_batch.bin: train on the former."""
+    root = make_opt_ml(tmp_path / "opt_ml", dict(LENET_FAST, epochs=1), channels=[])
+    train = root / "input/data/train"
+    dataset(train, 20, seed=5, fmt="cifar")
+    (train / "data_batch_1.bin").rename(train / "data_batch_2.bin")
+    dataset(train, 10, seed=6, fmt="cifar")  # data_batch_1.bin again, now 30 records
+    (train / "data_batch_1.bin").rename(train / "test_batch.bin")
+    r = run_train(root)
+    assert r.returncode == 0, r.stderr
+    assert "60 images in 10 classes (CIFAR-10 binary)" in r.stderr  # test_batch.bin left out
+
+    bad = make_opt_ml(tmp_path / "bad", dict(LENET_FAST, epochs=1), channels=[])
+    dataset(bad / "input/data/train", 5, seed=7, fmt="cifar")
+    batch = bytearray((bad / "input/data/train/data_batch_1.bin").read_bytes())
+    batch[0] = 200  # a label byte no CIFAR-10 class has
+    (bad / "input/data/train/data_batch_1.bin").write_bytes(bytes(batch))
+    assert run_train(bad).returncode == 1
+    assert "has label 200" in failure_text(bad)
+
+
+def test_hostile_pretrained_file_is_refused(tmp_path):
+    """A .pth whose pickle nests a tuple a million deep, or holds a dict inside itself."""
+    import zipfile
+    for name, pickle in [("deep", b"\x80\x02N" + b"\x85" * 1000000 + b"."),
+                         ("cycle", b"\x80\x02}q\x00(X\n\x00\x00\x00state_dicth\x00X\x01\x00\x00\x00xNu.")]:
+        root = make_opt_ml(tmp_path / name, dict(LENET_FAST, epochs=1), channels=["pretrained"])
+        dataset(root / "input/data/train", 5, seed=1)
+        with zipfile.ZipFile(root / "input/data/pretrained/model.pth", "w") as z:
+            z.writestr("archive/data.pkl", pickle)
+            z.writestr("archive/byteorder", "little")
+            z.writestr("archive/version", "3\n")
+        r = run_train(root, timeout=60)
+        assert r.returncode == 1, r.stderr
+        text = failure_text(root)
+        assert "pretrained channel" in text and ("deeper than 64" in text or "inside itself" in text), text
+
+
 def test_cifar_binary_batches(tmp_path):
     root = make_opt_ml(tmp_path / "opt_ml", dict(LENET_FAST, epochs=10), channels=[])
     dataset(root / "input/data/training", 80, seed=5, fmt="cifar")
