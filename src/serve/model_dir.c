@@ -258,8 +258,7 @@ static int load(const char *dir, struct serve_model *sm)
             snprintf(sm->arch, sizeof sm->arch, "%s", arch);
         if (classes && *classes)
             sm->num_classes = atoi(classes);
-        if (rc == 0 || (arch && *arch && classes && *classes)) {
-            rc = 0;
+        if (rc == 0 || (arch && *arch && classes && *classes)) { /* the variables suffice */
             default_preprocessing(sm);
             rc = index_class_names(sm);
             log_info("no metadata.json: serving %s with %d classes, ImageNet preprocessing at %d",
