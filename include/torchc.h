@@ -149,7 +149,6 @@ tc_tensor *tc_detach(const tc_tensor *t);
 tc_tensor *tc_contiguous(const tc_tensor *t);
 tc_tensor *tc_to_channels_last(const tc_tensor *t); /* 4-d tensors */
 tc_tensor *tc_reshape(const tc_tensor *t, const int64_t *shape, int ndim);
-tc_tensor *tc_alias(const tc_tensor *t); /* a second handle to the same tensor */
 /* Replaces the data behind `t` (keeping the handle and its requires_grad) with a copy on
  * device d, optionally channels-last: how parameters move to a GPU. */
 int tc_move_(tc_tensor *t, tc_device d, bool channels_last);
@@ -224,8 +223,6 @@ int tc_topk(const tc_tensor *x, int64_t k, int64_t dim, tc_tensor **values, tc_t
 tc_tensor *tc_sum(const tc_tensor *x);
 tc_tensor *tc_mean(const tc_tensor *x);
 tc_tensor *tc_eq(const tc_tensor *a, const tc_tensor *b);
-tc_tensor *tc_sub_norm(const tc_tensor *a, const tc_tensor *b); /* ||a - b||_2 as [] */
-tc_tensor *tc_norm(const tc_tensor *a);                          /* ||a||_2 as [] */
 /* ||a-b|| / max(||b||, tiny): the normalised error the parity tests compare with. */
 int tc_normalised_error(const tc_tensor *a, const tc_tensor *b, double *out);
 

@@ -30,6 +30,12 @@ int json_read_file(const char *path, size_t max_bytes, cJSON **out)
     return 0;
 }
 
+double json_number(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
 int json_write_file(const char *path, const cJSON *json)
 {
     char *text = cJSON_Print(json);

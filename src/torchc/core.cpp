@@ -529,12 +529,6 @@ extern "C" tc_tensor *tc_reshape(const tc_tensor *t, const int64_t *shape, int n
     return guard_tensor(__func__, [&] { return t->t.reshape(at::IntArrayRef(shape, (size_t)ndim)); });
 }
 
-extern "C" tc_tensor *tc_alias(const tc_tensor *t)
-{
-    TC_NEED_TENSOR(t);
-    return guard_tensor(__func__, [&] { return t->t; });
-}
-
 extern "C" int tc_move_(tc_tensor *t, tc_device d, bool channels_last)
 {
     TC_NEED_STATUS(t);

@@ -212,21 +212,6 @@ extern "C" tc_tensor *tc_eq(const tc_tensor *a, const tc_tensor *b)
     return guard_tensor(__func__, [&] { return at::eq(a->t, b->t); });
 }
 
-extern "C" tc_tensor *tc_norm(const tc_tensor *a)
-{
-    TC_NEED_TENSOR(a);
-    return guard_tensor(__func__, [&] { return at::norm(a->t.to(at::kDouble)); });
-}
-
-extern "C" tc_tensor *tc_sub_norm(const tc_tensor *a, const tc_tensor *b)
-{
-    TC_NEED_TENSOR(a);
-    TC_NEED_TENSOR(b);
-    return guard_tensor(__func__, [&] {
-        return at::norm(a->t.to(at::kDouble) - b->t.to(a->t.device()).to(at::kDouble));
-    });
-}
-
 extern "C" int tc_normalised_error(const tc_tensor *a, const tc_tensor *b, double *out)
 {
     TC_NEED_STATUS(a);

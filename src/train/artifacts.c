@@ -135,12 +135,6 @@ int artifacts_save_best_model(const struct train_job *job)
     return 0;
 }
 
-static double number_of(const cJSON *j, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : 0;
-}
-
 cJSON *epoch_metrics_to_json(const struct epoch_metrics *m)
 {
     cJSON *e = cJSON_CreateObject();
@@ -158,9 +152,9 @@ cJSON *epoch_metrics_to_json(const struct epoch_metrics *m)
 struct epoch_metrics epoch_metrics_from_json(const cJSON *j)
 {
     return (struct epoch_metrics){
-        (int)number_of(j, "epoch"), number_of(j, "train_loss"), number_of(j, "train_acc"),
-        number_of(j, "val_loss"),   number_of(j, "val_acc"),    number_of(j, "lr"),
-        number_of(j, "images_per_sec"), number_of(j, "seconds"),
+        (int)json_number(j, "epoch"), json_number(j, "train_loss"), json_number(j, "train_acc"),
+        json_number(j, "val_loss"),   json_number(j, "val_acc"),    json_number(j, "lr"),
+        json_number(j, "images_per_sec"), json_number(j, "seconds"),
     };
 }
 

@@ -143,12 +143,6 @@ int checkpoint_save(const struct train_job *job)
     return 0;
 }
 
-static double number(const cJSON *j, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : 0;
-}
-
 static int restore(struct train_job *job, const char *dir)
 {
     char path[OPT_ML_PATH_MAX * 3];
@@ -160,7 +154,7 @@ static int restore(struct train_job *job, const char *dir)
     const cJSON *arch = cJSON_GetObjectItemCaseSensitive(state, "arch");
     if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, FORMAT) != 0 || !cJSON_IsString(arch) ||
         strcmp(arch->valuestring, job->model->arch) != 0 ||
-        (int)number(state, "num_classes") != job->model->num_classes) {
+        (int)json_number(state, "num_classes") != job->model->num_classes) {
         cJSON_Delete(state);
         log_warn("checkpoint in %s is for another model or format; starting afresh", dir);
         return 0;
@@ -188,14 +182,14 @@ static int restore(struct train_job *job, const char *dir)
         (opt_ml_mkdirs(job->paths.model_dir) < 0 || copy_file(path, best) < 0))
         rc = -1;
     if (rc == 0) {
-        job->next_epoch = (int)number(state, "next_epoch");
-        job->next_batch = (size_t)number(state, "next_batch");
-        job->partial_loss_sum = number(state, "partial_loss_sum");
-        job->partial_correct = number(state, "partial_correct");
-        job->partial_seen = number(state, "partial_seen");
-        job->best_epoch = (int)number(state, "best_epoch");
-        job->best_val_acc = number(state, "best_val_acc");
-        job->epochs_without_improvement = (int)number(state, "epochs_without_improvement");
+        job->next_epoch = (int)json_number(state, "next_epoch");
+        job->next_batch = (size_t)json_number(state, "next_batch");
+        job->partial_loss_sum = json_number(state, "partial_loss_sum");
+        job->partial_correct = json_number(state, "partial_correct");
+        job->partial_seen = json_number(state, "partial_seen");
+        job->best_epoch = (int)json_number(state, "best_epoch");
+        job->best_val_acc = json_number(state, "best_val_acc");
+        job->epochs_without_improvement = (int)json_number(state, "epochs_without_improvement");
         const cJSON *hist = cJSON_GetObjectItemCaseSensitive(state, "history");
         const cJSON *e;
         job->history_count = 0;
