@@ -181,9 +181,10 @@ static void cmyk_row_to_rgb(const uint8_t *cmyk, JDIMENSION width, uint8_t *rgb)
     }
 }
 
-/* Decodes into ctx->pixels; on failure, the caller frees what ctx holds. */
+/* Decodes into ctx->pixels; on failure, the caller frees what ctx holds. header_only: stop
+ * after the (checked) header, with only out->width and out->height set. */
 static int jpeg_decode_into(struct jpeg_context *ctx, const uint8_t *data, size_t len,
-                            int min_side, struct image *out)
+                            int min_side, bool header_only, struct image *out)
 {
     struct jpeg_decompress_struct *cinfo = &ctx->cinfo;
     cinfo->err = jpeg_std_error(&ctx->err);
@@ -201,6 +202,11 @@ static int jpeg_decode_into(struct jpeg_context *ctx, const uint8_t *data, size_
     jpeg_read_header(cinfo, TRUE);
     if (check_size(IMAGE_FORMAT_JPEG, cinfo->image_width, cinfo->image_height) < 0)
         return -1;
+    if (header_only) {
+        out->width = (int)cinfo->image_width;
+        out->height = (int)cinfo->image_height;
+        return 0;
+    }
 
     /* libjpeg converts grayscale and YCbCr to RGB itself, and YCCK to CMYK; CMYK to RGB is
      * ours. Anything else (2-channel, unknown transforms) fails in jpeg_start_decompress with
@@ -252,35 +258,15 @@ static int jpeg_decode_into(struct jpeg_context *ctx, const uint8_t *data, size_
     return 0;
 }
 
-static int decode_jpeg(const uint8_t *data, size_t len, int min_side, struct image *out)
+static int decode_jpeg(const uint8_t *data, size_t len, int min_side, bool header_only,
+                       struct image *out)
 {
     struct jpeg_context ctx;
     memset(&ctx, 0, sizeof ctx); /* cinfo.mem NULL: jpeg_destroy is safe before create */
-    int rc = jpeg_decode_into(&ctx, data, len, min_side, out);
+    int rc = jpeg_decode_into(&ctx, data, len, min_side, header_only, out);
     jpeg_destroy_decompress(&ctx.cinfo);
     free(ctx.pixels);
     return rc;
-}
-
-static int jpeg_probe_into(struct jpeg_context *ctx, const uint8_t *data, size_t len, int *width,
-                           int *height)
-{
-    struct jpeg_decompress_struct *cinfo = &ctx->cinfo;
-    cinfo->err = jpeg_std_error(&ctx->err);
-    ctx->err.error_exit = jpeg_fail;
-    ctx->err.emit_message = jpeg_on_message;
-    if (setjmp(ctx->jump))
-        return err_set("corrupt JPEG: %s", ctx->message);
-    jpeg_create_decompress(cinfo);
-    if ((unsigned long)len != len)
-        return err_set("JPEG file of %zu bytes is too large", len);
-    jpeg_mem_src(cinfo, data, (unsigned long)len);
-    jpeg_read_header(cinfo, TRUE);
-    if (check_size(IMAGE_FORMAT_JPEG, cinfo->image_width, cinfo->image_height) < 0)
-        return -1;
-    *width = (int)cinfo->image_width;
-    *height = (int)cinfo->image_height;
-    return 0;
 }
 
 /* ---- PNG ---- */
@@ -423,10 +409,10 @@ int image_probe(const uint8_t *data, size_t len, int *width, int *height)
     *width = *height = 0;
     switch (image_sniff(data, len)) {
     case IMAGE_FORMAT_JPEG: {
-        struct jpeg_context ctx;
-        memset(&ctx, 0, sizeof ctx);
-        int rc = jpeg_probe_into(&ctx, data, len, width, height);
-        jpeg_destroy_decompress(&ctx.cinfo);
+        struct image header = {0};
+        int rc = decode_jpeg(data, len, 0, true, &header);
+        *width = header.width;
+        *height = header.height;
         return rc;
     }
     case IMAGE_FORMAT_PNG:
@@ -448,7 +434,7 @@ int image_decode(const uint8_t *data, size_t len, int min_side, struct image *ou
     memset(out, 0, sizeof *out);
     switch (image_sniff(data, len)) {
     case IMAGE_FORMAT_JPEG:
-        return decode_jpeg(data, len, min_side, out);
+        return decode_jpeg(data, len, min_side, false, out);
     case IMAGE_FORMAT_PNG:
         return decode_png(data, len, out);
     case IMAGE_FORMAT_UNKNOWN:
