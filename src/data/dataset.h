@@ -41,6 +41,7 @@ struct dataset {
     int num_classes;
     uint8_t *pixels; /* CIFAR: records x 3072 bytes, planar R,G,B 32x32 */
     size_t records;
+    bool borrowed_pixels; /* a split's validation half reads its train half's pixels */
 };
 
 /* Indexes `dir`. lst_dir: a separate channel holding the .lst file (or NULL).
@@ -50,10 +51,11 @@ int dataset_open(const char *dir, const char *lst_dir, char *const *classes, int
                  struct dataset *out);
 void dataset_free(struct dataset *d);
 
-/* Splits off a deterministic, seed-dependent `fraction` of src as validation. Both outputs
- * share nothing with src (they own copies). */
-int dataset_split(const struct dataset *src, double fraction, uint64_t seed,
-                  struct dataset *train, struct dataset *val);
+/* Splits off a deterministic, seed-dependent `fraction` of src as validation. On success
+ * train takes src's CIFAR pixels over (src keeps none) and val borrows them from train, so
+ * train must be freed last or together with val; src is still to be freed. */
+int dataset_split(struct dataset *src, double fraction, uint64_t seed, struct dataset *train,
+                  struct dataset *val);
 
 /* The bytes of item i's file (DATASET_FILES only), malloc'd for the caller. */
 int dataset_read_file(const struct dataset *d, size_t i, char **data, size_t *len);

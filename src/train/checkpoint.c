@@ -45,10 +45,14 @@ static void remove_tree(const char *dir)
     rmdir(dir);
 }
 
-/* The best model so far lives in the model dir; a checkpoint carries a copy, because on a
- * spot restart the model dir starts empty while the checkpoint dir is restored. */
-static int copy_file(const char *from, const char *to)
+/* The best model so far lives in the model dir; a checkpoint carries it too, because on a
+ * spot restart the model dir starts empty while the checkpoint dir is restored. A hard link
+ * costs nothing per epoch and stays right: the model file is replaced by rename, never
+ * rewritten in place. Across filesystems the bytes are copied. */
+static int share_file(const char *from, const char *to)
 {
+    if (link(from, to) == 0)
+        return 0;
     char *data;
     size_t len;
     if (fileio_read_all(from, (size_t)8 << 30, &data, &len) < 0)
@@ -111,7 +115,7 @@ int checkpoint_save(const struct train_job *job)
     snprintf(best, sizeof best, "%s/model.pth", job->paths.model_dir);
     snprintf(path, sizeof path, "%s/best.pth", tmp_dir);
     if (rc == 0 && access(best, F_OK) == 0)
-        rc = copy_file(best, path);
+        rc = share_file(best, path);
     if (rc == 0) {
         cJSON *state = state_json(job);
         snprintf(path, sizeof path, "%s/state.json", tmp_dir);
@@ -179,7 +183,7 @@ static int restore(struct train_job *job, const char *dir)
     snprintf(best, sizeof best, "%s/model.pth", job->paths.model_dir);
     snprintf(path, sizeof path, "%s/best.pth", dir);
     if (rc == 0 && access(best, F_OK) != 0 && access(path, F_OK) == 0 &&
-        (opt_ml_mkdirs(job->paths.model_dir) < 0 || copy_file(path, best) < 0))
+        (opt_ml_mkdirs(job->paths.model_dir) < 0 || share_file(path, best) < 0))
         rc = -1;
     if (rc == 0) {
         job->next_epoch = (int)json_number(state, "next_epoch");
