@@ -286,6 +286,50 @@ int tc_state_dict_save(const tc_state_dict *sd, const char *path);
  * entry is accepted too. Anything else (corrupt zip, other pickled objects) is an error. */
 tc_state_dict *tc_state_dict_load(const char *path);
 
+
+/* ---- data parallelism (DDP's machinery: c10d) ------------------------------------------ */
+
+/* A process group: the ranks of one job, met through a TCPStore served by rank 0, talking
+ * over Gloo (CPU tensors) or NCCL (CUDA tensors). Every collective below is blocking, is
+ * called by every rank in the same order, and fails (never hangs) after `timeout_s`. */
+typedef struct tc_dist tc_dist;
+/* Averages gradients across the ranks during backward, in buckets (DDP's Reducer). */
+typedef struct tc_grad_sync tc_grad_sync;
+
+struct tc_dist_options {
+    const char *master_addr; /* rank 0's address (numeric, or a name that resolves) */
+    int master_port;         /* rank 0 serves the rendezvous store here */
+    int rank, world_size;
+    tc_device device;      /* CPU: Gloo; CUDA (the worker's own GPU): NCCL */
+    const char *interface; /* network interface for the data traffic ("eth0"), or NULL */
+    const char *local_addr; /* without an interface: this host's address for Gloo */
+    double timeout_s;      /* the rendezvous and every collective */
+};
+
+enum tc_reduce_op { TC_REDUCE_SUM, TC_REDUCE_MAX, TC_REDUCE_MIN };
+
+/* Meets the other ranks; NULL (tc_last_error) if they do not all arrive within the timeout. */
+tc_dist *tc_dist_init(const struct tc_dist_options *o);
+void tc_dist_free(tc_dist *d);
+/* True where this build has NCCL (a CUDA libtorch). */
+bool tc_dist_has_nccl(void);
+/* Copies root's tensors into every rank's tensors of the same shapes, in place, in a few
+ * coalesced messages. */
+int tc_dist_broadcast(tc_dist *d, tc_tensor *const *tensors, size_t n, int root);
+/* Reduces n host values across the ranks in place (metrics, counts, flags). */
+int tc_dist_all_reduce(tc_dist *d, double *values, size_t n, enum tc_reduce_op op);
+
+/* Hooks the parameters' gradient accumulators: from then on each backward pass averages
+ * their gradients across the ranks, bucket by bucket as gradients become ready, so that the
+ * communication overlaps the rest of the backward pass. `params`: the trainable parameters
+ * in model order (frozen ones left out); every rank passes the same list. `names` (may be
+ * NULL) label parameters in errors. bucket_bytes: 0 for DDP's 25 MiB. */
+tc_grad_sync *tc_grad_sync_new(tc_dist *d, tc_tensor *const *params, const char *const *names,
+                               size_t n, size_t bucket_bytes);
+/* Call after the forward pass and before tc_backward, on every rank, every step. */
+int tc_grad_sync_before_backward(tc_grad_sync *g);
+void tc_grad_sync_free(tc_grad_sync *g);
+
 #ifdef __cplusplus
 }
 #endif

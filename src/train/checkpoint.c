@@ -85,6 +85,8 @@ static cJSON *state_json(const struct train_job *job)
 
 int checkpoint_save(const struct train_job *job)
 {
+    if (job->layout.local_rank != 0) /* one checkpoint per host; the ranks hold the same state */
+        return 0;
     char final_dir[OPT_ML_PATH_MAX * 2], tmp_dir[OPT_ML_PATH_MAX * 2], old_dir[OPT_ML_PATH_MAX * 2];
     char path[OPT_ML_PATH_MAX * 3];
     const char *base = job->paths.checkpoint_dir;

@@ -70,6 +70,9 @@ static const struct field fields[] = {
     {{"validation_fraction", "val_fraction"}, K_DOUBLE, F(validation_fraction), 0.001, 0.9, "a number in [0.001, 0.9]"},
     {{"min_crop_scale"}, K_DOUBLE, F(min_crop_scale), 0.01, 1, "a number in [0.01, 1]"},
     {{"augment", "augmentation"}, K_BOOL, F(augment), 0, 0, "true or false"},
+    {{"num_processes", "processes_per_host"}, K_INT, F(num_processes), 0, 256, "an integer from 0 to 256 (0: one per GPU, or 1 without GPUs)"},
+    {{"master_port"}, K_INT, F(master_port), 1024, 65535, "an integer from 1024 to 65535"},
+    {{"dist_timeout", "collective_timeout"}, K_DOUBLE, F(dist_timeout_s), 1, 86400, "seconds, from 1 to 86400"},
     {{"num_training_samples", "use_pretrained_model", "augmentation_type", "early_stopping"},
      K_IGNORED, 0, 0, 0, NULL},
 };
@@ -95,6 +98,8 @@ void hyperparams_default(struct hyperparams *hp)
     hp->validation_fraction = 0.1;
     hp->min_crop_scale = 0.08;
     hp->augment = true;
+    hp->master_port = 7777;
+    hp->dist_timeout_s = 600;
 }
 
 const char *optimizer_name(enum optimizer_kind k)

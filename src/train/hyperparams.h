@@ -41,6 +41,9 @@ struct hyperparams {
     double validation_fraction; /* held out of train when there is no validation channel */
     double min_crop_scale;     /* RandomResizedCrop's lower scale bound */
     bool augment;              /* random crop + flip in training */
+    int num_processes;         /* training processes per host; 0: one per GPU (1 on CPU) */
+    int master_port;           /* the rendezvous port on the first host */
+    double dist_timeout_s;     /* rendezvous and each collective, when several processes */
 };
 
 void hyperparams_default(struct hyperparams *hp);

@@ -21,32 +21,23 @@
 static const float imagenet_mean[3] = {0.485f, 0.456f, 0.406f};
 static const float imagenet_std[3] = {0.229f, 0.224f, 0.225f};
 
-/* resourceconfig.json: which host this is. Several hosts need the distributed launcher. */
-static int read_resource_config(struct train_job *job)
+/* resourceconfig.json and the launcher's layout: which host and rank this process is. */
+static int read_layout(struct train_job *job)
 {
-    char path[OPT_ML_PATH_MAX * 2];
-    snprintf(path, sizeof path, "%s/resourceconfig.json", job->paths.config_dir);
-    snprintf(job->host, sizeof job->host, "algo-1");
-    job->rank = 0;
-    job->world_size = 1;
-    if (access(path, F_OK) != 0)
-        return 0;
-    cJSON *cfg;
-    if (json_read_file(path, 1 << 20, &cfg) < 0)
+    if (cluster_read(job->paths.config_dir, &job->cluster) < 0)
         return -1;
-    const cJSON *host = cJSON_GetObjectItemCaseSensitive(cfg, "current_host");
-    const cJSON *hosts = cJSON_GetObjectItemCaseSensitive(cfg, "hosts");
-    int rc = 0;
-    if (!cJSON_IsString(host) || !cJSON_IsArray(hosts) || cJSON_GetArraySize(hosts) < 1)
-        rc = err_set("%s needs \"current_host\" (a string) and \"hosts\" (a non-empty list)", path);
-    else if (cJSON_GetArraySize(hosts) > 1)
-        rc = err_set("%s lists %d hosts; this build of train runs on one host: use "
-                     "InstanceCount=1",
-                     path, cJSON_GetArraySize(hosts));
-    else
-        snprintf(job->host, sizeof job->host, "%s", host->valuestring);
-    cJSON_Delete(cfg);
-    return rc;
+    snprintf(job->host, sizeof job->host, "%s", job->cluster.current_host);
+    struct worker_layout *w = &job->layout;
+    if (w->world_size < 1) { /* not started by the launcher: the only process */
+        if (job->cluster.host_count > 1)
+            return err_set("resourceconfig.json lists %d hosts, but this process was started "
+                           "without a launcher layout", job->cluster.host_count);
+        w->world_size = w->local_world_size = 1;
+        w->rank = w->local_rank = 0;
+    }
+    job->rank = w->rank;
+    job->world_size = w->world_size;
+    return 0;
 }
 
 /* checkpointconfig.json's LocalPath, when checkpointing is configured. */
@@ -147,24 +138,33 @@ static int make_optimizer(struct train_job *job)
 static int choose_device(struct train_job *job)
 {
     int gpus = tc_cuda_device_count();
-    job->device = gpus > 0 ? tc_device_cuda(0) : tc_device_cpu();
+    int local_rank = job->layout.local_rank;
+    if (gpus > 0 && local_rank >= gpus)
+        return err_set("local rank %d has no GPU of its own (%d on this host)", local_rank, gpus);
+    job->device = gpus > 0 ? tc_device_cuda(local_rank) : tc_device_cpu();
     job->amp = job->hp.amp < 0 ? gpus > 0 : job->hp.amp == 1;
     job->channels_last = job->hp.channels_last < 0 ? gpus > 0 : job->hp.channels_last == 1;
     if (model_to(job->model, job->device, job->channels_last) < 0)
         return -1;
-    log_info("device: %s%s%s", gpus > 0 ? "cuda:0" : "cpu", job->amp ? ", bf16 autocast" : "",
+    char name[16] = "cpu";
+    if (gpus > 0)
+        snprintf(name, sizeof name, "cuda:%d", local_rank);
+    log_info("device: %s%s%s", name, job->amp ? ", bf16 autocast" : "",
              job->channels_last ? ", channels-last" : "");
     return 0;
 }
 
-int job_setup(struct train_job *job)
+int job_read_hyperparameters(struct train_job *job)
 {
     char path[OPT_ML_PATH_MAX * 2];
     snprintf(path, sizeof path, "%s/hyperparameters.json", job->paths.config_dir);
-    if (hyperparams_load(path, &job->hp) < 0)
-        return -1;
+    return hyperparams_load(path, &job->hp);
+}
+
+int job_setup(struct train_job *job)
+{
     struct hyperparams *hp = &job->hp;
-    if (read_resource_config(job) < 0 || read_checkpoint_config(job) < 0)
+    if (read_layout(job) < 0 || read_checkpoint_config(job) < 0)
         return -1;
     if (channels_find(&job->paths, &job->channels) < 0 || open_datasets(job) < 0)
         return -1;
@@ -182,8 +182,13 @@ int job_setup(struct train_job *job)
     job->resize_size = (int)lround(job->image_size * 8.0 / 7.0); /* 224 -> 256 */
     memcpy(job->mean, imagenet_mean, sizeof job->mean);
     memcpy(job->std, imagenet_std, sizeof job->std);
+    /* The cores are shared by this host's training processes. */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    job->threads = hp->num_workers ? hp->num_workers : cores > 0 ? (int)cores : 1;
+    int share = (int)(cores > 0 ? cores : 1) / job->layout.local_world_size;
+    share = share > 0 ? share : 1;
+    job->threads = hp->num_workers ? hp->num_workers : share;
+    if (job->layout.local_world_size > 1)
+        tc_set_num_threads(share);
     job->local_run = getenv("TRAINING_JOB_NAME") == NULL;
 
     tc_manual_seed(hp->seed);
@@ -207,6 +212,7 @@ int job_setup(struct train_job *job)
 
 void job_free(struct train_job *job)
 {
+    distributed_stop(job);
     tc_optimizer_free(job->optimizer);
     model_free(job->model);
     dataset_free(&job->train);

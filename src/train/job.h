@@ -14,6 +14,7 @@
 #include "models/model.h"
 #include "torchc.h"
 #include "train/channels.h"
+#include "train/cluster.h"
 #include "train/hyperparams.h"
 
 #define CONFUSION_MAX_CLASSES 256 /* larger jobs get per-class accuracy only */
@@ -46,7 +47,11 @@ struct train_job {
     bool amp, channels_last;
     int threads;          /* data loader threads */
     char host[64];
-    int rank, world_size;
+    int rank, world_size; /* copies of layout's, for the loader */
+    struct cluster cluster;
+    struct worker_layout layout; /* set before job_setup; world_size 1 without a launcher */
+    tc_dist *dist;               /* several processes: the process group */
+    tc_grad_sync *grad_sync;
     bool local_run;       /* not inside a SageMaker job (no TRAINING_JOB_NAME) */
 
     /* progress, saved in checkpoints */
@@ -64,7 +69,8 @@ struct train_job {
     volatile sig_atomic_t *stop_requested;
 };
 
-/* job.c */
+/* job.c: hyperparameters first (the launcher needs them), then everything else. */
+int job_read_hyperparameters(struct train_job *job);
 int job_setup(struct train_job *job);
 void job_free(struct train_job *job);
 
@@ -74,6 +80,22 @@ int trainer_run(struct train_job *job);
 int trainer_evaluate(struct train_job *job, const struct dataset *d, struct eval_result *out);
 void eval_result_free(struct eval_result *r);
 double trainer_lr_at(const struct hyperparams *hp, double epoch);
+
+/* distributed.c: each is a no-op for a single process. */
+/* Joins the other ranks, checks they resumed at the same place, copies rank 0's weights. */
+int distributed_start(struct train_job *job);
+void distributed_stop(struct train_job *job);
+/* Every rank learns whether any rank wants to stop, or cannot use its batch (then no rank
+ * trains on this step): collectives stay in step. */
+int distributed_agree(struct train_job *job, bool want_stop, bool batch_usable, bool *stop,
+                      bool *skip);
+int distributed_sum(struct train_job *job, double *values, size_t n);
+/* Rank 0's batch-norm statistics (as DDP broadcasts them before each forward) or its whole
+ * model (after rank 0 reloaded the best one) to every rank. */
+int distributed_sync_buffers(struct train_job *job);
+int distributed_sync_model(struct train_job *job);
+/* Arms gradient averaging for the coming backward pass. */
+int distributed_before_backward(struct train_job *job);
 
 /* checkpoint.c */
 int checkpoint_save(const struct train_job *job);

@@ -4,6 +4,10 @@
  * failure writes /opt/ml/output/failure and exits 1. SIGTERM (SageMaker's stop, spot
  * interruption) stops at the next step, saves a checkpoint and exits 143; a restarted job
  * resumes from that checkpoint.
+ *
+ * With several GPUs, several hosts or num_processes > 1, this process is the launcher
+ * (launcher.c) and the training runs in worker processes: the same program, started with
+ * its rank in the environment.
  */
 #define _DEFAULT_SOURCE
 #include <signal.h>
@@ -16,6 +20,7 @@
 #include "common/failure.h"
 #include "common/log.h"
 #include "train/job.h"
+#include "train/launcher.h"
 
 static volatile sig_atomic_t stop_requested = 0;
 
@@ -41,9 +46,13 @@ static int evaluate_best(struct train_job *job)
 {
     char path[OPT_ML_PATH_MAX * 2];
     snprintf(path, sizeof path, "%s/model.pth", job->paths.model_dir);
-    if (model_load_file(job->model, path, NULL, NULL) < 0)
-        return err_prefix("reloading the best model: ");
-    if (model_to(job->model, job->device, job->channels_last) < 0)
+    if (job->layout.rank == 0) { /* rank 0 wrote it; the others get it from rank 0 */
+        if (model_load_file(job->model, path, NULL, NULL) < 0)
+            return err_prefix("reloading the best model: ");
+        if (model_to(job->model, job->device, job->channels_last) < 0)
+            return -1;
+    }
+    if (distributed_sync_model(job) < 0)
         return -1;
     if (trainer_evaluate(job, &job->val, &job->final_val) < 0)
         return err_prefix("final validation: ");
@@ -59,6 +68,34 @@ static int evaluate_best(struct train_job *job)
     return 0;
 }
 
+/* The training itself, in this process: the only one, or one rank of several. */
+static int run_training(struct train_job *job, const char *failure_path)
+{
+    int rc = job_setup(job);
+    if (rc == 0)
+        rc = checkpoint_resume(job);
+    if (rc >= 0)
+        rc = distributed_start(job);
+    if (rc >= 0)
+        rc = trainer_run(job); /* a stop requested before it is agreed on inside */
+    int status = 0;
+    if (rc == 1) {
+        log_info("stopped by a signal: a checkpoint is in %s; a restarted job resumes from it",
+                 job->paths.checkpoint_dir);
+        status = 143;
+    } else if (rc >= 0 && (evaluate_best(job) < 0 ||
+                           (job->layout.rank == 0 && artifacts_write_final(job) < 0))) {
+        rc = -1;
+    }
+    if (rc < 0) {
+        failure_write(failure_path, err_msg());
+        status = 1;
+    } else if (status == 0) {
+        log_info("training finished: model in %s", job->paths.model_dir);
+    }
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -70,26 +107,26 @@ int main(int argc, char **argv)
         return 1;
     }
     job->stop_requested = &stop_requested;
-    unlink(job->paths.failure_path); /* a previous local run's failure is not this one's */
-
-    int rc = job_setup(job);
-    if (rc == 0)
-        rc = checkpoint_resume(job);
-    if (rc >= 0 && !stop_requested)
-        rc = trainer_run(job);
-    int status = 0;
-    if (stop_requested && rc >= 0) {
-        log_info("stopped by a signal: a checkpoint is in %s; a restarted job resumes from it",
-                 job->paths.checkpoint_dir);
-        status = 143;
-    } else if (rc >= 0 && (evaluate_best(job) < 0 || artifacts_write_final(job) < 0)) {
-        rc = -1;
-    }
-    if (rc < 0) {
-        failure_write(job->paths.failure_path, err_msg());
-        status = 1;
-    } else if (status == 0) {
-        log_info("training finished: model in %s", job->paths.model_dir);
+    int is_worker = worker_layout_from_env(&job->layout);
+    const char *worker_failure = getenv(WORKER_FAILURE_ENV);
+    const char *failure_path =
+        is_worker && worker_failure && *worker_failure ? worker_failure : job->paths.failure_path;
+    int status = 1;
+    if (is_worker < 0) {
+        failure_write(failure_path, err_msg());
+    } else if (is_worker) {
+        log_set_rank(job->layout.rank);
+        status = job_read_hyperparameters(job) < 0 ? (failure_write(failure_path, err_msg()), 1)
+                                                    : run_training(job, failure_path);
+    } else {
+        unlink(failure_path); /* a previous local run's failure is not this one's */
+        struct launch_plan plan;
+        if (job_read_hyperparameters(job) < 0 || launch_plan_make(&job->paths, &job->hp, &plan) < 0)
+            failure_write(failure_path, err_msg());
+        else if (plan.world_size > 1)
+            status = launcher_run(&plan, failure_path);
+        else
+            status = run_training(job, failure_path);
     }
     job_free(job);
     free(job);

@@ -97,6 +97,38 @@ void eval_result_free(struct eval_result *r)
     memset(r, 0, sizeof *r);
 }
 
+/* Each rank evaluated its own shard: sum the counts so that every rank has the totals. */
+static int reduce_eval(struct train_job *job, struct eval_result *r, double *loss_sum)
+{
+    if (job->world_size <= 1)
+        return 0;
+    size_t k = (size_t)r->num_classes, n = 2 + 2 * k + (r->confusion ? k * k : 0);
+    double *v = malloc(n * sizeof *v);
+    if (!v)
+        return err_set("out of memory for evaluation");
+    v[0] = *loss_sum;
+    v[1] = (double)r->count;
+    for (size_t i = 0; i < k; i++) {
+        v[2 + i] = (double)r->per_class_total[i];
+        v[2 + k + i] = (double)r->per_class_correct[i];
+    }
+    for (size_t i = 0; r->confusion && i < k * k; i++)
+        v[2 + 2 * k + i] = (double)r->confusion[i];
+    int rc = distributed_sum(job, v, n);
+    if (rc == 0) {
+        *loss_sum = v[0];
+        r->count = (size_t)v[1];
+        for (size_t i = 0; i < k; i++) {
+            r->per_class_total[i] = (int64_t)v[2 + i];
+            r->per_class_correct[i] = (int64_t)v[2 + k + i];
+        }
+        for (size_t i = 0; r->confusion && i < k * k; i++)
+            r->confusion[i] = (int64_t)v[2 + 2 * k + i];
+    }
+    free(v);
+    return rc;
+}
+
 int trainer_evaluate(struct train_job *job, const struct dataset *d, struct eval_result *out)
 {
     eval_result_free(out);
@@ -114,7 +146,7 @@ int trainer_evaluate(struct train_job *job, const struct dataset *d, struct eval
     }
     struct loader_config c = loader_config_for(job, false);
     struct loader *l;
-    if (loader_start(&l, d, &c, 0, 0) < 0) {
+    if (distributed_sync_buffers(job) < 0 || loader_start(&l, d, &c, 0, 0) < 0) {
         free(pred);
         return -1;
     }
@@ -152,6 +184,8 @@ int trainer_evaluate(struct train_job *job, const struct dataset *d, struct eval
     loader_stop(l, &stats);
     job->skipped_images += stats.skipped;
     free(pred);
+    if (rc == 0)
+        rc = reduce_eval(job, out, &loss_sum);
     if (rc == 0 && out->count == 0)
         rc = err_set("no image of %s could be read (first error: %s)", d->dir, stats.first_bad[0]);
     if (rc < 0)
@@ -186,17 +220,25 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
     int rc = 0;
     struct batch *b;
     while (rc == 0 && loader_next(l, &b) > 0) {
+        /* Batch norm cannot train on one image; with several ranks, none trains then. */
+        bool stop, skip;
+        if (distributed_agree(job, *job->stop_requested, b->n > 1, &stop, &skip) < 0 || stop) {
+            rc = stop ? 1 : -1;
+            loader_release(l, b);
+            break;
+        }
         double lr = trainer_lr_at(&job->hp, epoch + (double)b->index / (double)batches);
         tc_optimizer_set_lr(job->optimizer, -1, lr);
-        if (b->n > 1) { /* batch norm cannot train on one image */
+        if (!skip) {
             tc_scope *s = tc_scope_begin();
             tc_tensor *x, *y;
             batch_tensors(job, b, &x, &y);
             tc_optimizer_zero_grad(job->optimizer);
-            tc_tensor *logits = forward(job, x, true);
+            tc_tensor *logits = distributed_sync_buffers(job) < 0 ? NULL : forward(job, x, true);
             tc_tensor *loss = tc_cross_entropy(logits, y, job->hp.label_smoothing);
             double loss_v = 0, correct = 0;
-            if (tc_backward(loss) < 0 || tc_optimizer_step(job->optimizer) < 0 ||
+            if (!loss || distributed_before_backward(job) < 0 || tc_backward(loss) < 0 ||
+                tc_optimizer_step(job->optimizer) < 0 ||
                 tc_item_double(loss, &loss_v) < 0 ||
                 tc_item_double(tc_sum(tc_eq(tc_argmax(logits, 1), y)), &correct) < 0)
                 rc = err_set("training step %zu of epoch %d: %s", b->index, epoch + 1, tc_last_error());
@@ -219,10 +261,6 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
                      (double)(batches - job->next_batch) * job->hp.batch_size / rate);
             last_report = t;
         }
-        if (rc == 0 && *job->stop_requested) {
-            rc = 1;
-            break;
-        }
     }
     struct loader_stats stats = {0};
     loader_stop(l, &stats);
@@ -235,6 +273,22 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
     return rc;
 }
 
+/* The epoch's running sums over every rank. For a checkpoint taken mid-epoch only rank 0
+ * keeps them (the others restart from zero), so that the resumed epoch adds up once. */
+static int gather_partial_sums(struct train_job *job, bool rank0_only)
+{
+    if (job->world_size <= 1)
+        return 0;
+    double v[3] = {job->partial_loss_sum, job->partial_correct, job->partial_seen};
+    if (distributed_sum(job, v, 3) < 0)
+        return -1;
+    bool keep = !rank0_only || job->layout.rank == 0;
+    job->partial_loss_sum = keep ? v[0] : 0;
+    job->partial_correct = keep ? v[1] : 0;
+    job->partial_seen = keep ? v[2] : 0;
+    return 0;
+}
+
 int trainer_run(struct train_job *job)
 {
     const struct hyperparams *hp = &job->hp;
@@ -242,11 +296,12 @@ int trainer_run(struct train_job *job)
         int epoch = job->next_epoch;
         double t0 = now_s(), rate = 0;
         int rc = train_epoch(job, epoch, &rate);
-        if (rc != 0) {
-            if (rc == 1 && checkpoint_save(job) < 0)
-                return -1;
+        if (rc == 1 && (gather_partial_sums(job, true) < 0 || checkpoint_save(job) < 0))
+            return -1;
+        if (rc != 0)
             return rc;
-        }
+        if (gather_partial_sums(job, false) < 0)
+            return -1;
         struct epoch_metrics m = {
             .epoch = epoch + 1,
             .train_loss = job->partial_loss_sum / job->partial_seen,
@@ -270,7 +325,7 @@ int trainer_run(struct train_job *job)
             job->best_epoch = m.epoch;
             job->best_val_acc = m.val_acc;
             job->epochs_without_improvement = 0;
-            if (artifacts_save_best_model(job) < 0)
+            if (job->layout.rank == 0 && artifacts_save_best_model(job) < 0)
                 return -1;
         } else {
             job->epochs_without_improvement++;
@@ -286,9 +341,10 @@ int trainer_run(struct train_job *job)
                      job->epochs_without_improvement, job->best_val_acc, job->best_epoch);
             job->next_epoch = hp->epochs;
         }
-        if (checkpoint_save(job) < 0)
+        bool stop, unused;
+        if (checkpoint_save(job) < 0 || distributed_agree(job, *job->stop_requested, true, &stop, &unused) < 0)
             return -1;
-        if (*job->stop_requested)
+        if (stop)
             return 1;
     }
     return 0;

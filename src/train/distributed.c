@@ -1,0 +1,186 @@
+/*
+ * distributed.c - what a training job does differently when it is one of several processes:
+ * meeting the others, starting from rank 0's weights, agreeing step by step on whether to
+ * stop or skip, and summing metrics. Gradient averaging itself happens inside backward
+ * (tc_grad_sync). With one process every function here returns at once, so the trainer has
+ * one code path.
+ */
+#define _DEFAULT_SOURCE
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "train/job.h"
+
+static bool distributed(const struct train_job *job)
+{
+    return job->layout.world_size > 1;
+}
+
+/* Every tensor of the model (buffers_only: the batch-norm statistics) in state-dict order. */
+static size_t model_tensors(const struct model *m, bool buffers_only, tc_tensor **out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->params.count; i++)
+        if (!buffers_only || m->params.entries[i].is_buffer)
+            out[n++] = m->params.entries[i].tensor;
+    return n;
+}
+
+static int broadcast_model(struct train_job *job, bool buffers_only)
+{
+    const struct model *m = job->model;
+    tc_tensor **ts = malloc((m->params.count + 1) * sizeof *ts);
+    if (!ts)
+        return err_set("out of memory");
+    size_t n = model_tensors(m, buffers_only, ts);
+    int rc = n == 0 || tc_dist_broadcast(job->dist, ts, n, 0) == 0
+                 ? 0
+                 : err_set("broadcasting the model from rank 0: %s", tc_last_error());
+    free(ts);
+    return rc;
+}
+
+/* The address Gloo binds for this process's traffic: by interface when SageMaker names one
+ * that exists here, else by this host's own address. */
+static int choose_transport(const struct train_job *job, struct tc_dist_options *o, char *addr,
+                            size_t cap)
+{
+    const struct cluster *c = &job->cluster;
+    if (c->interface[0] && if_nametoindex(c->interface) != 0) {
+        o->interface = c->interface;
+        setenv("NCCL_SOCKET_IFNAME", c->interface, 0); /* NCCL's sockets follow it too */
+        return 0;
+    }
+    if (c->interface[0])
+        log_warn("network interface %s (resourceconfig.json) does not exist here; using the "
+                 "address of %s",
+                 c->interface, c->current_host);
+    if (c->host_count == 1) {
+        snprintf(addr, cap, "127.0.0.1");
+    } else if (cluster_resolve(c->current_host, job->hp.dist_timeout_s, addr, cap) < 0) {
+        return -1;
+    }
+    o->local_addr = addr;
+    return 0;
+}
+
+/* Resumed hosts must all stand at the same place: each host restores its own checkpoint. */
+static int check_progress_agrees(struct train_job *job)
+{
+    double v[4] = {job->next_epoch, (double)job->next_batch, -job->next_epoch,
+                   -(double)job->next_batch};
+    if (tc_dist_all_reduce(job->dist, v, 4, TC_REDUCE_MAX) < 0)
+        return err_set("comparing progress across ranks: %s", tc_last_error());
+    if (v[0] != -v[2] || v[1] != -v[3])
+        return err_set("the hosts' checkpoints disagree (epochs %.0f to %.0f, batches %.0f to "
+                       "%.0f): remove the checkpoints of the job to start over",
+                       -v[2] + 1, v[0] + 1, -v[3], v[1]);
+    return 0;
+}
+
+int distributed_start(struct train_job *job)
+{
+    if (!distributed(job))
+        return 0;
+    const struct worker_layout *w = &job->layout;
+    char local_addr[64] = "";
+    struct tc_dist_options o = {
+        .master_addr = w->master_addr,
+        .master_port = w->master_port,
+        .rank = w->rank,
+        .world_size = w->world_size,
+        .device = job->device,
+        .timeout_s = job->hp.dist_timeout_s,
+    };
+    if (choose_transport(job, &o, local_addr, sizeof local_addr) < 0)
+        return -1;
+    job->dist = tc_dist_init(&o);
+    if (!job->dist)
+        return err_set("rank %d of %d could not join the job at %s:%d within %.0f s: %s", w->rank,
+                       w->world_size, w->master_addr, w->master_port, job->hp.dist_timeout_s,
+                       tc_last_error());
+    if (check_progress_agrees(job) < 0 || broadcast_model(job, false) < 0)
+        return -1;
+    if (w->rank != 0) /* a resumed epoch's running sums count once, on rank 0 */
+        job->partial_loss_sum = job->partial_correct = job->partial_seen = 0;
+
+    size_t count = job->model->params.count, n = 0;
+    tc_tensor **params = malloc(count * sizeof *params);
+    const char **names = malloc(count * sizeof *names);
+    if (!params || !names) {
+        free(params);
+        free(names);
+        return err_set("out of memory");
+    }
+    for (size_t i = 0; i < count; i++) {
+        const struct nn_entry *e = &job->model->params.entries[i];
+        if (!e->is_buffer && tc_requires_grad(e->tensor)) { /* frozen layers send nothing */
+            params[n] = e->tensor;
+            names[n++] = e->name;
+        }
+    }
+    job->grad_sync = tc_grad_sync_new(job->dist, params, names, n, 0);
+    free(params);
+    free(names);
+    if (!job->grad_sync)
+        return err_set("setting up gradient synchronisation: %s", tc_last_error());
+    log_info("data parallel: %d processes on %d host(s) over %s, global batch %d (%d per "
+             "process), rendezvous at %s:%d",
+             w->world_size, job->cluster.host_count, job->device.type == TC_CUDA ? "NCCL" : "Gloo",
+             job->hp.batch_size * w->world_size, job->hp.batch_size, w->master_addr,
+             w->master_port);
+    return 0;
+}
+
+void distributed_stop(struct train_job *job)
+{
+    tc_grad_sync_free(job->grad_sync);
+    job->grad_sync = NULL;
+    tc_dist_free(job->dist);
+    job->dist = NULL;
+}
+
+int distributed_agree(struct train_job *job, bool want_stop, bool batch_usable, bool *stop,
+                      bool *skip)
+{
+    *stop = want_stop;
+    *skip = !batch_usable;
+    if (!distributed(job))
+        return 0;
+    double v[2] = {want_stop, !batch_usable};
+    if (tc_dist_all_reduce(job->dist, v, 2, TC_REDUCE_MAX) < 0)
+        return err_set("agreeing on the next step: %s", tc_last_error());
+    *stop = v[0] > 0;
+    *skip = v[1] > 0;
+    return 0;
+}
+
+int distributed_sum(struct train_job *job, double *values, size_t n)
+{
+    if (!distributed(job))
+        return 0;
+    return tc_dist_all_reduce(job->dist, values, n, TC_REDUCE_SUM) == 0
+               ? 0
+               : err_set("summing across ranks: %s", tc_last_error());
+}
+
+int distributed_sync_buffers(struct train_job *job)
+{
+    return distributed(job) ? broadcast_model(job, true) : 0;
+}
+
+int distributed_sync_model(struct train_job *job)
+{
+    return distributed(job) ? broadcast_model(job, false) : 0;
+}
+
+int distributed_before_backward(struct train_job *job)
+{
+    if (!job->grad_sync)
+        return 0;
+    return tc_grad_sync_before_backward(job->grad_sync);
+}

@@ -1,0 +1,307 @@
+/*
+ * launcher.c - starting and supervising this host's training processes (see launcher.h).
+ *
+ * Signals are taken synchronously (blocked, then sigtimedwait), so the supervision loop is
+ * plain sequential code: a stop request is forwarded, each exit is classified as it is
+ * reaped, and a failed worker's siblings get SIGTERM, then SIGKILL after a grace period.
+ */
+#define _GNU_SOURCE
+#include "train/launcher.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "common/failure.h"
+#include "common/fileio.h"
+#include "common/log.h"
+#include "torchc.h"
+
+#define STOP_GRACE_S 10.0 /* after a failure, siblings have this long to exit on SIGTERM */
+#define MAX_LOCAL_WORKERS 256
+
+extern char **environ;
+
+struct worker {
+    pid_t pid;
+    int rank, local_rank;
+    bool running;
+    int status; /* from waitpid */
+    char failure_file[4096];
+};
+
+struct supervision {
+    const struct launch_plan *plan;
+    struct worker workers[MAX_LOCAL_WORKERS];
+    int running;
+    bool stop_forwarded;
+    int failed; /* index of the worker whose failure ended the job, or -1 */
+    double kill_at; /* when the survivors of a failure get SIGKILL; 0: not scheduled */
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int launch_plan_make(const struct opt_ml *paths, const struct hyperparams *hp,
+                     struct launch_plan *plan)
+{
+    memset(plan, 0, sizeof *plan);
+    if (cluster_read(paths->config_dir, &plan->cluster) < 0)
+        return -1;
+    int gpus = tc_cuda_device_count();
+    int local = hp->num_processes ? hp->num_processes : gpus > 0 ? gpus : 1;
+    if (gpus > 0 && local > gpus)
+        return err_set("hyperparameter num_processes=%d, but this host has %d GPUs (one process "
+                       "per GPU at most)",
+                       local, gpus);
+    if (local > MAX_LOCAL_WORKERS)
+        return err_set("%d processes per host is more than %d", local, MAX_LOCAL_WORKERS);
+    plan->local_workers = local;
+    plan->world_size = local * plan->cluster.host_count;
+    plan->master_port = hp->master_port;
+    plan->timeout_s = hp->dist_timeout_s;
+    if (plan->world_size == 1)
+        return 0;
+    if (plan->cluster.host_count == 1) {
+        snprintf(plan->master_addr, sizeof plan->master_addr, "127.0.0.1");
+        return 0;
+    }
+    if (cluster_resolve(plan->cluster.hosts[0], plan->timeout_s, plan->master_addr,
+                        sizeof plan->master_addr) < 0)
+        return err_prefix("finding the first host: ");
+    return 0;
+}
+
+/* The environment of one worker: ours, with its layout replacing any inherited one. */
+static char **worker_environment(const struct launch_plan *plan, const struct worker *w)
+{
+    static const char *const replaced[] = {"RANK=", "WORLD_SIZE=", "LOCAL_RANK=",
+                                           "LOCAL_WORLD_SIZE=", "MASTER_ADDR=", "MASTER_PORT=",
+                                           WORKER_FAILURE_ENV "="};
+    const size_t n_replaced = sizeof replaced / sizeof *replaced;
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + n_replaced + 1, sizeof *env);
+    if (!env)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool drop = false;
+        for (size_t j = 0; j < n_replaced && !drop; j++)
+            drop = strncmp(environ[i], replaced[j], strlen(replaced[j])) == 0;
+        if (!drop)
+            env[k++] = strdup(environ[i]);
+    }
+    int ok = asprintf(&env[k++], "RANK=%d", w->rank) > 0 &&
+             asprintf(&env[k++], "WORLD_SIZE=%d", plan->world_size) > 0 &&
+             asprintf(&env[k++], "LOCAL_RANK=%d", w->local_rank) > 0 &&
+             asprintf(&env[k++], "LOCAL_WORLD_SIZE=%d", plan->local_workers) > 0 &&
+             asprintf(&env[k++], "MASTER_ADDR=%s", plan->master_addr) > 0 &&
+             asprintf(&env[k++], "MASTER_PORT=%d", plan->master_port) > 0 &&
+             asprintf(&env[k++], "%s=%s", WORKER_FAILURE_ENV, w->failure_file) > 0;
+    for (size_t i = 0; i < k; i++)
+        ok = ok && env[i];
+    if (!ok) {
+        for (size_t i = 0; i < k; i++)
+            free(env[i]);
+        free(env);
+        return NULL;
+    }
+    return env;
+}
+
+static void free_environment(char **env)
+{
+    for (size_t i = 0; env && env[i]; i++)
+        free(env[i]);
+    free(env);
+}
+
+static int start_worker(const struct launch_plan *plan, struct worker *w, const sigset_t *mask)
+{
+    char **env = worker_environment(plan, w);
+    if (!env)
+        return err_set("out of memory building a worker's environment");
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* Dies with the launcher, whatever kills it: no orphaned worker holds a GPU. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+        sigprocmask(SIG_SETMASK, mask, NULL);
+        char *argv[] = {"train", NULL};
+        execve("/proc/self/exe", argv, env);
+        _exit(127);
+    }
+    free_environment(env);
+    if (pid < 0)
+        return err_set("starting worker %d: %s", w->rank, strerror(errno));
+    w->pid = pid;
+    w->running = true;
+    return 0;
+}
+
+static void signal_running(struct supervision *s, int sig)
+{
+    for (int i = 0; i < s->plan->local_workers; i++)
+        if (s->workers[i].running)
+            kill(s->workers[i].pid, sig);
+}
+
+static bool exited_cleanly(int status)
+{
+    return WIFEXITED(status) && (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 143);
+}
+
+/* Reaps every worker that has exited. The first failure is the job's; when several are
+ * reaped at once, one killed by a signal is preferred, since the others usually failed
+ * because it vanished. */
+static void reap(struct supervision *s)
+{
+    int status;
+    pid_t pid;
+    int newly_failed = -1;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (int i = 0; i < s->plan->local_workers; i++) {
+            struct worker *w = &s->workers[i];
+            if (w->pid != pid || !w->running)
+                continue;
+            w->running = false;
+            w->status = status;
+            s->running--;
+            if (!exited_cleanly(status) && s->failed < 0 &&
+                (newly_failed < 0 || WIFSIGNALED(status)))
+                newly_failed = i;
+        }
+    }
+    if (newly_failed >= 0) {
+        s->failed = newly_failed;
+        signal_running(s, SIGTERM);
+        s->kill_at = now_s() + STOP_GRACE_S;
+    }
+}
+
+static void describe_failure(const struct worker *w, char *out, size_t cap)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (fileio_read_all(w->failure_file, 64 * 1024, &text, &len) == 0 && len > 0) {
+        while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
+            text[--len] = '\0';
+        snprintf(out, cap, "%s", text);
+    } else if (WIFSIGNALED(w->status)) {
+        snprintf(out, cap, "the process was killed by signal %d (%s)", WTERMSIG(w->status),
+                 strsignal(WTERMSIG(w->status)));
+    } else {
+        snprintf(out, cap, "the process exited with status %d without a message",
+                 WEXITSTATUS(w->status));
+    }
+    free(text);
+}
+
+static void supervise(struct supervision *s, const sigset_t *signals)
+{
+    while (s->running > 0) {
+        struct timespec tick = {0, 200 * 1000 * 1000};
+        int sig = sigtimedwait(signals, NULL, &tick);
+        if ((sig == SIGTERM || sig == SIGINT) && s->failed < 0) {
+            if (!s->stop_forwarded)
+                log_info("stop requested: asking the workers to checkpoint and exit");
+            s->stop_forwarded = true;
+            signal_running(s, SIGTERM);
+        }
+        reap(s);
+        if (s->kill_at > 0 && now_s() >= s->kill_at && s->running > 0) {
+            log_warn("%d worker(s) still running %.0f s after a failure: killing them", s->running,
+                     STOP_GRACE_S);
+            signal_running(s, SIGKILL);
+            s->kill_at = 0;
+        }
+    }
+}
+
+int launcher_run(const struct launch_plan *plan, const char *failure_path)
+{
+    struct supervision *s = calloc(1, sizeof *s);
+    char dir[] = "/tmp/train-workers-XXXXXX";
+    if (!s || !mkdtemp(dir)) {
+        free(s);
+        failure_write(failure_path, "cannot start the training processes: no temporary directory");
+        return 1;
+    }
+    s->plan = plan;
+    s->failed = -1;
+    const struct cluster *c = &plan->cluster;
+    int first_rank = c->host_index * plan->local_workers;
+
+    sigset_t signals, previous;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGCHLD);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigprocmask(SIG_BLOCK, &signals, &previous);
+
+    int rc = 0;
+    for (int i = 0; i < plan->local_workers && rc == 0; i++) {
+        struct worker *w = &s->workers[i];
+        w->local_rank = i;
+        w->rank = first_rank + i;
+        snprintf(w->failure_file, sizeof w->failure_file, "%s/rank-%d", dir, w->rank);
+        rc = start_worker(plan, w, &previous);
+        if (rc == 0)
+            s->running++;
+    }
+    if (rc == 0)
+        log_info("%s: started %d training process(es), ranks %d to %d of %d; rendezvous at "
+                 "%s:%d (%s)",
+                 c->current_host, plan->local_workers, first_rank,
+                 first_rank + plan->local_workers - 1, plan->world_size, plan->master_addr,
+                 plan->master_port, c->hosts[0]);
+    char start_error[1024] = "";
+    if (rc < 0) {
+        snprintf(start_error, sizeof start_error, "%s", err_msg());
+        signal_running(s, SIGKILL);
+    }
+    supervise(s, &signals);
+    sigprocmask(SIG_SETMASK, &previous, NULL);
+
+    int status = 0;
+    if (start_error[0]) {
+        failure_write(failure_path, start_error);
+        status = 1;
+    } else if (s->failed >= 0) {
+        const struct worker *w = &s->workers[s->failed];
+        char reason[8192], message[9216];
+        describe_failure(w, reason, sizeof reason);
+        snprintf(message, sizeof message,
+                 "rank %d (local rank %d on host %s) failed: %s (the other processes were stopped)",
+                 w->rank, w->local_rank, c->current_host, reason);
+        failure_write(failure_path, message);
+        status = 1;
+    } else {
+        for (int i = 0; i < plan->local_workers; i++)
+            if (WEXITSTATUS(s->workers[i].status) == 143)
+                status = 143;
+        log_info("%s: all %d training process(es) %s", c->current_host, plan->local_workers,
+                 status == 143 ? "stopped after writing their checkpoints" : "finished");
+    }
+    for (int i = 0; i < plan->local_workers; i++)
+        unlink(s->workers[i].failure_file);
+    rmdir(dir);
+    free(s);
+    return status;
+}

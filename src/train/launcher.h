@@ -1,0 +1,35 @@
+/*
+ * launcher.h - `train` on a host of a data-parallel job: starts one worker process per GPU
+ * (or `num_processes` on CPU), each a fresh `train` told its place through RANK, WORLD_SIZE,
+ * LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT, and supervises them: SIGTERM
+ * is forwarded (the workers checkpoint and exit 143), the first worker to fail stops the
+ * others, and one failure file names its rank, host and reason. Workers die with the
+ * launcher (no orphans); every collective has a timeout (no hang).
+ */
+#ifndef TRAIN_LAUNCHER_H
+#define TRAIN_LAUNCHER_H
+
+#include "common/opt_ml.h"
+#include "train/cluster.h"
+#include "train/hyperparams.h"
+
+/* A worker writes its failure message here (set by the launcher) instead of the job's. */
+#define WORKER_FAILURE_ENV "TRAIN_WORKER_FAILURE_FILE"
+
+struct launch_plan {
+    struct cluster cluster;
+    int local_workers, world_size;
+    char master_addr[64]; /* numeric */
+    int master_port;
+    double timeout_s;
+};
+
+/* How many processes this host runs, and where they meet. world_size 1: run in-process. */
+int launch_plan_make(const struct opt_ml *paths, const struct hyperparams *hp,
+                     struct launch_plan *plan);
+
+/* Runs the workers to the end. Returns the exit status for `train`: 0, 143 (stopped by
+ * SIGTERM, checkpoints written) or 1 (a worker failed; the failure file says which). */
+int launcher_run(const struct launch_plan *plan, const char *failure_path);
+
+#endif
