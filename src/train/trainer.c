@@ -267,7 +267,8 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
     job->skipped_images += stats.skipped;
     report_skipped(&stats, "train");
     double elapsed = now_s() - start;
-    *images_per_sec = elapsed > 0 ? (double)images / elapsed : 0;
+    /* The job's rate: every rank trains on equally many (padded) samples per epoch. */
+    *images_per_sec = elapsed > 0 ? (double)images * job->world_size / elapsed : 0;
     if (rc == 0 && job->partial_seen == 0)
         rc = err_set("no training image could be read (first error: %s)", stats.first_bad[0]);
     return rc;

@@ -261,3 +261,31 @@ def test_two_hosts_train_together(tmp_path, two_namespaces):
     assert r.returncode == 0, r.stderr[-3000:]
     diff = max_difference(weights(roots[0]), weights(one))
     assert diff < 1e-5, f"two hosts and one process differ by {diff}"
+
+
+def resource_config(root, current, hosts):
+    (root / "input" / "config" / "resourceconfig.json").write_text(json.dumps(
+        {"current_host": current, "hosts": hosts, "network_interface_name": "eth0"}))
+
+
+def test_a_peer_that_never_comes_fails_the_rendezvous_in_time(tmp_path):
+    root = job(tmp_path, dict(LENET, batch_size=8, dist_timeout=5, master_port=free_port()))
+    resource_config(root, "localhost", ["localhost", "peer-that-never-starts"])
+    t0 = time.time()
+    r = run_train(root, timeout=120)
+    took = time.time() - t0
+    assert r.returncode == 1
+    failure = (root / "output" / "failure").read_text()
+    assert "rank 0 (local rank 0 on host localhost) failed" in failure
+    assert "could not join the job" in failure
+    assert took < 5 + 20, f"the rendezvous took {took:.0f} s to give up (timeout 5 s)"
+
+
+def test_a_first_host_that_never_resolves_fails_in_time(tmp_path):
+    root = job(tmp_path, dict(LENET, batch_size=8, dist_timeout=3))
+    resource_config(root, "zz-second", ["zz-second", "zz-first"])
+    t0 = time.time()
+    r = run_train(root, timeout=120)
+    assert r.returncode == 1
+    assert "host zz-first did not resolve within 3 s" in (root / "output" / "failure").read_text()
+    assert time.time() - t0 < 3 + 20
