@@ -8,6 +8,8 @@
 #   ./build.sh demo     build, train on the bundled sample (opt_ml_layout/), serve the model and
 #                       classify a test image (DEMO_PORT, default 8080)
 #   ./build.sh deps     only install what is missing
+#   ./build.sh smoke    build the CPU flavour of the container image (buildah, or docker) and
+#                       run train and serve inside it (tests/container/smoke.sh)
 #
 # Environment:
 #   LIBTORCH=/path      use an unpacked official libtorch archive instead of the torch wheel
@@ -112,6 +114,7 @@ test)
     sanitizer_tests
     ;;
 asan) deps && sanitizer_tests ;;
+smoke) tests/container/smoke.sh ;;
 demo)
     # The main job on the bundled sample: train on opt_ml_layout/ (copied, so that the
     # outputs stay out of the source tree), then serve the model and classify a test image.
@@ -144,7 +147,7 @@ PY
     log "demo done: model in $demo/model, metrics in $demo/output/data/metrics.json"
     ;;
 *)
-    sed -n '2,20p' "$0"
+    sed -n '2,/^set -euo pipefail/p' "$0" | grep '^#'
     exit 2
     ;;
 esac
