@@ -10,6 +10,8 @@
 #   ./build.sh deps     only install what is missing
 #   ./build.sh smoke    build the CPU flavour of the container image (buildah, or docker) and
 #                       run train and serve inside it (tests/container/smoke.sh)
+#   ./build.sh notebooks  build, execute notebooks/local_train_serve.ipynb and check both
+#                       notebooks (tests/notebooks/run_notebooks.sh)
 #
 # Environment:
 #   LIBTORCH=/path      use an unpacked official libtorch archive instead of the torch wheel
@@ -115,6 +117,11 @@ test)
     ;;
 asan) deps && sanitizer_tests ;;
 smoke) tests/container/smoke.sh ;;
+notebooks)
+    deps
+    build_into build
+    VENV="$VENV" tests/notebooks/run_notebooks.sh
+    ;;
 demo)
     # The main job on the bundled sample: train on opt_ml_layout/ (copied, so that the
     # outputs stay out of the source tree), then serve the model and classify a test image.
