@@ -89,6 +89,23 @@ def test_two_processes_equal_one_with_twice_the_batch(tmp_path):
             assert abs(metric(a, key) - metric(b, key)) <= 2e-4, (key, a, b)
 
 
+def test_frozen_backbone_sends_only_the_head(tmp_path):
+    hp = {"model": "resnet18", "image_size": 32, "epochs": 1, "freeze_backbone": True,
+          "augment": False, "seed": 5, "num_workers": 1}
+    two = job(tmp_path / "two", dict(hp, batch_size=8, num_processes=2, master_port=free_port()),
+              train_per_class=8, val_per_class=2)
+    one = job(tmp_path / "one", dict(hp, batch_size=16), train_per_class=8, val_per_class=2)
+    for root in (two, one):
+        r = run_train(root)
+        assert r.returncode == 0, r.stderr[-3000:]
+    a, b = weights(two), weights(one)
+    # The backbone never moved on either side; the heads trained alike (not bit for bit:
+    # batch norm normalises each process's 8 images, not the 16 of the single process).
+    assert torch.equal(a["conv1.weight"], b["conv1.weight"])
+    assert torch.equal(a["layer4.1.conv2.weight"], b["layer4.1.conv2.weight"])
+    assert (a["fc.weight"] - b["fc.weight"]).abs().max() < 0.05
+
+
 def children(pid):
     with open(f"/proc/{pid}/task/{pid}/children") as f:
         return [int(p) for p in f.read().split()]
