@@ -18,7 +18,6 @@ usage: python bench/bench_dist.py [--steps 20] [--images-per-class 100] [--size 
 Run it with the project's Python environment (~/.cache/sagemaker-ic-c/venv/bin/python).
 """
 import argparse
-import json
 import os
 import re
 import socket
@@ -37,6 +36,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
 import make_image_dataset as images  # noqa: E402
+
+sys.path.insert(0, HERE)
+import bench_train  # noqa: E402
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
@@ -106,22 +108,10 @@ def peer_step_ms(arch, world, steps):
 # ---- (b) training throughput -----------------------------------------------------------
 
 def our_train_rate(data, size, batch, world, work):
-    opt_ml = os.path.join(work, f"opt_ml_{world}")
-    cfg = os.path.join(opt_ml, "input", "config")
-    os.makedirs(cfg, exist_ok=True)
-    os.makedirs(os.path.join(opt_ml, "input", "data"), exist_ok=True)
-    link = os.path.join(opt_ml, "input", "data", "train")
-    if not os.path.exists(link):
-        os.symlink(data, link)
-    hp = {"model": "resnet18", "epochs": "2", "batch_size": str(batch // world),
-          "image_size": str(size), "lr": "0.01", "num_processes": str(world),
-          "master_port": str(free_port())}
-    with open(os.path.join(cfg, "hyperparameters.json"), "w") as f:
-        json.dump(hp, f)
-    env = dict(os.environ, OPT_ML=opt_ml)
-    out = subprocess.run([os.path.join(ROOT, "build/bin/train")], env=env, capture_output=True,
-                         text=True, check=True)
-    return float(re.findall(r"images_per_sec=([0-9.]+)", out.stdout)[-1])
+    threads = max(1, os.cpu_count() // world)
+    return bench_train.our_train_rate(
+        data, size, threads, batch // world, work, name=f"opt_ml_{world}",
+        extra_hp={"num_processes": str(world), "master_port": str(free_port())})
 
 
 def peer_train_worker(data, size, batch, rank, world, port):

@@ -86,8 +86,9 @@ def our_loader_rate(data, crop, threads, batch):
             float(re.search(r"images_per_cpu_sec=([0-9.]+)", out.stdout).group(1)))
 
 
-def our_train_rate(data, crop, threads, batch, workdir):
-    opt_ml = os.path.join(workdir, "opt_ml")
+def our_train_rate(data, crop, threads, batch, workdir, extra_hp=None, name="opt_ml"):
+    """build/bin/train on `data` (resnet18, 2 epochs): the last epoch's images/s."""
+    opt_ml = os.path.join(workdir, name)
     cfg = os.path.join(opt_ml, "input", "config")
     os.makedirs(cfg, exist_ok=True)
     os.makedirs(os.path.join(opt_ml, "input", "data"), exist_ok=True)
@@ -95,7 +96,8 @@ def our_train_rate(data, crop, threads, batch, workdir):
     if not os.path.exists(link):
         os.symlink(data, link)
     hp = {"model": "resnet18", "epochs": "2", "batch_size": str(batch), "image_size": str(crop),
-          "lr": "0.01", "num_workers": str(threads), "min_crop_scale": "0.08"}
+          "lr": "0.01", "num_workers": str(threads), "min_crop_scale": "0.08",
+          **(extra_hp or {})}
     with open(os.path.join(cfg, "hyperparameters.json"), "w") as f:
         json.dump(hp, f)
     env = dict(os.environ, OPT_ML=opt_ml)
