@@ -7,8 +7,9 @@
 #
 # cpu: exactly what the programs load (ldd's closure): libtorch_cpu, libc10, the wheel's
 #      libgomp, libcudart, libcupti.
-# gpu: every library of torch and its NVIDIA wheels but Python's own, because CUDA libraries
-#      load more with dlopen (cuDNN's engines, nvrtc's builtins, cuSOLVER for linalg...).
+# gpu: every library of torch and its NVIDIA wheels but Python's own (and libgfortran, which
+#      none needs), because CUDA libraries load more with dlopen (cuDNN's engines, nvrtc's
+#      builtins, cuSOLVER for linalg...).
 # libtorch's libraries are stripped of their symbol tables (dynamic symbols stay): about 90 MB
 # less for libtorch_cpu.so alone.
 set -euo pipefail
@@ -35,7 +36,8 @@ else
     for lib in "$site"/torch/lib/*.so* "$site"/nvidia/*/lib/*.so*; do
         [ -L "$lib" ] && continue # versioned names only; the unversioned links are build-time
         case "$(basename "$lib")" in
-        libtorch_python.so | libshm.so | libtorch_global_deps.so) continue ;;
+        libtorch_python.so | libshm.so | libtorch_global_deps.so) continue ;; # Python's own
+        libgfortran.so.*) continue ;; # in the wheel, needed by none of its libraries
         esac
         copy_from_site "$lib"
     done

@@ -243,7 +243,7 @@ if cfg.get("Entrypoint"):
 if problems:
     sys.exit("image config: " + "; ".join(problems))
 print(img["Size"])') || die "the image's configuration is wrong"
-log "image $IMAGE: $((size / 1000000)) MB, built in ${build_s} s"
+log "image $IMAGE: $(((size + 500000) / 1000000)) MB, built in ${build_s} s"
 
 # ---- 2. train, as `docker run IMAGE train` ----
 cp -r opt_ml_layout "$work/opt_ml"
@@ -296,4 +296,4 @@ runner=
 grep -q 'stopped' "$work/serve.log" || die "serve's log does not say it stopped"
 serve_s=$((SECONDS - t))
 
-log "PASS: image $((size / 1000000)) MB; build ${build_s} s, train ${train_s} s, serve ${serve_s} s; total $((SECONDS - started)) s"
+log "PASS: image $(((size + 500000) / 1000000)) MB; build ${build_s} s, train ${train_s} s, serve ${serve_s} s; total $((SECONDS - started)) s"
