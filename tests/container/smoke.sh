@@ -79,9 +79,8 @@ use_driver() {
     P=(podman --root "$STORE/storage" --runroot "$STORE/run" --storage-driver "$1")
 }
 
-import_base() {
-    local tarball
-    tarball=$(tests/container/debian_base.sh)
+import_base() { # TARBALL
+    local tarball=$1
     "${P[@]}" import -q \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         --change 'CMD ["bash"]' "$tarball" "$BASE_IMAGE" >/dev/null &&
@@ -89,7 +88,7 @@ import_base() {
 }
 
 # overlay where the kernel and file system allow it (fast, shares layers), else vfs (copies).
-pick_driver() {
+pick_driver() { # TARBALL
     if [ -s "$STORE/driver" ]; then
         use_driver "$(cat "$STORE/driver")"
         return
@@ -98,7 +97,7 @@ pick_driver() {
     for driver in overlay vfs; do
         rm -rf "$STORE" && mkdir -p "$STORE"
         use_driver "$driver"
-        if import_base >/dev/null 2>&1 &&
+        if import_base "$1" >/dev/null 2>&1 &&
             "${B[@]}" from --pull=never --name "$NAME-probe" "$BASE_IMAGE" >/dev/null 2>&1 &&
             "${B[@]}" run --isolation chroot "$NAME-probe" -- true >/dev/null 2>&1; then
             "${B[@]}" rm "$NAME-probe" >/dev/null
@@ -113,14 +112,14 @@ pick_driver() {
 
 prepare_buildah() {
     install_tools
-    mkdir -p "$STORE"
-    pick_driver
     local tarball
-    tarball=$(tests/container/debian_base.sh)
+    tarball=$(tests/container/debian_base.sh) || die "could not make the Debian base image"
+    mkdir -p "$STORE"
+    pick_driver "$tarball"
     if ! "${B[@]}" inspect --type image "$BASE_IMAGE" >/dev/null 2>&1 ||
         [ "$tarball" -nt "$STORE/base.stamp" ]; then
         log "importing $tarball as $BASE_IMAGE"
-        import_base || die "could not import $tarball"
+        import_base "$tarball" || die "could not import $tarball"
     fi
 }
 
@@ -226,6 +225,8 @@ t=$SECONDS
 work=$(mktemp -d)
 trust_host_ca
 if [ "$engine" = buildah ]; then prepare_buildah; fi
+prepare_s=$((SECONDS - t))
+t=$SECONDS
 log "building the CPU flavour of Dockerfile as $IMAGE with $engine"
 build_image || die "the image build failed"
 build_s=$((SECONDS - t))
@@ -296,4 +297,4 @@ runner=
 grep -q 'stopped' "$work/serve.log" || die "serve's log does not say it stopped"
 serve_s=$((SECONDS - t))
 
-log "PASS: image $(((size + 500000) / 1000000)) MB; build ${build_s} s, train ${train_s} s, serve ${serve_s} s; total $((SECONDS - started)) s"
+log "PASS: image $(((size + 500000) / 1000000)) MB; tools and base ${prepare_s} s, build ${build_s} s, train ${train_s} s, serve ${serve_s} s; total $((SECONDS - started)) s"
