@@ -11,8 +11,9 @@
 # daemon; installed with podman and debootstrap when missing; needs root). With buildah the
 # base image is Debian 12 made by debootstrap (tests/container/debian_base.sh), imported into a
 # private store under ~/.cache/sagemaker-ic-c/containers; the store keeps the layer cache
-# between runs (delete that folder to reclaim its space). The host's pip cache is mounted into
-# the build so that the torch wheel is downloaded once.
+# between runs (delete that folder to reclaim its space). The host's CA bundle (for a
+# TLS-inspecting proxy) and pip cache (to spare downloads where pip can cache) are mounted into
+# the build; the Dockerfile itself needs neither.
 #
 # Environment: SMOKE_ENGINE (docker | buildah; default: docker if it works), SMOKE_IMAGE (the
 # tag, default localhost/sagemaker-ic:cpu-smoke), SMOKE_PORT (default: a free port),
