@@ -60,16 +60,24 @@ struct sm_request {
     const char *custom_attributes;  /* X-Amzn-SageMaker-Custom-Attributes, or "" */
 };
 
-/* Model input: a batch of preprocessed images, float32 [n,3,size,size], malloc'd. */
+/* Model input: a batch of preprocessed images, float32 [n,3,size,size], malloc'd.
+ * records (optional, malloc'd; the server frees it): how many consecutive images each input
+ * record gave, n_records entries summing to n, so that output_fn can answer one record per
+ * record (a JSON Lines line holding several instances is answered by one line). NULL: every
+ * image is a record of its own. */
 struct sm_batch {
     float *data;
     int64_t n, height, width;
+    int64_t *records;
+    int64_t n_records;
 };
 
-/* Model output: class probabilities [n,k], malloc'd. */
+/* Model output: class probabilities [n,k], malloc'd; records as the input batch's. */
 struct sm_scores {
     float *probs;
     int64_t n, k;
+    const int64_t *records;
+    int64_t n_records;
 };
 
 struct sm_response {

@@ -14,7 +14,8 @@
  *
  * Outputs (Accept): application/json (also with no Accept, or the wildcards any/any and
  * application/any), application/x-npy (float32 probabilities [N,K]), application/jsonlines
- * (one JSON object per input and line).
+ * (one line per JSON Lines input line, so that batch transform can join input and output;
+ * one line per image for the other inputs).
  * X-Amzn-SageMaker-Custom-Attributes may say top_k=N and threshold=P.
  */
 #define _GNU_SOURCE
@@ -434,6 +435,12 @@ static int json_input(const struct sm_context *ctx, const struct sm_request *req
         return fail(err, 500, "out of memory");
     int nparts = 0, rc = 0;
     size_t images = 0;
+    int64_t *records = lines ? calloc(MAX_BATCH_IMAGES + 1, sizeof *records) : NULL;
+    int64_t n_records = 0;
+    if (lines && !records) {
+        free(parts);
+        return fail(err, 500, "out of memory");
+    }
     const char *p = (const char *)req->body, *end = p + req->body_len;
     while (rc == 0 && p < end) {
         const char *stop = lines ? memchr(p, '\n', (size_t)(end - p)) : NULL;
@@ -443,6 +450,7 @@ static int json_input(const struct sm_context *ctx, const struct sm_request *req
         while (q < stop && isspace((unsigned char)*q))
             q++;
         if (q < stop) {
+            size_t before = images;
             cJSON *doc = cJSON_ParseWithLength(q, (size_t)(stop - q));
             if (!doc) {
                 rc = fail(err, 400, "the body is not valid JSON%s", lines ? " (in a JSON Lines record)" : "");
@@ -456,6 +464,11 @@ static int json_input(const struct sm_context *ctx, const struct sm_request *req
                 rc = json_record(ctx, doc, req->body_len, parts, &nparts, &images, err);
             }
             cJSON_Delete(doc);
+            if (rc == 0 && records && images == before)
+                rc = fail(err, 400, "JSON Lines record %lld holds no image", (long long)n_records + 1);
+            /* Each line adds a part, and parts are capped at MAX_BATCH_IMAGES: so are lines. */
+            if (rc == 0 && records)
+                records[n_records++] = (int64_t)(images - before);
         }
         p = stop + 1;
     }
@@ -466,6 +479,12 @@ static int json_input(const struct sm_context *ctx, const struct sm_request *req
     for (int i = 0; i < nparts; i++)
         free(parts[i].data);
     free(parts);
+    if (rc == 0 && records) {
+        out->records = records;
+        out->n_records = n_records;
+    } else {
+        free(records);
+    }
     return rc;
 }
 
@@ -628,6 +647,60 @@ static int npy_output(const struct sm_scores *s, struct sm_response *out, struct
     return 0;
 }
 
+/* One line per input record: a record of one image is answered by its prediction object,
+ * a record of several (a line with "instances", or a 4-d pixel list) by {"predictions": [...]}.
+ * Without records, one line per image. */
+static int jsonlines_output(const struct sm_context *ctx, const struct sm_scores *s, int top_k,
+                            double threshold, struct sm_response *out, struct sm_error *err)
+{
+    int64_t total = 0;
+    for (int64_t r = 0; s->records && r < s->n_records; r++) {
+        if (s->records[r] < 1 || s->records[r] > s->n - total)
+            return fail(err, 500, "input_fn's records do not add up to the batch's %lld images",
+                        (long long)s->n);
+        total += s->records[r];
+    }
+    if (s->records && total != s->n)
+        return fail(err, 500, "input_fn's records count %lld images, the batch has %lld",
+                    (long long)total, (long long)s->n);
+    int64_t records = s->records ? s->n_records : s->n;
+    size_t cap = 1024, used = 0;
+    char *text = malloc(cap);
+    if (text)
+        text[0] = '\0';
+    for (int64_t r = 0, at = 0; text && r < records; r++) {
+        int64_t size = s->records ? s->records[r] : 1;
+        cJSON *o;
+        if (size == 1) {
+            o = prediction_json(ctx, s->probs + at * s->k, s->k, top_k, threshold);
+        } else {
+            o = cJSON_CreateObject();
+            cJSON *preds = cJSON_AddArrayToObject(o, "predictions");
+            for (int64_t i = at; i < at + size; i++)
+                cJSON_AddItemToArray(preds, prediction_json(ctx, s->probs + i * s->k, s->k, top_k, threshold));
+        }
+        at += size;
+        char *line = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        size_t n = line ? strlen(line) : 0;
+        while (line && used + n + 2 > cap)
+            cap *= 2;
+        char *grown = line ? realloc(text, cap) : NULL;
+        if (!grown) {
+            free(line);
+            free(text);
+            return fail(err, 500, "out of memory encoding the response");
+        }
+        text = grown;
+        memcpy(text + used, line, n);
+        used += n;
+        text[used++] = '\n';
+        text[used] = '\0';
+        free(line);
+    }
+    return set_body(out, text, "application/jsonlines", err);
+}
+
 int serve_output_fn(const struct sm_context *ctx, const struct sm_scores *scores,
                     const struct sm_request *req, struct sm_response *out, struct sm_error *err)
 {
@@ -650,30 +723,5 @@ int serve_output_fn(const struct sm_context *ctx, const struct sm_scores *scores
         cJSON_Delete(root);
         return set_body(out, text, "application/json", err);
     }
-    size_t cap = 1024, used = 0;
-    char *text = malloc(cap);
-    for (int64_t i = 0; text && i < scores->n; i++) {
-        cJSON *o = prediction_json(ctx, scores->probs + i * scores->k, scores->k, top_k, threshold);
-        char *line = cJSON_PrintUnformatted(o);
-        cJSON_Delete(o);
-        size_t n = line ? strlen(line) : 0;
-        if (!line || used + n + 2 > cap) {
-            while (line && used + n + 2 > cap)
-                cap *= 2;
-            char *grown = line ? realloc(text, cap) : NULL;
-            if (!grown) {
-                free(line);
-                free(text);
-                text = NULL;
-                break;
-            }
-            text = grown;
-        }
-        memcpy(text + used, line, n);
-        used += n;
-        text[used++] = '\n';
-        text[used] = '\0';
-        free(line);
-    }
-    return set_body(out, text, "application/jsonlines", err);
+    return jsonlines_output(ctx, scores, top_k, threshold, out, err);
 }

@@ -156,9 +156,13 @@ static enum MHD_Result invoke(struct server *srv, struct MHD_Connection *c, stru
         status = batcher_submit(srv->batcher, &batch, &scores, &err);
     else
         batcher_expect(srv->batcher, -1);
-    if (status == 0)
+    if (status == 0) {
+        scores.records = batch.records;
+        scores.n_records = batch.records ? batch.n_records : 0;
         status = srv->handlers.output_fn(&srv->ctx, &scores, &req, &resp, &err);
+    }
     free(batch.data);
+    free(batch.records);
     free(scores.probs);
     pthread_mutex_lock(&srv->inflight_mu);
     srv->inflight--;

@@ -187,6 +187,19 @@ def test_arrays_json_and_output_types(server, trained):
     status, headers, out = server.invoke(npy_bytes(px), "application/x-npy", accept="application/jsonlines")
     assert status == 200 and headers["Content-Type"] == "application/jsonlines"
     assert len(out.decode().strip().split("\n")) == 3
+    # Batch transform joins output line i with input line i: a line holding two instances
+    # is answered by one line with both predictions, a line with one by its prediction.
+    body = (json.dumps({"instances": [px[0].tolist(), px[1].tolist()]}) + "\n\n" +
+            json.dumps(px[2].tolist()) + "\n")
+    status, headers, out = server.invoke(body, "application/jsonlines", accept="application/jsonlines")
+    assert status == 200 and headers["Content-Type"] == "application/jsonlines"
+    lines = [json.loads(line) for line in out.decode().splitlines()]
+    assert len(lines) == 2
+    np.testing.assert_allclose([p["probabilities"] for p in lines[0]["predictions"]],
+                               expected[:2], atol=2e-3)
+    np.testing.assert_allclose(lines[1]["probabilities"], expected[2], atol=2e-3)
+    status, _, out = server.invoke(json.dumps({"instances": []}) + "\n", "application/jsonlines")
+    assert status == 400 and "holds no image" in json.loads(out)["error"]
     status, _, out = server.invoke(one, "application/x-npy", accept="text/html, */*")
     assert status == 200 and json.loads(out)["predictions"]
 
