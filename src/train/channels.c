@@ -84,6 +84,10 @@ int channels_find(const struct opt_ml *p, struct channel_set *out)
                              ch->string);
                 break;
             }
+            const cJSON *dist = cJSON_GetObjectItemCaseSensitive(ch, "S3DistributionType");
+            if (cJSON_IsString(dist) && strcmp(dist->valuestring, "ShardedByS3Key") == 0 &&
+                !out->sharded[0])
+                snprintf(out->sharded, sizeof out->sharded, "%s", ch->string);
             rc = assign(p, out, ch->string);
         }
         cJSON_Delete(cfg);

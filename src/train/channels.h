@@ -13,6 +13,7 @@ struct channel_set {
     char train[OPT_ML_PATH_MAX], validation[OPT_ML_PATH_MAX], test[OPT_ML_PATH_MAX];
     char train_lst[OPT_ML_PATH_MAX], validation_lst[OPT_ML_PATH_MAX], test_lst[OPT_ML_PATH_MAX];
     char pretrained[OPT_ML_PATH_MAX];
+    char sharded[128]; /* a channel with S3DistributionType ShardedByS3Key, or "" */
 };
 
 /* Fills the directories of the channels present ("" for absent ones). Channel names come

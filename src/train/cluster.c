@@ -90,7 +90,8 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-int cluster_resolve(const char *host, double timeout_s, char *addr, size_t cap)
+int cluster_resolve(const char *host, double timeout_s, bool (*stop_requested)(void), char *addr,
+                    size_t cap)
 {
     double deadline = now_s() + timeout_s;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
@@ -119,6 +120,8 @@ int cluster_resolve(const char *host, double timeout_s, char *addr, size_t cap)
         if (now_s() >= deadline)
             return err_set("host %s did not resolve within %.0f s (%s)", host, timeout_s,
                            gai_strerror(rc));
+        if (stop_requested && stop_requested())
+            return 1;
         usleep(500 * 1000);
     }
 }

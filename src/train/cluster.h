@@ -23,8 +23,10 @@ struct cluster {
 int cluster_read(const char *config_dir, struct cluster *c);
 
 /* The numeric address `host` resolves to, retrying until timeout_s while peers come up
- * (their names appear in DNS only once their containers start). */
-int cluster_resolve(const char *host, double timeout_s, char *addr, size_t cap);
+ * (their names appear in DNS only once their containers start). 0: resolved; 1: given up
+ * because stop_requested() said so (may be NULL); < 0: failed. */
+int cluster_resolve(const char *host, double timeout_s, bool (*stop_requested)(void), char *addr,
+                    size_t cap);
 
 /* Where this process sits among all the job's training processes. */
 struct worker_layout {

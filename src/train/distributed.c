@@ -61,10 +61,39 @@ static int choose_transport(const struct train_job *job, struct tc_dist_options 
                  c->interface, c->current_host);
     if (c->host_count == 1) {
         snprintf(addr, cap, "127.0.0.1");
-    } else if (cluster_resolve(c->current_host, job->hp.dist_timeout_s, addr, cap) < 0) {
+    } else if (cluster_resolve(c->current_host, job->hp.dist_timeout_s, NULL, addr, cap) < 0) {
         return -1;
     }
     o->local_addr = addr;
+    return 0;
+}
+
+/* Every rank must run the same job on the same data, or their steps and collectives part
+ * ways. Compared: the smallest and largest value of each across the ranks. */
+static int check_same_job(struct train_job *job)
+{
+    static const char *const what[] = {
+        "train images", "validation images", "test images (-1: no test channel)", "classes",
+        "model parameters", "processes per host", "batch_size", "epochs", "image_size"};
+    enum { N = sizeof what / sizeof *what };
+    double mine[N] = {(double)job->train.count, (double)job->val.count,
+                      job->has_test ? (double)job->test.count : -1, job->model->num_classes,
+                      (double)model_parameter_count(job->model, MODEL_PARAMS_ALL),
+                      job->layout.local_world_size, job->hp.batch_size, job->hp.epochs,
+                      job->image_size};
+    double v[2 * N];
+    for (int i = 0; i < N; i++) {
+        v[i] = mine[i];
+        v[N + i] = -mine[i];
+    }
+    if (tc_dist_all_reduce(job->dist, v, 2 * N, TC_REDUCE_MAX) < 0)
+        return err_set("comparing the job across ranks: %s", tc_last_error());
+    for (int i = 0; i < N; i++)
+        if (v[i] != -v[N + i])
+            return err_set("the ranks disagree on the %s (from %.0f to %.0f; this rank: %.0f): "
+                           "every host must see the same channels and hyperparameters and "
+                           "have as many GPUs",
+                           what[i], -v[N + i], v[i], mine[i]);
     return 0;
 }
 
@@ -103,7 +132,7 @@ int distributed_start(struct train_job *job)
         return err_set("rank %d of %d could not join the job at %s:%d within %.0f s: %s", w->rank,
                        w->world_size, w->master_addr, w->master_port, job->hp.dist_timeout_s,
                        tc_last_error());
-    if (check_progress_agrees(job) < 0 || broadcast_model(job, false) < 0)
+    if (check_same_job(job) < 0 || check_progress_agrees(job) < 0 || broadcast_model(job, false) < 0)
         return -1;
     if (w->rank != 0) /* a resumed epoch's running sums count once, on rank 0 */
         job->partial_loss_sum = job->partial_correct = job->partial_seen = 0;
@@ -151,12 +180,28 @@ int distributed_agree(struct train_job *job, bool want_stop, bool batch_usable, 
     *skip = !batch_usable;
     if (!distributed(job))
         return 0;
-    double v[2] = {want_stop, !batch_usable};
-    if (tc_dist_all_reduce(job->dist, v, 2, TC_REDUCE_MAX) < 0)
+    double v[3] = {want_stop, !batch_usable, 0};
+    if (tc_dist_all_reduce(job->dist, v, 3, TC_REDUCE_MAX) < 0)
         return err_set("agreeing on the next step: %s", tc_last_error());
+    if (v[2] > 0)
+        return err_set("stopped because rank %.0f failed (its host's failure file says why)",
+                       v[2] - 1);
     *stop = v[0] > 0;
     *skip = v[1] > 0;
     return 0;
+}
+
+void distributed_report_failure(struct train_job *job)
+{
+    if (!distributed(job))
+        return;
+    /* The peers are at their next agreement, the same collective: they learn of it there
+     * instead of waiting for a collective this rank will never join. */
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", err_msg());
+    double v[3] = {0, 0, job->layout.rank + 1};
+    tc_dist_all_reduce(job->dist, v, 3, TC_REDUCE_MAX);
+    err_set("%s", saved);
 }
 
 int distributed_sum(struct train_job *job, double *values, size_t n)

@@ -166,7 +166,15 @@ int job_setup(struct train_job *job)
     struct hyperparams *hp = &job->hp;
     if (read_layout(job) < 0 || read_checkpoint_config(job) < 0)
         return -1;
-    if (channels_find(&job->paths, &job->channels) < 0 || open_datasets(job) < 0)
+    if (channels_find(&job->paths, &job->channels) < 0)
+        return -1;
+    /* Every rank reads the whole dataset and takes its own shard of it. */
+    if (job->cluster.host_count > 1 && job->channels.sharded[0])
+        return err_set("channel %s is distributed ShardedByS3Key: each host would see other "
+                       "images; use FullyReplicated (every host reads the whole dataset and "
+                       "takes its own shard)",
+                       job->channels.sharded);
+    if (open_datasets(job) < 0)
         return -1;
 
     int classes = job->train.num_classes;

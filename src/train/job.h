@@ -89,6 +89,9 @@ void distributed_stop(struct train_job *job);
  * trains on this step): collectives stay in step. */
 int distributed_agree(struct train_job *job, bool want_stop, bool batch_usable, bool *stop,
                       bool *skip);
+/* After this rank failed within an epoch: joins the peers' next agreement to tell them, so
+ * that they stop at once (with "rank N failed") instead of at a collective timeout. */
+void distributed_report_failure(struct train_job *job);
 int distributed_sum(struct train_job *job, double *values, size_t n);
 /* Rank 0's batch-norm statistics (as DDP broadcasts them before each forward) or its whole
  * model (after rank 0 reloaded the best one) to every rank. */

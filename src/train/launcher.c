@@ -54,6 +54,35 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+static void stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+}
+
+void launcher_block_stop_signals(void)
+{
+    sigset_t set;
+    stop_signals(&set);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
+void launcher_unblock_stop_signals(void)
+{
+    sigset_t set;
+    stop_signals(&set);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
+/* A stop signal is waiting (they are blocked here). */
+static bool stop_pending(void)
+{
+    sigset_t pending;
+    sigpending(&pending);
+    return sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT);
+}
+
 int launch_plan_make(const struct opt_ml *paths, const struct hyperparams *hp,
                      struct launch_plan *plan)
 {
@@ -78,10 +107,9 @@ int launch_plan_make(const struct opt_ml *paths, const struct hyperparams *hp,
         snprintf(plan->master_addr, sizeof plan->master_addr, "127.0.0.1");
         return 0;
     }
-    if (cluster_resolve(plan->cluster.hosts[0], plan->timeout_s, plan->master_addr,
-                        sizeof plan->master_addr) < 0)
-        return err_prefix("finding the first host: ");
-    return 0;
+    int rc = cluster_resolve(plan->cluster.hosts[0], plan->timeout_s, stop_pending,
+                             plan->master_addr, sizeof plan->master_addr);
+    return rc < 0 ? err_prefix("finding the first host: ") : rc;
 }
 
 /* The environment of one worker: ours, with its layout replacing any inherited one. */
@@ -162,9 +190,13 @@ static void signal_running(struct supervision *s, int sig)
             kill(s->workers[i].pid, sig);
 }
 
-static bool exited_cleanly(int status)
+/* 0, or 143 (stopped with a checkpoint); or killed by the SIGTERM the launcher forwarded
+ * before the worker could act on it. */
+static bool exited_cleanly(const struct supervision *s, int status)
 {
-    return WIFEXITED(status) && (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 143);
+    if (WIFSIGNALED(status))
+        return s->stop_forwarded && WTERMSIG(status) == SIGTERM;
+    return WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 143;
 }
 
 /* Reaps every worker that has exited. The first failure is the job's; when several are
@@ -183,7 +215,7 @@ static void reap(struct supervision *s)
             w->running = false;
             w->status = status;
             s->running--;
-            if (!exited_cleanly(status) && s->failed < 0 &&
+            if (!exited_cleanly(s, status) && s->failed < 0 &&
                 (newly_failed < 0 || WIFSIGNALED(status)))
                 newly_failed = i;
         }
@@ -248,12 +280,22 @@ int launcher_run(const struct launch_plan *plan, const char *failure_path)
     const struct cluster *c = &plan->cluster;
     int first_rank = c->host_index * plan->local_workers;
 
-    sigset_t signals, previous;
-    sigemptyset(&signals);
+    /* Workers start with the stop signals blocked (they unblock them once their handlers
+     * are in place) and SIGCHLD as it was. */
+    sigset_t signals, previous, for_workers;
+    stop_signals(&signals);
     sigaddset(&signals, SIGCHLD);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGINT);
     sigprocmask(SIG_BLOCK, &signals, &previous);
+    for_workers = previous;
+    sigaddset(&for_workers, SIGTERM);
+    sigaddset(&for_workers, SIGINT);
+    if (stop_pending()) { /* stopped before anything started: nothing to checkpoint */
+        sigprocmask(SIG_SETMASK, &previous, NULL);
+        rmdir(dir);
+        free(s);
+        log_info("stopped before the training processes started");
+        return 143;
+    }
 
     int rc = 0;
     for (int i = 0; i < plan->local_workers && rc == 0; i++) {
@@ -261,7 +303,7 @@ int launcher_run(const struct launch_plan *plan, const char *failure_path)
         w->local_rank = i;
         w->rank = first_rank + i;
         snprintf(w->failure_file, sizeof w->failure_file, "%s/rank-%d", dir, w->rank);
-        rc = start_worker(plan, w, &previous);
+        rc = start_worker(plan, w, &for_workers);
         if (rc == 0)
             s->running++;
     }
@@ -294,7 +336,7 @@ int launcher_run(const struct launch_plan *plan, const char *failure_path)
         status = 1;
     } else {
         for (int i = 0; i < plan->local_workers; i++)
-            if (WEXITSTATUS(s->workers[i].status) == 143)
+            if (WIFSIGNALED(s->workers[i].status) || WEXITSTATUS(s->workers[i].status) == 143)
                 status = 143;
         log_info("%s: all %d training process(es) %s", c->current_host, plan->local_workers,
                  status == 143 ? "stopped after writing their checkpoints" : "finished");

@@ -24,9 +24,15 @@ struct launch_plan {
     double timeout_s;
 };
 
-/* How many processes this host runs, and where they meet. world_size 1: run in-process. */
+/* How many processes this host runs, and where they meet. world_size 1: run in-process.
+ * Returns 1 if a stop signal came while waiting for the first host's name. */
 int launch_plan_make(const struct opt_ml *paths, const struct hyperparams *hp,
                      struct launch_plan *plan);
+
+/* SIGTERM and SIGINT stay blocked in the launcher (it takes them with sigtimedwait) and in
+ * new workers until they have installed their handlers. */
+void launcher_block_stop_signals(void);
+void launcher_unblock_stop_signals(void);
 
 /* Runs the workers to the end. Returns the exit status for `train`: 0, 143 (stopped by
  * SIGTERM, checkpoints written) or 1 (a worker failed; the failure file says which). */

@@ -100,6 +100,9 @@ int main(int argc, char **argv)
 {
     (void)argc;
     (void)argv; /* SageMaker passes "train"; nothing else is read from the command line */
+    /* Blocked first, so that no stop is lost: a launcher takes them synchronously; the
+     * others unblock them below, and a signal that came meanwhile reaches the handler. */
+    launcher_block_stop_signals();
     install_signal_handlers();
     struct train_job *job = calloc(1, sizeof *job);
     if (!job || opt_ml_init(&job->paths) < 0) {
@@ -115,18 +118,31 @@ int main(int argc, char **argv)
     if (is_worker < 0) {
         failure_write(failure_path, err_msg());
     } else if (is_worker) {
+        launcher_unblock_stop_signals();
         log_set_rank(job->layout.rank);
         status = job_read_hyperparameters(job) < 0 ? (failure_write(failure_path, err_msg()), 1)
                                                     : run_training(job, failure_path);
+        if (status == 1) { /* no teardown: a process group may block on peers that are gone */
+            fflush(NULL);
+            _exit(1);
+        }
     } else {
         unlink(failure_path); /* a previous local run's failure is not this one's */
         struct launch_plan plan;
-        if (job_read_hyperparameters(job) < 0 || launch_plan_make(&job->paths, &job->hp, &plan) < 0)
+        int rc = job_read_hyperparameters(job);
+        if (rc == 0)
+            rc = launch_plan_make(&job->paths, &job->hp, &plan);
+        if (rc < 0) {
             failure_write(failure_path, err_msg());
-        else if (plan.world_size > 1)
+        } else if (rc == 1) {
+            log_info("stopped by a signal before training started");
+            status = 143;
+        } else if (plan.world_size > 1) {
             status = launcher_run(&plan, failure_path);
-        else
+        } else {
+            launcher_unblock_stop_signals();
             status = run_training(job, failure_path);
+        }
     }
     job_free(job);
     free(job);

@@ -217,13 +217,14 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
         return -1;
     double start = now_s(), last_report = start;
     size_t images = 0;
-    int rc = 0;
+    int rc = 0, got;
+    bool stop, skip, peer_failed = false;
     struct batch *b;
-    while (rc == 0 && loader_next(l, &b) > 0) {
+    while (rc == 0 && (got = loader_next(l, &b)) > 0) {
         /* Batch norm cannot train on one image; with several ranks, none trains then. */
-        bool stop, skip;
         if (distributed_agree(job, *job->stop_requested, b->n > 1, &stop, &skip) < 0 || stop) {
             rc = stop ? 1 : -1;
+            peer_failed = rc < 0;
             loader_release(l, b);
             break;
         }
@@ -262,6 +263,14 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
             last_report = t;
         }
     }
+    if (rc == 0 && got < 0)
+        rc = -1;
+    /* Every rank ends the epoch with one more agreement: a rank that failed in its last step
+     * meets the others there (or at their next step's) and tells them. */
+    if (rc < 0 && !peer_failed)
+        distributed_report_failure(job);
+    else if (rc == 0 && distributed_agree(job, false, true, &stop, &skip) < 0)
+        rc = -1;
     struct loader_stats stats = {0};
     loader_stop(l, &stats);
     job->skipped_images += stats.skipped;
@@ -269,7 +278,7 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
     double elapsed = now_s() - start;
     /* The job's rate: every rank trains on equally many (padded) samples per epoch. */
     *images_per_sec = elapsed > 0 ? (double)images * job->world_size / elapsed : 0;
-    if (rc == 0 && job->partial_seen == 0)
+    if (rc == 0 && job->partial_seen == 0 && job->world_size == 1) /* ranks: after the sum */
         rc = err_set("no training image could be read (first error: %s)", stats.first_bad[0]);
     return rc;
 }
@@ -303,6 +312,8 @@ int trainer_run(struct train_job *job)
             return rc;
         if (gather_partial_sums(job, false) < 0)
             return -1;
+        if (job->partial_seen == 0)
+            return err_set("no training image could be read by any process");
         struct epoch_metrics m = {
             .epoch = epoch + 1,
             .train_loss = job->partial_loss_sum / job->partial_seen,

@@ -306,3 +306,25 @@ def test_a_first_host_that_never_resolves_fails_in_time(tmp_path):
     assert r.returncode == 1
     assert "host zz-first did not resolve within 3 s" in (root / "output" / "failure").read_text()
     assert time.time() - t0 < 3 + 20
+
+
+def test_ranks_that_see_different_data_fail_at_once_naming_it(tmp_path):
+    # Two workers started by hand, as a launcher on each of two hosts would start them, but
+    # one host holds fewer images: the ranks' steps would part ways mid-epoch.
+    port = free_port()
+    procs, roots = [], []
+    for rank, per_class in ((0, 32), (1, 20)):
+        root = job(tmp_path / f"rank{rank}", dict(LENET, batch_size=8, dist_timeout=60),
+                   train_per_class=per_class)
+        env = dict(os.environ, OPT_ML=str(root), RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK="0",
+                   LOCAL_WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        procs.append(subprocess.Popen([TRAIN, "train"], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+        roots.append(root)
+    t0 = time.time()
+    for p, root in zip(procs, roots):
+        p.communicate(timeout=120)
+        assert p.returncode == 1
+        assert "the ranks disagree on the train images (from 60 to 96" in \
+            (root / "output" / "failure").read_text()
+    assert time.time() - t0 < 30, "the mismatch was found by a timeout, not by the check"
