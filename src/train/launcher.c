@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +113,19 @@ int launch_plan_make(const struct opt_ml *paths, const struct hyperparams *hp,
     return rc < 0 ? err_prefix("finding the first host: ") : rc;
 }
 
+/* A malloc'd formatted string, or NULL. */
+static char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *format(const char *fmt, ...)
+{
+    char *out = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&out, fmt, ap) < 0)
+        out = NULL;
+    va_end(ap);
+    return out;
+}
+
 /* The environment of one worker: ours, with its layout replacing any inherited one. */
 static char **worker_environment(const struct launch_plan *plan, const struct worker *w)
 {
@@ -133,13 +147,14 @@ static char **worker_environment(const struct launch_plan *plan, const struct wo
         if (!drop)
             env[k++] = strdup(environ[i]);
     }
-    int ok = asprintf(&env[k++], "RANK=%d", w->rank) > 0 &&
-             asprintf(&env[k++], "WORLD_SIZE=%d", plan->world_size) > 0 &&
-             asprintf(&env[k++], "LOCAL_RANK=%d", w->local_rank) > 0 &&
-             asprintf(&env[k++], "LOCAL_WORLD_SIZE=%d", plan->local_workers) > 0 &&
-             asprintf(&env[k++], "MASTER_ADDR=%s", plan->master_addr) > 0 &&
-             asprintf(&env[k++], "MASTER_PORT=%d", plan->master_port) > 0 &&
-             asprintf(&env[k++], "%s=%s", WORKER_FAILURE_ENV, w->failure_file) > 0;
+    env[k++] = format("RANK=%d", w->rank);
+    env[k++] = format("WORLD_SIZE=%d", plan->world_size);
+    env[k++] = format("LOCAL_RANK=%d", w->local_rank);
+    env[k++] = format("LOCAL_WORLD_SIZE=%d", plan->local_workers);
+    env[k++] = format("MASTER_ADDR=%s", plan->master_addr);
+    env[k++] = format("MASTER_PORT=%d", plan->master_port);
+    env[k++] = format("%s=%s", WORKER_FAILURE_ENV, w->failure_file);
+    bool ok = true;
     for (size_t i = 0; i < k; i++)
         ok = ok && env[i];
     if (!ok) {
