@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "train/job.h"
+#include "train/launcher.h"
 
 static bool distributed(const struct train_job *job)
 {
@@ -184,7 +185,7 @@ int distributed_agree(struct train_job *job, bool want_stop, bool batch_usable, 
     if (tc_dist_all_reduce(job->dist, v, 3, TC_REDUCE_MAX) < 0)
         return err_set("agreeing on the next step: %s", tc_last_error());
     if (v[2] > 0)
-        return err_set("stopped because rank %.0f failed (its host's failure file says why)",
+        return err_set(PEER_FAILED_PREFIX "%.0f failed (its host's failure file says why)",
                        v[2] - 1);
     *stop = v[0] > 0;
     *skip = v[1] > 0;

@@ -341,9 +341,22 @@ int launcher_run(const struct launch_plan *plan, const char *failure_path)
         failure_write(failure_path, start_error);
         status = 1;
     } else if (s->failed >= 0) {
+        /* A worker that only stopped because another rank failed is not the story when that
+         * rank is one of ours: tell the other's. */
         const struct worker *w = &s->workers[s->failed];
         char reason[8192], message[9216];
         describe_failure(w, reason, sizeof reason);
+        for (int i = 0; i < plan->local_workers && strstr(reason, PEER_FAILED_PREFIX); i++) {
+            const struct worker *o = &s->workers[i];
+            char other[8192];
+            if (o == w || exited_cleanly(s, o->status))
+                continue;
+            describe_failure(o, other, sizeof other);
+            if (!strstr(other, PEER_FAILED_PREFIX)) {
+                w = o;
+                snprintf(reason, sizeof reason, "%s", other);
+            }
+        }
         snprintf(message, sizeof message,
                  "rank %d (local rank %d on host %s) failed: %s (the other processes were stopped)",
                  w->rank, w->local_rank, c->current_host, reason);

@@ -15,6 +15,8 @@
 
 /* A worker writes its failure message here (set by the launcher) instead of the job's. */
 #define WORKER_FAILURE_ENV "TRAIN_WORKER_FAILURE_FILE"
+/* How a worker's message starts when it stopped because another rank failed. */
+#define PEER_FAILED_PREFIX "stopped because rank "
 
 struct launch_plan {
     struct cluster cluster;
