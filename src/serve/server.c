@@ -20,11 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -42,13 +42,6 @@ struct request_state {
     char method[16];
     char path[128];
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static enum MHD_Result send_body(struct MHD_Connection *c, struct request_state *st, int status,
                                  void *body, size_t len, const char *type, const char *attributes)
@@ -200,7 +193,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!st)
             return MHD_NO;
         *con_cls = st;
-        st->start = now_s();
+        st->start = clock_now_s();
         st->route = route_of(url);
         snprintf(st->method, sizeof st->method, "%s", method);
         snprintf(st->path, sizeof st->path, "%s", url);
@@ -274,7 +267,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         return;
     if (st->route != ROUTE_PING || st->status != 200 || srv->config.log_pings)
         log_info("%s %s %d %zu bytes %.1f ms%s", st->method, st->path, st->answered ? st->status : 0,
-                 st->bytes_out, (now_s() - st->start) * 1e3,
+                 st->bytes_out, (clock_now_s() - st->start) * 1e3,
                  why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (client gone)");
     free(st->body);
     free(st);
@@ -305,8 +298,8 @@ void server_stop(struct server *srv, double drain_seconds)
     MHD_socket listener = MHD_quiesce_daemon(srv->daemon); /* no new connections */
     if (listener != MHD_INVALID_SOCKET)
         close(listener);
-    double deadline = now_s() + drain_seconds;
-    while (__atomic_load_n(&srv->active, __ATOMIC_ACQUIRE) > 0 && now_s() < deadline)
+    double deadline = clock_now_s() + drain_seconds;
+    while (__atomic_load_n(&srv->active, __ATOMIC_ACQUIRE) > 0 && clock_now_s() < deadline)
         usleep(10 * 1000);
     int left = __atomic_load_n(&srv->active, __ATOMIC_ACQUIRE);
     if (left)

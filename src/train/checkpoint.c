@@ -72,7 +72,7 @@ static cJSON *state_json(const struct train_job *job)
     cJSON_AddNumberToObject(j, "next_epoch", job->next_epoch);
     cJSON_AddNumberToObject(j, "next_batch", (double)job->next_batch);
     /* next_batch counts batches of this size in this many shards */
-    cJSON_AddNumberToObject(j, "world_size", job->world_size);
+    cJSON_AddNumberToObject(j, "world_size", job->layout.world_size);
     cJSON_AddNumberToObject(j, "batch_size", job->hp.batch_size);
     cJSON_AddNumberToObject(j, "partial_loss_sum", job->partial_loss_sum);
     cJSON_AddNumberToObject(j, "partial_correct", job->partial_correct);
@@ -200,11 +200,11 @@ static int restore(struct train_job *job, const char *dir)
         job->best_val_acc = json_number(state, "best_val_acc");
         job->epochs_without_improvement = (int)json_number(state, "epochs_without_improvement");
         int world = (int)json_number(state, "world_size"), batch = (int)json_number(state, "batch_size");
-        if (job->next_batch > 0 && ((world && world != job->world_size) ||
+        if (job->next_batch > 0 && ((world && world != job->layout.world_size) ||
                                     (batch && batch != job->hp.batch_size))) {
             log_warn("the checkpoint stopped mid-epoch with %d process(es) of batch %d; now %d of "
                      "batch %d: epoch %d restarts from its beginning",
-                     world, batch, job->world_size, job->hp.batch_size, job->next_epoch + 1);
+                     world, batch, job->layout.world_size, job->hp.batch_size, job->next_epoch + 1);
             job->next_batch = 0;
             job->partial_loss_sum = job->partial_correct = job->partial_seen = 0;
         }

@@ -12,11 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/json_file.h"
 
@@ -83,17 +83,10 @@ int cluster_read(const char *config_dir, struct cluster *c)
     return rc;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 int cluster_resolve(const char *host, double timeout_s, bool (*stop_requested)(void), char *addr,
                     size_t cap)
 {
-    double deadline = now_s() + timeout_s;
+    double deadline = clock_now_s() + timeout_s;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     for (;;) {
         struct addrinfo *res = NULL;
@@ -117,7 +110,7 @@ int cluster_resolve(const char *host, double timeout_s, bool (*stop_requested)(v
         }
         if (rc != EAI_AGAIN && rc != EAI_NONAME && rc != EAI_FAIL)
             return err_set("resolving host %s: %s", host, gai_strerror(rc));
-        if (now_s() >= deadline)
+        if (clock_now_s() >= deadline)
             return err_set("host %s did not resolve within %.0f s (%s)", host, timeout_s,
                            gai_strerror(rc));
         if (stop_requested && stop_requested())

@@ -35,8 +35,6 @@ static int read_layout(struct train_job *job)
         w->world_size = w->local_world_size = 1;
         w->rank = w->local_rank = 0;
     }
-    job->rank = w->rank;
-    job->world_size = w->world_size;
     return 0;
 }
 

@@ -47,7 +47,6 @@ struct train_job {
     bool amp, channels_last;
     int threads;          /* data loader threads */
     char host[64];
-    int rank, world_size; /* copies of layout's, for the loader */
     struct cluster cluster;
     struct worker_layout layout; /* set before job_setup; world_size 1 without a launcher */
     tc_dist *dist;               /* several processes: the process group */

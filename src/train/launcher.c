@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/failure.h"
 #include "common/fileio.h"
@@ -47,13 +48,6 @@ struct supervision {
     int failed; /* index of the worker whose failure ended the job, or -1 */
     double kill_at; /* when the survivors of a failure get SIGKILL; 0: not scheduled */
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void stop_signals(sigset_t *set)
 {
@@ -238,7 +232,7 @@ static void reap(struct supervision *s)
     if (newly_failed >= 0) {
         s->failed = newly_failed;
         signal_running(s, SIGTERM);
-        s->kill_at = now_s() + STOP_GRACE_S;
+        s->kill_at = clock_now_s() + STOP_GRACE_S;
     }
 }
 
@@ -272,7 +266,7 @@ static void supervise(struct supervision *s, const sigset_t *signals)
             signal_running(s, SIGTERM);
         }
         reap(s);
-        if (s->kill_at > 0 && now_s() >= s->kill_at && s->running > 0) {
+        if (s->kill_at > 0 && clock_now_s() >= s->kill_at && s->running > 0) {
             log_warn("%d worker(s) still running %.0f s after a failure: killing them", s->running,
                      STOP_GRACE_S);
             signal_running(s, SIGKILL);

@@ -11,19 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "data/loader.h"
 #include "train/job.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 double trainer_lr_at(const struct hyperparams *hp, double epoch)
 {
@@ -54,8 +47,8 @@ static struct loader_config loader_config_for(const struct train_job *job, bool 
         .min_crop_scale = job->hp.min_crop_scale,
         .threads = job->threads,
         .seed = job->hp.seed,
-        .rank = job->rank,
-        .world_size = job->world_size,
+        .rank = job->layout.rank,
+        .world_size = job->layout.world_size,
     };
     memcpy(c.mean, job->mean, sizeof c.mean);
     memcpy(c.std, job->std, sizeof c.std);
@@ -100,7 +93,7 @@ void eval_result_free(struct eval_result *r)
 /* Each rank evaluated its own shard: sum the counts so that every rank has the totals. */
 static int reduce_eval(struct train_job *job, struct eval_result *r, double *loss_sum)
 {
-    if (job->world_size <= 1)
+    if (job->layout.world_size <= 1)
         return 0;
     size_t k = (size_t)r->num_classes, n = 2 + 2 * k + (r->confusion ? k * k : 0);
     double *v = malloc(n * sizeof *v);
@@ -215,7 +208,7 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
     struct loader *l;
     if (loader_start(&l, &job->train, &c, epoch, job->next_batch) < 0)
         return -1;
-    double start = now_s(), last_report = start;
+    double start = clock_now_s(), last_report = start;
     size_t images = 0;
     int rc = 0, got;
     bool stop, skip, peer_failed = false;
@@ -254,7 +247,7 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
         }
         job->next_batch = b->index + 1;
         loader_release(l, b);
-        double t = now_s();
+        double t = clock_now_s();
         if (rc == 0 && t - last_report >= 15.0 && job->next_batch < batches) {
             double rate = (double)images / (t - start);
             log_info("epoch %d/%d: batch %zu/%zu, %.1f images/s, about %.0f s left in the epoch",
@@ -275,10 +268,10 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
     loader_stop(l, &stats);
     job->skipped_images += stats.skipped;
     report_skipped(&stats, "train");
-    double elapsed = now_s() - start;
+    double elapsed = clock_now_s() - start;
     /* The job's rate: every rank trains on equally many (padded) samples per epoch. */
-    *images_per_sec = elapsed > 0 ? (double)images * job->world_size / elapsed : 0;
-    if (rc == 0 && job->partial_seen == 0 && job->world_size == 1) /* ranks: after the sum */
+    *images_per_sec = elapsed > 0 ? (double)images * job->layout.world_size / elapsed : 0;
+    if (rc == 0 && job->partial_seen == 0 && job->layout.world_size == 1) /* ranks: after the sum */
         rc = err_set("no training image could be read (first error: %s)", stats.first_bad[0]);
     return rc;
 }
@@ -287,7 +280,7 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
  * keeps them (the others restart from zero), so that the resumed epoch adds up once. */
 static int gather_partial_sums(struct train_job *job, bool rank0_only)
 {
-    if (job->world_size <= 1)
+    if (job->layout.world_size <= 1)
         return 0;
     double v[3] = {job->partial_loss_sum, job->partial_correct, job->partial_seen};
     if (distributed_sum(job, v, 3) < 0)
@@ -304,7 +297,7 @@ int trainer_run(struct train_job *job)
     const struct hyperparams *hp = &job->hp;
     while (job->next_epoch < hp->epochs) {
         int epoch = job->next_epoch;
-        double t0 = now_s(), rate = 0;
+        double t0 = clock_now_s(), rate = 0;
         int rc = train_epoch(job, epoch, &rate);
         if (rc == 1 && (gather_partial_sums(job, true) < 0 || checkpoint_save(job) < 0))
             return -1;
@@ -325,7 +318,7 @@ int trainer_run(struct train_job *job)
             return err_prefix("validation after epoch %d: ", epoch + 1);
         m.val_loss = job->final_val.loss;
         m.val_acc = job->final_val.accuracy;
-        m.seconds = now_s() - t0;
+        m.seconds = clock_now_s() - t0;
         log_metric("epoch=%d/%d train_loss=%.4f train_acc=%.4f val_loss=%.4f val_acc=%.4f lr=%.6g "
                    "images_per_sec=%.1f epoch_time_s=%.1f",
                    m.epoch, hp->epochs, m.train_loss, m.train_acc, m.val_loss, m.val_acc, m.lr,
