@@ -5,9 +5,10 @@
 #
 #   tests/container/debian_base.sh      ->  ~/.cache/sagemaker-ic-c/debian-bookworm-minbase.tar
 #
-# Environment: DEBIAN_MIRROR (default: the first Debian mirror in /etc/apt/sources.list*,
-# else http://deb.debian.org/debian), DEBIAN_SECURITY_MIRROR (http://deb.debian.org/debian-security),
-# CACHE_DIR (~/.cache/sagemaker-ic-c). Needs root (debootstrap) and debootstrap itself.
+# Environment: DEBIAN_MIRROR and DEBIAN_SECURITY_MIRROR (default: the ones this machine's apt
+# uses, read from its sources by apt_mirrors.sh; without them and without the variables it stops
+# and says so), APT_ETC (where those sources are, /etc/apt), CACHE_DIR (~/.cache/sagemaker-ic-c).
+# Needs root (debootstrap) and debootstrap itself.
 set -euo pipefail
 
 log() { printf '[debian_base.sh] %s\n' "$*" >&2; }
@@ -21,22 +22,21 @@ if [ -s "$tarball" ]; then
     exit 0
 fi
 
+# The mirrors this machine's apt uses, so that the bootstrap goes where the network is known to
+# reach; the variables override them.
+detected=$("$(dirname "$0")/apt_mirrors.sh" "${APT_ETC:-/etc/apt}" || true)
+mirror=${DEBIAN_MIRROR:-$(sed -n 's/^mirror //p' <<<"$detected")}
+security=${DEBIAN_SECURITY_MIRROR:-$(sed -n 's/^security //p' <<<"$detected")}
+[ -n "$mirror" ] || die "no Debian mirror found in ${APT_ETC:-/etc/apt}'s sources (sources.list," \
+    "sources.list.d/*.list or *.sources): set DEBIAN_MIRROR to your Debian mirror's URL"
+[ -n "$security" ] || die "no Debian security mirror found in ${APT_ETC:-/etc/apt}'s sources:" \
+    "set DEBIAN_SECURITY_MIRROR to your Debian security mirror's URL"
+[[ "$mirror" =~ ^https?://[A-Za-z0-9.:/_~%+-]+$ ]] || die "DEBIAN_MIRROR '$mirror' is not an http(s) URL"
+[[ "$security" =~ ^https?://[A-Za-z0-9.:/_~%+-]+$ ]] ||
+    die "DEBIAN_SECURITY_MIRROR '$security' is not an http(s) URL"
+
 [ "$(id -u)" -eq 0 ] || die "debootstrap needs root"
 command -v debootstrap >/dev/null || die "debootstrap is not installed (apt-get install debootstrap)"
-
-# The Debian mirror this machine's apt uses (one-line or deb822 sources), so that the bootstrap
-# goes where the network is known to reach.
-host_mirror() {
-    cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources \
-        2>/dev/null | grep -v '^\s*#' | grep -o -E 'https?://[^ ]+/debian/?( |$)' | head -n 1 |
-        tr -d ' ' || true
-}
-mirror=${DEBIAN_MIRROR:-$(host_mirror)}
-mirror=${mirror:-http://deb.debian.org/debian}
-security=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
-[[ "$mirror" =~ ^https?://[A-Za-z0-9.:/_~-]+$ ]] || die "DEBIAN_MIRROR '$mirror' is not an http(s) URL"
-[[ "$security" =~ ^https?://[A-Za-z0-9.:/_~-]+$ ]] ||
-    die "DEBIAN_SECURITY_MIRROR '$security' is not an http(s) URL"
 
 mkdir -p "$cache"
 rootfs=$(mktemp -d "$cache/debootstrap.XXXXXX")
