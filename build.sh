@@ -146,9 +146,11 @@ fuzz_run() {
 }
 
 tsan_tests() {
-    build_into build-tsan -DTSAN=ON
-    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-        ctest --test-dir build-tsan --output-on-failure --timeout 300 -L tsan
+    mkdir -p build-tsan
+    cmake -S tests/tsan -B build-tsan >build-tsan/configure.log 2>&1 ||
+        { cat build-tsan/configure.log; exit 1; }
+    cmake --build build-tsan -j "$JOBS"
+    ctest --test-dir build-tsan --output-on-failure --timeout 300
 }
 
 mkdir -p build
