@@ -15,15 +15,8 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/opt_ml.h"
 #include "common/stop_flag.h"
-
-int path_join(char *out, size_t len, const char *dir, const char *name)
-{
-    int n = snprintf(out, len, "%s/%s", dir, name);
-    if (n < 0 || (size_t)n >= len)
-        return err_set("path too long (over %zu bytes): %s/%s", len - 1, dir, name);
-    return 0;
-}
 
 struct folder {
     char *path;
@@ -138,7 +131,7 @@ static int walk_folder(struct walk *w, const char *dir, int depth, dir_walk_fn v
                          DIR_WALK_MAX_ENTRIES, dir);
             break;
         }
-        if ((rc = path_join(path, sizeof path, dir, names[i])) < 0)
+        if ((rc = opt_ml_join(path, sizeof path, dir, names[i])) < 0)
             break;
         struct stat lst, st;
         if (lstat(path, &lst) != 0)

@@ -24,7 +24,4 @@ typedef int (*dir_walk_fn)(void *arg, const char *path, const char *name, const 
  * folder that cannot be read, too deep, too many entries, a stop signal) with err_msg set. */
 int dir_walk(const char *root, dir_walk_fn visit, void *arg);
 
-/* path = dir + "/" + name, failing (with a message) if it does not fit in len. */
-int path_join(char *out, size_t len, const char *dir, const char *name);
-
 #endif

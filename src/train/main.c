@@ -45,7 +45,8 @@ static void install_signal_handlers(void)
 static int evaluate_best(struct train_job *job)
 {
     char path[OPT_ML_PATH_MAX * 2];
-    snprintf(path, sizeof path, "%s/model.pth", job->paths.model_dir);
+    if (opt_ml_join(path, sizeof path, job->paths.model_dir, "model.pth") < 0)
+        return -1;
     if (job->layout.rank == 0) { /* rank 0 wrote it; the others get it from rank 0 */
         if (model_load_file(job->model, path, NULL, NULL) < 0)
             return err_prefix("reloading the best model: ");
