@@ -88,6 +88,8 @@ struct request_state {
 static enum MHD_Result send_body(struct MHD_Connection *c, struct request_state *st, int status,
                                  void *body, size_t len, const char *type, const char *attributes)
 {
+    if (!body)
+        return MHD_NO; /* out of memory making the answer: drop the connection */
     struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(body);
