@@ -16,6 +16,7 @@
 #include "common/error.h"
 #include "common/fileio.h"
 #include "common/opt_ml.h"
+#include "common/stop_flag.h"
 
 #define CIFAR_PIXELS 3072
 #define MAX_ITEMS (50u * 1000 * 1000)
@@ -124,6 +125,8 @@ static int collect_images(struct dataset *d, size_t *cap, const char *dir, int32
 {
     if (depth > 16)
         return err_set("%s: directories nested too deep", dir);
+    if (stop_flag_raised())
+        return err_set("stopped by a signal while listing %s", dir);
     struct strings files = {0}, subdirs = {0};
     int rc = list_dir(dir, false, &files);
     if (rc == 0)
