@@ -114,7 +114,8 @@ sanitizer_tests() {
 
 fuzz_build() {
     mkdir -p build-fuzz
-    cmake -S tests/fuzz -B build-fuzz -DCMAKE_C_COMPILER=clang-14 >build-fuzz/configure.log 2>&1 ||
+    cmake -S tests/fuzz -B build-fuzz -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
+        -DCMAKE_PREFIX_PATH="$(torch_cmake_prefix)" >build-fuzz/configure.log 2>&1 ||
         { cat build-fuzz/configure.log; exit 1; }
     cmake --build build-fuzz -j "$JOBS"
 }
@@ -170,7 +171,7 @@ test)
 asan) deps && sanitizer_tests ;;
 tsan) deps && tsan_tests ;;
 fuzz)
-    install_debian_packages
+    deps
     fuzz_build
     fuzz_replay
     fuzz_run "${2:-600}"

@@ -239,7 +239,7 @@ class unpickler {
     void put(uint64_t key)
     {
         if (memo_.size() >= max_memo)
-            fail("pickle memo too large");
+            fail("pickle memo holds more than " + std::to_string(max_memo) + " entries");
         memo_[key] = top();
     }
     void get(uint64_t key)

@@ -93,7 +93,7 @@ def test_memoised_nones_cost_little(tmp_path):
     rc, out, peak = run_serve_on(f, tmp_path)
     assert rc == 1 and "memo" in out, out
     base = baseline_rss(tmp_path)
-    assert peak - base < 64 << 10, f"peak {peak} KiB against {base} KiB for a tiny file"
+    assert peak - base < 100 << 10, f"peak {peak} KiB against {base} KiB for a tiny file"
 
 
 def make_opt_ml(root, hp, channels):
