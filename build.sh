@@ -5,6 +5,11 @@
 #   ./build.sh test     the same, run every test, then build into build-asan/ with
 #                       AddressSanitizer + UndefinedBehaviorSanitizer and run them again
 #   ./build.sh asan     only the sanitizer build and its tests
+#   ./build.sh fuzz [S] build the libFuzzer targets (tests/fuzz, clang, ASan + UBSan) into
+#                       build-fuzz/ and run each for S seconds (default 600), growing
+#                       build-fuzz/corpus/<target> from the seeds in tests/fuzz/corpus/<target>;
+#                       crashes land in build-fuzz/artifacts/
+#   ./build.sh tsan     build the concurrency tests with ThreadSanitizer into build-tsan/, run them
 #   ./build.sh demo     build, train on the bundled sample (opt_ml_layout/), serve the model and
 #                       classify a test image (DEMO_PORT, default 8080)
 #   ./build.sh deps     only install what is missing
@@ -18,6 +23,7 @@
 #   VENV=/path          where the Python environment lives (default ~/.cache/sagemaker-ic-c/venv;
 #                       the tests need torch and torchvision there even with LIBTORCH)
 #   JOBS=N              parallel build jobs (default: all cores)
+#   FUZZ_CI_SECONDS=N   how long `test` runs each fuzz target after replaying its corpus (20)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -26,7 +32,8 @@ JOBS=${JOBS:-$(nproc)}
 TORCH_VERSION=2.15.0
 TORCHVISION_VERSION=0.29.2
 APT_PACKAGES=(cmake make g++ pkg-config python3-venv libjpeg62-turbo-dev libpng-dev
-              libmicrohttpd-dev libcjson-dev libarchive-dev zlib1g-dev libgloo-dev)
+              libmicrohttpd-dev libcjson-dev libarchive-dev zlib1g-dev libgloo-dev
+              clang-14 libclang-rt-14-dev)
 
 log() { printf '[build.sh] %s\n' "$*" >&2; }
 
@@ -105,6 +112,48 @@ sanitizer_tests() {
         run_tests build-asan
 }
 
+fuzz_build() {
+    mkdir -p build-fuzz
+    cmake -S tests/fuzz -B build-fuzz -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
+        -DCMAKE_PREFIX_PATH="$(torch_cmake_prefix)" >build-fuzz/configure.log 2>&1 ||
+        { cat build-fuzz/configure.log; exit 1; }
+    cmake --build build-fuzz -j "$JOBS"
+}
+
+fuzz_targets() { tr ';' ' ' <build-fuzz/targets.txt; }
+
+# Runs every target on its committed seeds once (-runs=0 replays them and stops).
+fuzz_replay() {
+    for t in $(fuzz_targets); do
+        log "fuzz: replaying tests/fuzz/corpus/$t"
+        mkdir -p build-fuzz/artifacts
+        build-fuzz/fuzz_"$t" -runs=0 -artifact_prefix=build-fuzz/artifacts/"$t"- tests/fuzz/corpus/"$t" 2>&1 | tail -n 2
+    done
+}
+
+# Fuzzes every target for $1 seconds; prints the executions and new coverage of each.
+fuzz_run() {
+    local seconds=$1
+    mkdir -p build-fuzz/artifacts
+    for t in $(fuzz_targets); do
+        mkdir -p build-fuzz/corpus/"$t"
+        log "fuzz: $t for ${seconds}s"
+        build-fuzz/fuzz_"$t" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 \
+            -rss_limit_mb=2048 -artifact_prefix=build-fuzz/artifacts/"$t"- \
+            build-fuzz/corpus/"$t" tests/fuzz/corpus/"$t" >build-fuzz/"$t".log 2>&1 ||
+            { tail -n 60 build-fuzz/"$t".log; log "fuzz: $t found a failure (build-fuzz/artifacts/)"; exit 1; }
+        grep -E 'stat::number_of_executed_units|stat::peak_rss_mb|cov:' build-fuzz/"$t".log | tail -n 3
+    done
+}
+
+tsan_tests() {
+    mkdir -p build-tsan
+    cmake -S tests/tsan -B build-tsan >build-tsan/configure.log 2>&1 ||
+        { cat build-tsan/configure.log; exit 1; }
+    cmake --build build-tsan -j "$JOBS"
+    ctest --test-dir build-tsan --output-on-failure --timeout 300
+}
+
 mkdir -p build
 case "${1:-build}" in
 deps) deps ;;
@@ -114,8 +163,19 @@ test)
     build_into build
     run_tests build
     sanitizer_tests
+    tsan_tests
+    fuzz_build
+    fuzz_replay
+    fuzz_run "${FUZZ_CI_SECONDS:-20}"
     ;;
 asan) deps && sanitizer_tests ;;
+tsan) deps && tsan_tests ;;
+fuzz)
+    deps
+    fuzz_build
+    fuzz_replay
+    fuzz_run "${2:-600}"
+    ;;
 smoke) tests/container/smoke.sh ;;
 notebooks)
     deps

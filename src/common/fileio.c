@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "common/fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -24,6 +25,28 @@ int fileio_temp_path(const char *path, char *buf, size_t len)
     if (n < 0 || (size_t)n >= len)
         return err_set("path too long: %s", path);
     return 0;
+}
+
+int fileio_remove_temporaries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int removed = 0;
+    struct dirent *e;
+    char path[4096];
+    while ((e = readdir(d))) {
+        if (e->d_name[0] != '.' || !strstr(e->d_name, ".tmp-"))
+            continue;
+        int n = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (n < 0 || (size_t)n >= sizeof path || lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (unlink(path) == 0)
+            removed++;
+    }
+    closedir(d);
+    return removed;
 }
 
 static int fsync_path(const char *path, int flags)

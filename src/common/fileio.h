@@ -12,6 +12,10 @@ int fileio_temp_path(const char *path, char *buf, size_t len);
 /* Makes the finished temporary `tmp` the file `path`: fsync, rename, fsync the directory.
  * On failure the temporary is removed. */
 int fileio_commit(const char *tmp, const char *path);
+/* Removes the temporaries fileio_temp_path names (".<name>.tmp-<pid>") left directly in dir by
+ * a process killed mid-write, so that they are never uploaded with the artifacts. Returns how
+ * many were removed; a missing dir is not an error. */
+int fileio_remove_temporaries(const char *dir);
 /* Writes data to path atomically (temporary + commit). */
 int fileio_write_atomic(const char *path, const void *data, size_t len);
 /* Reads a whole file of at most max_bytes into a malloc'd, NUL-terminated buffer (*data,

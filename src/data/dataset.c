@@ -15,6 +15,8 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/opt_ml.h"
+#include "common/stop_flag.h"
 
 #define CIFAR_PIXELS 3072
 #define MAX_ITEMS (50u * 1000 * 1000)
@@ -106,7 +108,8 @@ static int list_dir(const char *dir, bool dirs_only, struct strings *out)
     while (rc == 0 && (e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if ((rc = opt_ml_join(path, sizeof path, dir, e->d_name)) < 0)
+            break;
         if (dirs_only != is_dir(path))
             continue;
         rc = strings_push(out, e->d_name);
@@ -122,6 +125,8 @@ static int collect_images(struct dataset *d, size_t *cap, const char *dir, int32
 {
     if (depth > 16)
         return err_set("%s: directories nested too deep", dir);
+    if (stop_flag_raised())
+        return err_set("stopped by a signal while listing %s", dir);
     struct strings files = {0}, subdirs = {0};
     int rc = list_dir(dir, false, &files);
     if (rc == 0)
@@ -130,12 +135,14 @@ static int collect_images(struct dataset *d, size_t *cap, const char *dir, int32
     for (size_t i = 0; rc == 0 && i < files.n; i++) {
         if (!has_image_extension(files.v[i]))
             continue;
-        snprintf(path, sizeof path, "%s/%s", dir, files.v[i]);
+        if ((rc = opt_ml_join(path, sizeof path, dir, files.v[i])) < 0)
+            break;
         char *copy = strdup(path);
         rc = copy ? push_item(d, cap, copy, label, 0) : err_set("out of memory");
     }
     for (size_t i = 0; rc == 0 && i < subdirs.n; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, subdirs.v[i]);
+        if ((rc = opt_ml_join(path, sizeof path, dir, subdirs.v[i])) < 0)
+            break;
         if (is_symlink(path))
             continue; /* a link to a folder could loop back: only real folders are walked */
         rc = collect_images(d, cap, path, label, depth + 1);
@@ -183,8 +190,9 @@ static int open_class_folders(struct dataset *d, char *const *classes, int num_c
                          d->dir, folders.v[i]);
             break;
         }
-        snprintf(path, sizeof path, "%s/%s", d->dir, folders.v[i]);
-        rc = collect_images(d, &cap, path, label, 0);
+        rc = opt_ml_join(path, sizeof path, d->dir, folders.v[i]);
+        if (rc == 0)
+            rc = collect_images(d, &cap, path, label, 0);
     }
     snprintf(d->format, sizeof d->format, "class folders");
     strings_free(&folders);

@@ -38,6 +38,9 @@ struct batcher {
     int incoming; /* announced requests still decoding their input */
     bool stopping;
     pthread_t thread;
+    /* The jobs of one forward pass; allocated with the batcher, so that the thread never fails
+     * to allocate and leaves later requests waiting for it. */
+    struct job **group;
 };
 
 static void deadline_after(struct timespec *ts, int us)
@@ -112,9 +115,9 @@ static void run_group(struct batcher *b, struct job **group, int count)
 static void *batcher_main(void *arg)
 {
     struct batcher *b = arg;
-    struct job **group = malloc(sizeof *group * (size_t)(b->max_batch + 1));
+    struct job **group = b->group;
     pthread_mutex_lock(&b->mu);
-    while (group) {
+    for (;;) {
         while (!b->head && !b->stopping)
             pthread_cond_wait(&b->arrived, &b->mu);
         if (!b->head)
@@ -154,7 +157,6 @@ static void *batcher_main(void *arg)
         pthread_cond_broadcast(&b->finished);
     }
     pthread_mutex_unlock(&b->mu);
-    free(group);
     return NULL;
 }
 
@@ -168,10 +170,16 @@ int batcher_start(struct batcher **out, const struct sm_context *ctx, sm_predict
     b->predict = predict;
     b->max_batch = max_batch > 0 ? max_batch : 1;
     b->max_delay_us = max_delay_us >= 0 ? max_delay_us : 0;
+    b->group = malloc(sizeof *b->group * (size_t)(b->max_batch + 1));
+    if (!b->group) {
+        free(b);
+        return err_set("out of memory");
+    }
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->arrived, NULL);
     pthread_cond_init(&b->finished, NULL);
     if (pthread_create(&b->thread, NULL, batcher_main, b) != 0) {
+        free(b->group);
         free(b);
         return err_set("cannot start the batcher thread");
     }
@@ -229,5 +237,6 @@ void batcher_stop(struct batcher *b)
     pthread_mutex_destroy(&b->mu);
     pthread_cond_destroy(&b->arrived);
     pthread_cond_destroy(&b->finished);
+    free(b->group);
     free(b);
 }

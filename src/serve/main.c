@@ -9,7 +9,9 @@
  * SAGEMAKER_BATCH_STRATEGY, SAGEMAKER_MAX_CONCURRENT_TRANSFORMS, SERVE_MAX_BATCH (32),
  * SERVE_BATCH_DELAY_MS (2), SERVE_MAX_INFLIGHT (4 x cores: requests decoding or predicting at
  * once; the rest wait), SERVE_THREADS (libtorch threads), SM_MODEL_ARCH and
- * SM_NUM_CLASSES (for a bare model.pth whose architecture should not be inferred).
+ * SM_NUM_CLASSES (for a bare model.pth whose architecture should not be inferred),
+ * SERVE_HEADER_TIMEOUT_S / SERVE_BODY_TIMEOUT_S (60: deadlines for a connection's request
+ * headers and body, which trickled bytes do not extend).
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -51,6 +53,8 @@ static void read_config(struct server_config *c)
     c->log_pings = getenv("SERVE_LOG_PINGS") != NULL;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     c->max_inflight = (int)env_long("SERVE_MAX_INFLIGHT", cores > 0 ? 4 * cores : 8, 1, 4096);
+    c->header_timeout_s = (int)env_long("SERVE_HEADER_TIMEOUT_S", 60, 1, 3600);
+    c->body_timeout_s = (int)env_long("SERVE_BODY_TIMEOUT_S", 60, 1, 3600);
 }
 
 int main(int argc, char **argv)

@@ -193,9 +193,10 @@ static int read_metadata(const char *path, struct serve_model *sm)
         }
         sm->num_classes = cJSON_GetArraySize(names);
         sm->class_names = calloc((size_t)sm->num_classes + 1, sizeof *sm->class_names);
-        for (int i = 0; sm->class_names && i < sm->num_classes; i++) {
+        for (int i = 0; sm->class_names && i < sm->num_classes && rc == 0; i++) {
             const cJSON *n = cJSON_GetArrayItem(names, i);
-            sm->class_names[i] = strdup(cJSON_IsString(n) ? n->valuestring : "");
+            if (!(sm->class_names[i] = strdup(cJSON_IsString(n) ? n->valuestring : "")))
+                rc = err_set("out of memory");
         }
         if (!sm->class_names)
             rc = err_set("out of memory");
@@ -220,7 +221,8 @@ static int index_class_names(struct serve_model *sm)
     for (int i = 0; sm->class_names && i < sm->num_classes; i++) {
         char n[16];
         snprintf(n, sizeof n, "%d", i);
-        sm->class_names[i] = strdup(n);
+        if (!(sm->class_names[i] = strdup(n)))
+            return err_set("out of memory");
     }
     return sm->class_names ? 0 : err_set("out of memory");
 }

@@ -7,14 +7,24 @@
  * the body is then never read); later callbacks append the body under its cap (a chunked body
  * that outgrows it is discarded as it arrives, never held); the last one runs the pipeline;
  * the completion callback logs the request and frees its state, also when a client went away.
- * One thread per connection: the pipeline blocks only its own connection while it waits for
- * the batcher.
+ *
+ * Connection model: a small pool of epoll event loops (libmicrohttpd's thread pool) reads and
+ * writes every connection and never blocks on the model: a complete /invocations request is
+ * suspended and queued for the pipeline's workers (max_inflight threads), and the worker that
+ * ran it resumes it with its answer. An idle or slow connection costs a socket and a little
+ * memory, not a thread, so the connection limit follows the open-file limit. Each connection
+ * has deadlines that trickled bytes do not extend: its request headers must be complete within
+ * header_timeout_s of connecting (or of its previous answer), and its body within
+ * body_timeout_s of the headers; a reaper thread shuts down those that miss them.
  */
 #define _GNU_SOURCE
 #include "serve/server.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <microhttpd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +40,28 @@
 
 enum route { ROUTE_PING, ROUTE_INVOCATIONS, ROUTE_EXECUTION_PARAMETERS, ROUTE_NONE };
 
+/* One open connection (libmicrohttpd's socket context), on srv->conns under conns_mu. */
+struct conn_track {
+    int fd;
+    int64_t deadline_ms; /* atomic; INT64_MAX while a worker runs its request */
+    struct conn_track *prev, *next;
+};
+
+static int64_t now_ms(void)
+{
+    return (int64_t)(clock_now_s() * 1e3);
+}
+
+static void set_deadline(struct MHD_Connection *c, int seconds)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn_track *t = info ? info->socket_context : NULL;
+    if (t)
+        __atomic_store_n(&t->deadline_ms, seconds < 0 ? INT64_MAX : now_ms() + seconds * 1000LL,
+                         __ATOMIC_RELEASE);
+}
+
 struct request_state {
     enum route route;
     double start;
@@ -41,11 +73,23 @@ struct request_state {
     size_t bytes_out;
     char method[16];
     char path[128];
+    /* For the pipeline's worker: copies of the headers it needs, the suspended connection,
+     * and the answer it leaves behind (done) before resuming the connection. */
+    struct MHD_Connection *conn;
+    char *content_type, *accept, *attributes;
+    struct request_state *next;
+    bool queued, done;
+    int result_status;
+    char *result_body;
+    size_t result_len;
+    char result_type[128];
 };
 
 static enum MHD_Result send_body(struct MHD_Connection *c, struct request_state *st, int status,
                                  void *body, size_t len, const char *type, const char *attributes)
 {
+    if (!body)
+        return MHD_NO; /* out of memory making the answer: drop the connection */
     struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(body);
@@ -120,29 +164,31 @@ static void media_type(const char *raw, char *out, size_t len)
     out[n] = '\0';
 }
 
-static enum MHD_Result invoke(struct server *srv, struct MHD_Connection *c, struct request_state *st)
+/* A JSON error body {"error": message, "status": status}, or NULL when out of memory. */
+static char *error_body(int status, const char *message, size_t *len)
 {
-    if (!__atomic_load_n(&srv->ready, __ATOMIC_ACQUIRE))
-        return send_error(c, st, 503, "the model is still loading");
-    char content_type[128];
-    media_type(header(c, MHD_HTTP_HEADER_CONTENT_TYPE), content_type, sizeof content_type);
-    const char *attributes = header(c, "X-Amzn-SageMaker-Custom-Attributes");
-    if (strlen(attributes) > 1024)
-        attributes = ""; /* SageMaker's limit: longer ones are not ours to echo */
-    struct sm_request req = {(const uint8_t *)st->body, st->len, content_type,
-                             header(c, MHD_HTTP_HEADER_ACCEPT), attributes};
-    if (srv->handlers.output_fn == serve_output_fn && !serve_accept_supported(req.accept))
-        return send_error(c, st, 406, "unsupported Accept \"%s\": ask for application/json, "
-                                      "application/x-npy or application/jsonlines", req.accept);
+    cJSON *j = cJSON_CreateObject();
+    if (!j || !cJSON_AddStringToObject(j, "error", message) ||
+        !cJSON_AddNumberToObject(j, "status", status)) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (text)
+        *len = strlen(text);
+    return text;
+}
+
+/* Runs input_fn, the batcher and output_fn for st on a worker thread; leaves the answer in st. */
+static void run_pipeline(struct server *srv, struct request_state *st)
+{
+    struct sm_request req = {(const uint8_t *)st->body, st->len, st->content_type, st->accept,
+                             st->attributes};
     struct sm_error err = {{0}};
     struct sm_batch batch = {0};
     struct sm_scores scores = {0};
     struct sm_response resp = {0};
-    pthread_mutex_lock(&srv->inflight_mu);
-    while (srv->inflight >= srv->config.max_inflight)
-        pthread_cond_wait(&srv->inflight_cv, &srv->inflight_mu);
-    srv->inflight++;
-    pthread_mutex_unlock(&srv->inflight_mu);
     batcher_expect(srv->batcher, 1);
     int status = srv->handlers.input_fn(&srv->ctx, &req, &batch, &err);
     if (status == 0)
@@ -157,18 +203,107 @@ static enum MHD_Result invoke(struct server *srv, struct MHD_Connection *c, stru
     free(batch.data);
     free(batch.records);
     free(scores.probs);
+    if (status == 0) {
+        st->result_status = 200;
+        st->result_body = (char *)resp.body;
+        st->result_len = resp.len;
+        snprintf(st->result_type, sizeof st->result_type, "%s",
+                 resp.content_type[0] ? resp.content_type : "application/json");
+        return;
+    }
+    free(resp.body);
+    if (status < 400 || status > 599)
+        status = 500;
+    st->result_status = status;
+    st->result_body = error_body(status, err.message[0] ? err.message : "request failed",
+                                 &st->result_len);
+    snprintf(st->result_type, sizeof st->result_type, "application/json");
+}
+
+static void *worker_main(void *arg)
+{
+    struct server *srv = arg;
     pthread_mutex_lock(&srv->inflight_mu);
-    srv->inflight--;
+    for (;;) {
+        while (!srv->queue_head && !srv->workers_stopping)
+            pthread_cond_wait(&srv->inflight_cv, &srv->inflight_mu);
+        struct request_state *st = srv->queue_head;
+        if (!st)
+            break; /* stopping, and nothing is left */
+        srv->queue_head = st->next;
+        if (!srv->queue_head)
+            srv->queue_tail = NULL;
+        bool stopping = srv->workers_stopping;
+        srv->inflight++;
+        pthread_mutex_unlock(&srv->inflight_mu);
+        if (stopping) {
+            st->result_status = 503;
+            st->result_body = error_body(503, "the server is shutting down", &st->result_len);
+            snprintf(st->result_type, sizeof st->result_type, "application/json");
+        } else {
+            run_pipeline(srv, st);
+        }
+        struct MHD_Connection *c = st->conn;
+        st->done = true;
+        /* st belongs to the connection again from here on: it may be freed at once. */
+        MHD_resume_connection(c);
+        pthread_mutex_lock(&srv->inflight_mu);
+        srv->inflight--;
+    }
+    pthread_mutex_unlock(&srv->inflight_mu);
+    return NULL;
+}
+
+static char *header_copy(struct MHD_Connection *c, const char *name)
+{
+    return strdup(header(c, name));
+}
+
+/* The last callback of an /invocations request: answers what needs no model at once, queues the
+ * rest for a worker and suspends the connection until the worker resumes it. */
+static enum MHD_Result invoke(struct server *srv, struct MHD_Connection *c, struct request_state *st)
+{
+    if (st->done) {
+        char *body = st->result_body;
+        st->result_body = NULL;
+        if (!body)
+            return MHD_NO; /* out of memory: drop the connection rather than answer wrongly */
+        return send_body(c, st, st->result_status, body, st->result_len, st->result_type,
+                         st->result_status == 200 ? st->attributes : NULL);
+    }
+    if (!__atomic_load_n(&srv->ready, __ATOMIC_ACQUIRE))
+        return send_error(c, st, 503, "the model is still loading");
+    char content_type[128];
+    media_type(header(c, MHD_HTTP_HEADER_CONTENT_TYPE), content_type, sizeof content_type);
+    const char *attributes = header(c, "X-Amzn-SageMaker-Custom-Attributes");
+    if (strlen(attributes) > 1024)
+        attributes = ""; /* SageMaker's limit: longer ones are not ours to echo */
+    const char *accept = header(c, MHD_HTTP_HEADER_ACCEPT);
+    if (srv->handlers.output_fn == serve_output_fn && !serve_accept_supported(accept))
+        return send_error(c, st, 406, "unsupported Accept \"%s\": ask for application/json, "
+                                      "application/x-npy or application/jsonlines", accept);
+    st->content_type = strdup(content_type);
+    st->accept = header_copy(c, MHD_HTTP_HEADER_ACCEPT);
+    st->attributes = strdup(attributes);
+    if (!st->content_type || !st->accept || !st->attributes)
+        return send_error(c, st, 500, "out of memory");
+    pthread_mutex_lock(&srv->inflight_mu);
+    if (srv->workers_stopping) {
+        pthread_mutex_unlock(&srv->inflight_mu);
+        return send_error(c, st, 503, "the server is shutting down");
+    }
+    st->conn = c;
+    st->queued = true;
+    set_deadline(c, -1); /* the client has sent everything; the wait is ours */
+    MHD_suspend_connection(c);
+    if (srv->queue_tail)
+        srv->queue_tail->next = st;
+    else
+        srv->queue_head = st;
+    srv->queue_tail = st;
     pthread_cond_signal(&srv->inflight_cv);
     pthread_mutex_unlock(&srv->inflight_mu);
-    if (status != 0) {
-        free(resp.body);
-        if (status < 400 || status > 599)
-            status = 500;
-        return send_error(c, st, status, "%s", err.message[0] ? err.message : "request failed");
-    }
-    return send_body(c, st, 200, resp.body, resp.len,
-                     resp.content_type[0] ? resp.content_type : "application/json", attributes);
+    return MHD_YES;
 }
 
 static enum MHD_Result execution_parameters(struct server *srv, struct MHD_Connection *c,
@@ -193,6 +328,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!st)
             return MHD_NO;
         *con_cls = st;
+        set_deadline(c, srv->config.body_timeout_s);
         st->start = clock_now_s();
         st->route = route_of(url);
         snprintf(st->method, sizeof st->method, "%s", method);
@@ -240,7 +376,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         st->len += n;
         return MHD_YES;
     }
-    if (st->answered)
+    if (st->answered || (st->queued && !st->done))
         return MHD_YES;
     if (st->too_large)
         return send_error(c, st, 413, "the body is over the %zu-byte limit (SAGEMAKER_MAX_PAYLOAD_IN_MB)",
@@ -270,24 +406,179 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                  st->bytes_out, (clock_now_s() - st->start) * 1e3,
                  why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (client gone)");
     free(st->body);
+    free(st->content_type);
+    free(st->accept);
+    free(st->attributes);
+    free(st->result_body);
     free(st);
     *con_cls = NULL;
+    if (c)
+        set_deadline(c, srv->config.header_timeout_s); /* for the connection's next request */
     __atomic_sub_fetch(&srv->active, 1, __ATOMIC_ACQ_REL);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct conn_track *t = calloc(1, sizeof *t);
+        if (!t || !info) {
+            free(t); /* untracked: libmicrohttpd's idle timeout still ends it */
+            *socket_context = NULL;
+            return;
+        }
+        t->fd = info->connect_fd;
+        t->deadline_ms = now_ms() + srv->config.header_timeout_s * 1000LL;
+        pthread_mutex_lock(&srv->conns_mu);
+        t->next = srv->conns;
+        if (t->next)
+            t->next->prev = t;
+        srv->conns = t;
+        pthread_mutex_unlock(&srv->conns_mu);
+        *socket_context = t;
+        return;
+    }
+    struct conn_track *t = *socket_context;
+    if (!t)
+        return;
+    /* Unlinked before libmicrohttpd closes the socket, so the reaper never touches a reused fd. */
+    pthread_mutex_lock(&srv->conns_mu);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        srv->conns = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    pthread_mutex_unlock(&srv->conns_mu);
+    free(t);
+    *socket_context = NULL;
+}
+
+/* Shuts down connections past their deadline; libmicrohttpd then sees them end and closes them. */
+static void *reaper_main(void *arg)
+{
+    struct server *srv = arg;
+    pthread_mutex_lock(&srv->conns_mu);
+    while (!srv->reaper_stopping) {
+        int64_t now = now_ms();
+        int reaped = 0;
+        for (struct conn_track *t = srv->conns; t; t = t->next) {
+            if (__atomic_load_n(&t->deadline_ms, __ATOMIC_ACQUIRE) <= now) {
+                shutdown(t->fd, SHUT_RDWR);
+                __atomic_store_n(&t->deadline_ms, INT64_MAX, __ATOMIC_RELEASE);
+                reaped++;
+            }
+        }
+        if (reaped)
+            log_info("closed %d connection(s) that missed their header or body deadline "
+                     "(SERVE_HEADER_TIMEOUT_S=%d, SERVE_BODY_TIMEOUT_S=%d)",
+                     reaped, srv->config.header_timeout_s, srv->config.body_timeout_s);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 250 * 1000 * 1000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&srv->reaper_cv, &srv->conns_mu, &until);
+    }
+    pthread_mutex_unlock(&srv->conns_mu);
+    return NULL;
+}
+
+/* Raises the open-file limit to its hard maximum; returns how many connections fit in it. */
+static unsigned connection_limit(void)
+{
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0)
+        return 512;
+    if (r.rlim_cur < r.rlim_max) {
+        rlim_t want = r.rlim_max == RLIM_INFINITY || r.rlim_max > (1u << 20) ? (1u << 20) : r.rlim_max;
+        struct rlimit raised = {want, r.rlim_max};
+        if (want > r.rlim_cur && setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            r.rlim_cur = want;
+    }
+    /* Room for the model's files, the log and libtorch's own descriptors. */
+    rlim_t n = r.rlim_cur > 256 ? r.rlim_cur - 128 : r.rlim_cur / 2;
+    return n > 65536 ? 65536u : (unsigned)n;
+}
+
+static void stop_workers(struct server *srv)
+{
+    pthread_mutex_lock(&srv->inflight_mu);
+    srv->workers_stopping = true;
+    pthread_cond_broadcast(&srv->inflight_cv);
+    pthread_mutex_unlock(&srv->inflight_mu);
+    for (int i = 0; i < srv->n_workers; i++)
+        pthread_join(srv->workers[i], NULL);
+    free(srv->workers);
+    srv->workers = NULL;
+    srv->n_workers = 0;
+}
+
+static void stop_reaper(struct server *srv)
+{
+    if (!srv->reaper_started)
+        return;
+    pthread_mutex_lock(&srv->conns_mu);
+    srv->reaper_stopping = true;
+    pthread_cond_signal(&srv->reaper_cv);
+    pthread_mutex_unlock(&srv->conns_mu);
+    pthread_join(srv->reaper, NULL);
+    srv->reaper_started = false;
 }
 
 int server_start(struct server *srv)
 {
     pthread_mutex_init(&srv->inflight_mu, NULL);
     pthread_cond_init(&srv->inflight_cv, NULL);
+    pthread_mutex_init(&srv->conns_mu, NULL);
+    pthread_cond_init(&srv->reaper_cv, NULL);
+    if (srv->config.header_timeout_s < 1)
+        srv->config.header_timeout_s = 60;
+    if (srv->config.body_timeout_s < 1)
+        srv->config.body_timeout_s = 60;
+    int want = srv->config.max_inflight > 0 ? srv->config.max_inflight : 1;
+    srv->workers = calloc((size_t)want, sizeof *srv->workers);
+    if (!srv->workers)
+        return err_set("out of memory for %d worker threads", want);
+    while (srv->n_workers < want &&
+           pthread_create(&srv->workers[srv->n_workers], NULL, worker_main, srv) == 0)
+        srv->n_workers++;
+    if (srv->n_workers == 0) {
+        free(srv->workers);
+        srv->workers = NULL;
+        return err_set("cannot start the request workers");
+    }
+    if (srv->n_workers < want)
+        log_warn("started %d of %d request workers (SERVE_MAX_INFLIGHT)", srv->n_workers, want);
+    if (pthread_create(&srv->reaper, NULL, reaper_main, srv) != 0) {
+        stop_workers(srv);
+        return err_set("cannot start the connection reaper thread");
+    }
+    srv->reaper_started = true;
+    srv->connection_limit = connection_limit();
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned loops = cores < 2 ? 2 : cores > 4 ? 4 : (unsigned)cores;
     srv->daemon = MHD_start_daemon(
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
             MHD_USE_ERROR_LOG,
         (uint16_t)srv->config.port, NULL, NULL, &on_request, srv, MHD_OPTION_NOTIFY_COMPLETED,
-        &on_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)70,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)512, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
-        MHD_OPTION_END);
-    if (!srv->daemon)
+        &on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, &on_connection, srv,
+        MHD_OPTION_THREAD_POOL_SIZE, loops,
+        /* The deadlines above are what ends slow connections; this only backs them up. */
+        MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)(srv->config.header_timeout_s + srv->config.body_timeout_s + 10),
+        MHD_OPTION_CONNECTION_LIMIT, srv->connection_limit, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        (unsigned)1024, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
+    if (!srv->daemon) {
+        stop_reaper(srv);
+        stop_workers(srv);
         return err_set("cannot listen on port %d (in use, or not allowed?)", srv->config.port);
+    }
     return 0;
 }
 
@@ -304,6 +595,10 @@ void server_stop(struct server *srv, double drain_seconds)
     int left = __atomic_load_n(&srv->active, __ATOMIC_ACQUIRE);
     if (left)
         log_warn("stopping with %d request(s) still in flight", left);
+    /* Requests still queued are answered 503 and every suspended connection is resumed before
+     * the daemon goes (libmicrohttpd must not stop with connections suspended). */
+    stop_workers(srv);
     MHD_stop_daemon(srv->daemon);
     srv->daemon = NULL;
+    stop_reaper(srv);
 }

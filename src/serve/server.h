@@ -20,7 +20,13 @@ struct server_config {
     int batch_delay_us;            /* SERVE_BATCH_DELAY_MS: how long a batch waits to fill */
     bool log_pings;
     int max_inflight;              /* SERVE_MAX_INFLIGHT: requests decoding/predicting at once */
+    int header_timeout_s;          /* SERVE_HEADER_TIMEOUT_S: from connect (or the previous
+                                      answer) to a request's complete headers */
+    int body_timeout_s;            /* SERVE_BODY_TIMEOUT_S: from the headers to the whole body */
 };
+
+struct request_state;
+struct conn_track;
 
 struct server {
     struct server_config config;
@@ -30,11 +36,25 @@ struct server {
     bool ready;   /* set once model_fn and the warm-up pass succeeded */
     int active;   /* requests in flight */
     struct MHD_Daemon *daemon;
-    /* Bounds the memory of requests being decoded and predicted: each may hold up to 256 MiB
-     * of model input; the others wait their turn with only their (capped) body. */
+    /* The pipeline's workers: max_inflight threads take complete requests from a queue, so
+     * the connections' event loops never block on the model, and the memory of requests being
+     * decoded and predicted is bounded (each may hold up to 256 MiB of model input; the others
+     * wait their turn with only their capped body). */
     pthread_mutex_t inflight_mu;
     pthread_cond_t inflight_cv;
-    int inflight;
+    int inflight;                  /* requests a worker is running */
+    struct request_state *queue_head, *queue_tail;
+    bool workers_stopping;
+    pthread_t *workers;
+    int n_workers;
+    /* Every open connection with its deadline; a reaper thread shuts those past it down. */
+    pthread_mutex_t conns_mu;
+    struct conn_track *conns;
+    bool reaper_stopping;
+    pthread_cond_t reaper_cv;
+    pthread_t reaper;
+    bool reaper_started;
+    unsigned connection_limit;
 };
 
 /* Starts answering (503 on /ping until srv->ready). */

@@ -37,6 +37,40 @@ struct value {
     std::vector<std::pair<value_ptr, value_ptr>> entries;
     at::Tensor t; /* storage: a 1-d tensor over the whole storage; tensor: the tensor */
     int depth = 0; /* nesting of containers below this one */
+    /* Set once this value sits inside a container. A pickle builds every child completely
+     * before placing it in its parent, so a container that is already inside another one is
+     * never changed again; refusing that keeps `depth` exact (a list built parent-first, then
+     * filled, would otherwise count as depth 1 however deep it grows) and makes cycles
+     * impossible (two containers appended into each other). */
+    bool placed = false;
+
+    value() = default;
+    value(const value &) = delete;
+    value &operator=(const value &) = delete;
+    /* Frees the children without one level of recursion per level of nesting: children whose
+     * last owner is this value are emptied into a work list first. */
+    ~value()
+    {
+        std::vector<value_ptr> pending;
+        take_children(pending);
+        while (!pending.empty()) {
+            value_ptr v = std::move(pending.back());
+            pending.pop_back();
+            if (v.use_count() == 1)
+                v->take_children(pending);
+        }
+    }
+    void take_children(std::vector<value_ptr> &out)
+    {
+        for (auto &item : items)
+            out.push_back(std::move(item));
+        for (auto &kv : entries) {
+            out.push_back(std::move(kv.first));
+            out.push_back(std::move(kv.second));
+        }
+        items.clear();
+        entries.clear();
+    }
 };
 
 const char *kind_name(value::kind_t k)
@@ -60,17 +94,32 @@ value_ptr make(value::kind_t k)
 
 /* Limits that keep a hostile file from exhausting memory through the pickle itself. */
 constexpr size_t max_stack = 1u << 20;
-constexpr size_t max_memo = 1u << 22;
 constexpr size_t max_container = 1u << 22;
+/* A state dict memoises about ten entries and makes about twenty values per tensor, so these
+ * leave room for tens of thousands of tensors while capping what a pickle of nothing but
+ * memoised or pushed values can cost (a value is about 150 bytes, a memo entry about 50). */
+constexpr size_t max_memo = 1u << 19;
+constexpr size_t max_values = 1u << 19;
+/* data.pkl of a state dict is a few hundred bytes per tensor. */
+constexpr size_t max_pickle_bytes = 256u << 20;
 /* A state dict nests a few levels (dict, tensor tuple, size tuple); far deeper is hostile,
  * and would also make freeing the values recurse too deep. */
 constexpr int max_depth = 64;
+
+/* Refuses to change a container that already sits inside another one (see value::placed). */
+void check_open(const value &container)
+{
+    if (container.placed)
+        fail(std::string("pickle changes a ") + kind_name(container.kind) +
+             " after putting it inside another container (a cycle or a hostile nesting)");
+}
 
 /* Records that `child` is now inside `container`, refusing cycles and deep nesting. */
 void nest(value &container, const value_ptr &child)
 {
     if (child.get() == &container)
         fail("pickle puts a container inside itself");
+    child->placed = true;
     int depth = child->depth + 1;
     if (depth > max_depth)
         fail("pickle nests containers deeper than " + std::to_string(max_depth));
@@ -80,9 +129,16 @@ void nest(value &container, const value_ptr &child)
 
 class unpickler {
   public:
-    unpickler(const std::string &pickle, caffe2::serialize::PyTorchStreamReader &archive)
-        : data_(pickle), archive_(archive)
+    /* file_size: the size of the file on disk; no storage may claim more (torch.save stores
+     * its records uncompressed, so a record larger than the file is a compression bomb). */
+    unpickler(const std::string &pickle, caffe2::serialize::PyTorchStreamReader &archive,
+              uint64_t file_size)
+        : data_(pickle), archive_(archive), file_size_(file_size)
     {
+        none_ = make(value::none);
+        true_ = make(value::boolean);
+        true_->i = 1;
+        false_ = make(value::boolean);
     }
 
     value_ptr run()
@@ -103,12 +159,22 @@ class unpickler {
   private:
     const std::string &data_;
     caffe2::serialize::PyTorchStreamReader &archive_;
+    uint64_t file_size_;
+    uint64_t storage_bytes_ = 0; /* all storages read so far */
+    size_t values_ = 0;          /* values made so far */
+    value_ptr none_, true_, false_; /* shared: they hold no children and never change */
     size_t pos_ = 0;
     std::vector<value_ptr> stack_;
     std::vector<size_t> marks_;
     std::unordered_map<uint64_t, value_ptr> memo_;
     std::unordered_map<std::string, at::Tensor> storages_;
 
+    value_ptr make(value::kind_t k)
+    {
+        if (++values_ > max_values)
+            fail("pickle makes more than " + std::to_string(max_values) + " values");
+        return ::make(k);
+    }
     const char *take(size_t n)
     {
         if (n > data_.size() - pos_)
@@ -173,7 +239,7 @@ class unpickler {
     void put(uint64_t key)
     {
         if (memo_.size() >= max_memo)
-            fail("pickle memo too large");
+            fail("pickle memo holds more than " + std::to_string(max_memo) + " entries");
         memo_[key] = top();
     }
     void get(uint64_t key)
@@ -195,6 +261,7 @@ class unpickler {
     {
         if (d.kind != value::dict)
             fail(std::string("pickle sets items on a ") + kind_name(d.kind));
+        check_open(d);
         if (kv.size() % 2)
             fail("pickle SETITEMS with an odd number of values");
         if (d.entries.size() + kv.size() / 2 > max_container)
@@ -212,14 +279,9 @@ class unpickler {
         case 0x80: take(1); break;         /* PROTO */
         case 0x95: take(8); break;         /* FRAME */
         case '(': marks_.push_back(stack_.size()); break;
-        case 'N': stack_.push_back(make(value::none)); break;
-        case 0x88:                         /* NEWTRUE */
-        case 0x89: {                       /* NEWFALSE */
-            auto v = make(value::boolean);
-            v->i = op == 0x88;
-            stack_.push_back(v);
-            break;
-        }
+        case 'N': stack_.push_back(none_); break;
+        case 0x88: stack_.push_back(true_); break;  /* NEWTRUE */
+        case 0x89: stack_.push_back(false_); break; /* NEWFALSE */
         case 'K': push_int((int64_t)le(1)); break;
         case 'M': push_int((int64_t)le(2)); break;
         case 'J': push_int((int64_t)(int32_t)(uint32_t)le(4)); break;
@@ -335,6 +397,7 @@ class unpickler {
     {
         if (list.kind != value::list)
             fail(std::string("pickle appends to a ") + kind_name(list.kind));
+        check_open(list);
         if (list.items.size() + items.size() > max_container)
             fail("list too large");
         for (auto &item : items)
@@ -378,6 +441,16 @@ class unpickler {
         if (record_size != expected)
             fail("storage " + key + " holds " + std::to_string(record_size) + " bytes, expected " +
                  std::to_string(expected));
+        /* Checked before anything is allocated or inflated: the sizes above are what the file
+         * claims, and a deflated record can claim a thousand times its own size. */
+        uint64_t offset = archive_.getRecordOffset(record);
+        if (offset > file_size_ || expected > file_size_ - offset ||
+            expected > file_size_ - storage_bytes_)
+            fail("storage " + key + " claims " + std::to_string(expected) +
+                 " bytes, more than the file itself holds (" + std::to_string(file_size_) +
+                 " bytes); torch.save stores tensors uncompressed, so the file is damaged or "
+                 "hostile");
+        storage_bytes_ += expected;
         at::Tensor storage = at::empty({numel}, at::TensorOptions().dtype(dtype));
         if (expected)
             archive_.getRecord(record, storage.data_ptr(), expected);
@@ -399,7 +472,7 @@ class unpickler {
         return out;
     }
 
-    static value_ptr rebuild_tensor(const value &args)
+    value_ptr rebuild_tensor(const value &args)
     {
         /* (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata]) */
         if (args.kind != value::tuple || args.items.size() < 4 ||
@@ -492,6 +565,8 @@ named_tensors read_torch_save(const std::string &path)
     }
     caffe2::serialize::PyTorchStreamReader archive(path);
     if (archive.hasRecord("byteorder")) {
+        if (archive.getRecordSize("byteorder") > 16)
+            fail(path + " has a malformed byteorder record");
         auto [ptr, size] = archive.getRecord("byteorder");
         std::string order((const char *)ptr.get(), size);
         if (order != "little")
@@ -499,9 +574,19 @@ named_tensors read_torch_save(const std::string &path)
     }
     if (!archive.hasRecord("data.pkl"))
         fail(path + " has no data.pkl record: not a torch.save file");
+    uint64_t file_size;
+    {
+        std::ifstream probe(path, std::ios::binary | std::ios::ate);
+        file_size = probe ? (uint64_t)probe.tellg() : 0;
+    }
+    size_t pickle_size = archive.getRecordSize("data.pkl");
+    if (pickle_size > max_pickle_bytes || pickle_size > file_size)
+        fail(path + ": data.pkl claims " + std::to_string(pickle_size) +
+             " bytes, more than the file holds or than a state dict needs (" +
+             std::to_string(max_pickle_bytes) + ")");
     auto [ptr, size] = archive.getRecord("data.pkl");
     std::string pickle((const char *)ptr.get(), size);
-    unpickler reader(pickle, archive);
+    unpickler reader(pickle, archive, file_size);
     value_ptr root = reader.run();
     const value *dict = find_tensor_dict(*root);
     named_tensors out;

@@ -118,8 +118,9 @@ static int write_metadata(const struct train_job *job, bool final)
     cJSON_AddNumberToObject(data, "train_images", (double)job->train.count);
     cJSON_AddStringToObject(data, "validation", job->val_source);
     char path[OPT_ML_PATH_MAX * 2];
-    snprintf(path, sizeof path, "%s/metadata.json", job->paths.model_dir);
-    int rc = json_write_file(path, j);
+    int rc = opt_ml_join(path, sizeof path, job->paths.model_dir, "metadata.json");
+    if (rc == 0)
+        rc = json_write_file(path, j);
     cJSON_Delete(j);
     return rc;
 }
@@ -129,8 +130,8 @@ int artifacts_save_best_model(const struct train_job *job)
     char path[OPT_ML_PATH_MAX * 2];
     if (opt_ml_mkdirs(job->paths.model_dir) < 0)
         return -1;
-    snprintf(path, sizeof path, "%s/model.pth", job->paths.model_dir);
-    if (model_save(job->model, path) < 0 || write_metadata(job, false) < 0)
+    if (opt_ml_join(path, sizeof path, job->paths.model_dir, "model.pth") < 0 ||
+        model_save(job->model, path) < 0 || write_metadata(job, false) < 0)
         return err_prefix("saving the best model: ");
     return 0;
 }
@@ -171,7 +172,8 @@ static int write_metrics(const struct train_job *job)
     cJSON_AddNumberToObject(j, "skipped_images", (double)job->skipped_images);
     char path[OPT_ML_PATH_MAX * 2];
     int rc = opt_ml_mkdirs(job->paths.output_data_dir);
-    snprintf(path, sizeof path, "%s/metrics.json", job->paths.output_data_dir);
+    if (rc == 0)
+        rc = opt_ml_join(path, sizeof path, job->paths.output_data_dir, "metrics.json");
     if (rc == 0)
         rc = json_write_file(path, j);
     cJSON_Delete(j);
@@ -183,18 +185,20 @@ static int write_model_tarball(const struct train_job *job)
 {
     const char *files[] = {"model.pth", "metadata.json"};
     char out[OPT_ML_PATH_MAX * 2], tmp[OPT_ML_PATH_MAX * 2], path[OPT_ML_PATH_MAX * 2];
-    snprintf(out, sizeof out, "%s/model.tar.gz", job->paths.output_dir);
-    if (opt_ml_mkdirs(job->paths.output_dir) < 0 || fileio_temp_path(out, tmp, sizeof tmp) < 0)
+    if (opt_ml_join(out, sizeof out, job->paths.output_dir, "model.tar.gz") < 0 ||
+        opt_ml_mkdirs(job->paths.output_dir) < 0 || fileio_temp_path(out, tmp, sizeof tmp) < 0)
         return -1;
     struct archive *a = archive_write_new();
+    if (!a)
+        return err_set("out of memory writing %s", out);
     archive_write_add_filter_gzip(a);
     archive_write_set_format_pax_restricted(a);
     int rc = archive_write_open_filename(a, tmp) == ARCHIVE_OK ? 0 : err_set("cannot create %s: %s", tmp, archive_error_string(a));
     for (size_t i = 0; rc == 0 && i < sizeof files / sizeof *files; i++) {
         char *data;
         size_t len;
-        snprintf(path, sizeof path, "%s/%s", job->paths.model_dir, files[i]);
-        if (fileio_read_all(path, (size_t)4 << 30, &data, &len) < 0) {
+        if (opt_ml_join(path, sizeof path, job->paths.model_dir, files[i]) < 0 ||
+            fileio_read_all(path, (size_t)4 << 30, &data, &len) < 0) {
             rc = -1;
             break;
         }

@@ -15,6 +15,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/dir_walk.h"
 #include "common/error.h"
 #include "common/json_file.h"
 #include "common/log.h"
@@ -107,27 +108,33 @@ int channels_find(const struct opt_ml *p, struct channel_set *out)
     return rc;
 }
 
+struct pretrained_search {
+    char *out;
+    size_t len;
+};
+
+static int visit_pretrained(void *arg, const char *path, const char *name, const struct stat *st,
+                            int depth)
+{
+    (void)depth;
+    struct pretrained_search *search = arg;
+    const char *dot = strrchr(name, '.');
+    if (!S_ISREG(st->st_mode) || !dot || (strcmp(dot, ".pth") != 0 && strcmp(dot, ".pt") != 0))
+        return 0;
+    int n = snprintf(search->out, search->len, "%s", path);
+    if (n < 0 || (size_t)n >= search->len)
+        return err_set("path too long: %s", path);
+    return 1;
+}
+
 int channels_pretrained_file(const char *dir, char *out, size_t len)
 {
     out[0] = '\0';
-    DIR *d = opendir(dir);
-    if (!d)
-        return err_set("cannot read the pretrained channel %s", dir);
-    struct dirent *e;
-    char path[4096];
-    while ((e = readdir(d)) && !out[0]) {
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (stat(path, &st) != 0)
-            continue;
-        const char *dot = strrchr(e->d_name, '.');
-        if (S_ISREG(st.st_mode) && dot && (strcmp(dot, ".pth") == 0 || strcmp(dot, ".pt") == 0))
-            snprintf(out, len, "%s", path);
-        else if (S_ISDIR(st.st_mode))
-            channels_pretrained_file(path, out, len);
+    struct pretrained_search search = {out, len};
+    int rc = dir_walk(dir, visit_pretrained, &search);
+    if (rc < 0) {
+        out[0] = '\0';
+        return err_prefix("the pretrained channel: ");
     }
-    closedir(d);
     return 0;
 }

@@ -21,7 +21,8 @@ struct channel_set {
  * without a train channel, and for Pipe mode, which this image does not read. */
 int channels_find(const struct opt_ml *p, struct channel_set *out);
 
-/* The first *.pth / *.pt file in a pretrained channel (searched recursively), or "". */
+/* The first *.pth / *.pt file in a pretrained channel (searched recursively in sorted order,
+ * without following links to folders: see common/dir_walk.h), or "". */
 int channels_pretrained_file(const char *dir, char *out, size_t len);
 
 #endif

@@ -213,13 +213,29 @@ static int restore(struct train_job *job, const char *dir)
         job->history_count = 0;
         cJSON_ArrayForEach(e, hist)
         {
-            if (job->history_count >= (int)(sizeof job->history / sizeof *job->history))
+            struct epoch_metrics m = epoch_metrics_from_json(e);
+            if (job_history_add(job, &m) < 0) {
+                rc = -1;
                 break;
-            job->history[job->history_count++] = epoch_metrics_from_json(e);
+            }
         }
     }
     cJSON_Delete(state);
     return rc < 0 ? err_prefix("resuming from the checkpoint in %s: ", dir) : 1;
+}
+
+int job_history_add(struct train_job *job, const struct epoch_metrics *m)
+{
+    if (job->history_count == job->history_cap) {
+        int cap = job->history_cap ? job->history_cap * 2 : 64;
+        struct epoch_metrics *grown = realloc(job->history, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return err_set("out of memory for the results of %d epochs", cap);
+        job->history = grown;
+        job->history_cap = cap;
+    }
+    job->history[job->history_count++] = *m;
+    return 0;
 }
 
 /* Temporary folders of processes that died mid-save ("<dir>/.<host>.tmp-<pid>"). */

@@ -226,4 +226,5 @@ void job_free(struct train_job *job)
     dataset_free(&job->test);
     eval_result_free(&job->final_val);
     eval_result_free(&job->final_test);
+    free(job->history);
 }

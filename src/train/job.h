@@ -57,8 +57,8 @@ struct train_job {
     int next_epoch;       /* 0-based epoch to run next */
     size_t next_batch;    /* batch within next_epoch to start from (resume mid-epoch) */
     double partial_loss_sum, partial_correct, partial_seen;
-    struct epoch_metrics history[1024];
-    int history_count;
+    struct epoch_metrics *history; /* one per finished epoch, grown by job_history_add */
+    int history_count, history_cap;
     int best_epoch;
     double best_val_acc;
     int epochs_without_improvement;
@@ -103,6 +103,8 @@ int distributed_before_backward(struct train_job *job);
 int checkpoint_save(const struct train_job *job);
 /* 1: resumed from a checkpoint, 0: none found, < 0: error */
 int checkpoint_resume(struct train_job *job);
+/* Appends one epoch's results to job->history (as many as there are epochs). */
+int job_history_add(struct train_job *job, const struct epoch_metrics *m);
 
 /* One epoch's metrics as JSON, for metrics.json and checkpoints alike (artifacts.c). */
 struct cJSON;

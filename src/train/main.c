@@ -18,16 +18,16 @@
 
 #include "common/error.h"
 #include "common/failure.h"
+#include "common/fileio.h"
 #include "common/log.h"
+#include "common/stop_flag.h"
 #include "train/job.h"
 #include "train/launcher.h"
-
-static volatile sig_atomic_t stop_requested = 0;
 
 static void on_stop_signal(int sig)
 {
     (void)sig;
-    stop_requested = 1;
+    *stop_flag() = 1; /* read by set-up (common/stop_flag.h) and by the training loop */
 }
 
 static void install_signal_handlers(void)
@@ -45,7 +45,8 @@ static void install_signal_handlers(void)
 static int evaluate_best(struct train_job *job)
 {
     char path[OPT_ML_PATH_MAX * 2];
-    snprintf(path, sizeof path, "%s/model.pth", job->paths.model_dir);
+    if (opt_ml_join(path, sizeof path, job->paths.model_dir, "model.pth") < 0)
+        return -1;
     if (job->layout.rank == 0) { /* rank 0 wrote it; the others get it from rank 0 */
         if (model_load_file(job->model, path, NULL, NULL) < 0)
             return err_prefix("reloading the best model: ");
@@ -72,6 +73,14 @@ static int evaluate_best(struct train_job *job)
 static int run_training(struct train_job *job, const char *failure_path)
 {
     int rc = job_setup(job);
+    if (*job->stop_requested) {
+        /* Set-up (listing and checking data, loading weights) can be long; a stop during it
+         * ends the job here, before training, with nothing to checkpoint yet. */
+        log_info("stopped by a signal during set-up, before training started");
+        failure_write(failure_path, "stopped by a signal during set-up, before training started; "
+                                    "no checkpoint was written");
+        return 143;
+    }
     if (rc == 0)
         rc = checkpoint_resume(job);
     if (rc >= 0)
@@ -109,7 +118,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "train: %s\n", job ? err_msg() : "out of memory");
         return 1;
     }
-    job->stop_requested = &stop_requested;
+    job->stop_requested = stop_flag();
     int is_worker = worker_layout_from_env(&job->layout);
     const char *worker_failure = getenv(WORKER_FAILURE_ENV);
     const char *failure_path =
@@ -128,6 +137,16 @@ int main(int argc, char **argv)
         }
     } else {
         unlink(failure_path); /* a previous local run's failure is not this one's */
+        /* A run killed mid-write (SIGKILL while the best model was being saved) leaves its
+         * temporaries beside the artifacts; SageMaker would upload them in model.tar.gz. */
+        const char *artifact_dirs[] = {job->paths.model_dir, job->paths.output_dir,
+                                       job->paths.output_data_dir};
+        for (size_t i = 0; i < sizeof artifact_dirs / sizeof *artifact_dirs; i++) {
+            int removed = fileio_remove_temporaries(artifact_dirs[i]);
+            if (removed > 0)
+                log_info("removed %d temporary file(s) a killed run left in %s", removed,
+                         artifact_dirs[i]);
+        }
         struct launch_plan plan;
         int rc = job_read_hyperparameters(job);
         if (rc == 0)

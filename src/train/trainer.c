@@ -323,8 +323,8 @@ int trainer_run(struct train_job *job)
                    "images_per_sec=%.1f epoch_time_s=%.1f",
                    m.epoch, hp->epochs, m.train_loss, m.train_acc, m.val_loss, m.val_acc, m.lr,
                    m.images_per_sec, m.seconds);
-        if (job->history_count < (int)(sizeof job->history / sizeof *job->history))
-            job->history[job->history_count++] = m;
+        if (job_history_add(job, &m) < 0)
+            return -1;
 
         if (job->best_epoch == 0 || m.val_acc > job->best_val_acc) {
             job->best_epoch = m.epoch;

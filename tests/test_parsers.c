@@ -1,0 +1,268 @@
+/*
+ * test_parsers.c DIR - unit tests for the parsers that the end-to-end tests reach only through
+ * whole jobs: hyperparameters (SDK-style strings, aliases, bad values), NPY and base64 request
+ * bodies (through serve_input_fn, the codecs' public entry), .lst manifests, CIFAR binary
+ * batches, the loader's shard assignment, and the cluster layout from resourceconfig.json.
+ */
+#define _GNU_SOURCE
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "common/opt_ml.h"
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "serve/serve.h"
+#include "test_util.h"
+#include "train/cluster.h"
+#include "train/hyperparams.h"
+
+static const char *dir;
+
+/* A 1x1 RGB PNG. */
+static const uint8_t tiny_png[] = {
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44,
+    0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90,
+    0x77, 0x53, 0xde, 0x00, 0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8,
+    0xcf, 0xc0, 0x00, 0x00, 0x03, 0x01, 0x01, 0x00, 0xc9, 0xfe, 0x92, 0xef, 0x00, 0x00, 0x00,
+    0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82};
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    REQUIRE(f, "cannot write %s", path);
+    fwrite(data, 1, len, f);
+    fclose(f);
+}
+
+static char *make_dir(const char *name)
+{
+    static char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    mkdir(path, 0755);
+    return path;
+}
+
+static void test_hyperparameters(void)
+{
+    struct hyperparams hp;
+    hyperparams_default(&hp);
+    CHECK_INT_EQ(hyperparams_set(&hp, "batch_size", "\"256\""), 0); /* the SDK's double encoding */
+    CHECK_INT_EQ(hp.batch_size, 256);
+    CHECK_INT_EQ(hyperparams_set(&hp, "learning_rate", "0.01"), 0); /* an alias */
+    CHECK(hp.lr == 0.01);
+    CHECK_INT_EQ(hyperparams_set(&hp, "optimizer", "\"adam\""), 0);
+    CHECK_INT_EQ(hp.optimizer, OPTIMIZER_ADAM);
+    CHECK(hyperparams_set(&hp, "epochs", "0") < 0);
+    CHECK_CONTAINS(err_msg(), "epochs");
+    CHECK(hyperparams_set(&hp, "batch_size", "12abc") < 0);
+    CHECK_CONTAINS(err_msg(), "12abc");
+    CHECK(hyperparams_set(&hp, "lr", "nan") < 0);
+
+    char path[1200];
+    snprintf(path, sizeof path, "%s/hyperparameters.json", dir);
+    const char *json = "{\"mini_batch_size\": \"\\\"32\\\"\", \"epochs\": \"3\", "
+                       "\"sagemaker_program\": \"\\\"train.py\\\"\", \"model\": \"\\\"lenet\\\"\"}";
+    write_file(path, json, strlen(json));
+    hyperparams_default(&hp);
+    CHECK_INT_EQ(hyperparams_load(path, &hp), 0);
+    CHECK_INT_EQ(hp.batch_size, 32);
+    CHECK_INT_EQ(hp.epochs, 3);
+    CHECK(strcmp(hp.model, "lenet") == 0);
+    write_file(path, "[1, 2]", 6);
+    CHECK(hyperparams_load(path, &hp) < 0);
+    write_file(path, "{\"epochs\": ", 11);
+    CHECK(hyperparams_load(path, &hp) < 0);
+}
+
+static const struct sm_context ctx = {.num_classes = 3, .image_size = 4, .resize_size = 4,
+                                      .mean = {0, 0, 0}, .std = {1, 1, 1}};
+
+static int input(const char *type, const void *body, size_t len, struct sm_batch *b,
+                 struct sm_error *err)
+{
+    struct sm_request req = {body, len, type, "application/json", ""};
+    memset(b, 0, sizeof *b);
+    memset(err, 0, sizeof *err);
+    return serve_input_fn(&ctx, &req, b, err);
+}
+
+static void batch_free(struct sm_batch *b)
+{
+    free(b->data);
+    free(b->records);
+}
+
+/* An NPY v1.0 file: header dict padded to 128 bytes, then data. */
+static size_t npy(uint8_t *out, const char *descr, const char *shape, const void *data, size_t n)
+{
+    char dict[128];
+    int len = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }",
+                       descr, shape);
+    size_t header = 128 - 10;
+    REQUIRE(len > 0 && (size_t)len < header, "npy header too long");
+    memcpy(out, "\x93NUMPY\x01\x00", 8);
+    out[8] = (uint8_t)header;
+    out[9] = 0;
+    memset(out + 10, ' ', header);
+    memcpy(out + 10, dict, (size_t)len);
+    out[10 + header - 1] = '\n';
+    memcpy(out + 128, data, n);
+    return 128 + n;
+}
+
+static void test_npy_and_base64(void)
+{
+    struct sm_batch b;
+    struct sm_error err;
+    float pixels[3 * 4 * 4];
+    for (int i = 0; i < 48; i++)
+        pixels[i] = (float)i / 48.0f;
+    uint8_t body[1024];
+    size_t len = npy(body, "<f4", "(1, 3, 4, 4)", pixels, sizeof pixels);
+    CHECK_INT_EQ(input("application/x-npy", body, len, &b, &err), 0);
+    CHECK_INT_EQ((int)b.n, 1);
+    /* 0..1 floats are taken as ToTensor output: back to 8-bit pixels, then /255 (mean 0, std 1) */
+    CHECK(b.data && fabsf(b.data[5] - pixels[5]) < 1.0f / 255);
+    batch_free(&b);
+
+    len = npy(body, "<f4", "(1, 3, 4, 4)", pixels, sizeof pixels - 4); /* one value short */
+    CHECK(input("application/x-npy", body, len, &b, &err) >= 400);
+    CHECK(err.message[0]);
+    batch_free(&b);
+    len = npy(body, "<c8", "(1, 3, 4, 4)", pixels, sizeof pixels);
+    CHECK(input("application/x-npy", body, len, &b, &err) >= 400);
+    batch_free(&b);
+    CHECK(input("application/x-npy", "\x93NUMPY", 6, &b, &err) >= 400);
+    batch_free(&b);
+
+    /* base64: the PNG above, as {"instances": [{"b64": ...}]} and as a bare string. */
+    static const char b64[] = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC";
+    char json[512];
+    int n = snprintf(json, sizeof json, "{\"instances\": [{\"b64\": \"%s\"}, \"%s\"]}", b64, b64);
+    CHECK_INT_EQ(input("application/json", json, (size_t)n, &b, &err), 0);
+    CHECK_INT_EQ((int)b.n, 2);
+    batch_free(&b);
+    n = snprintf(json, sizeof json, "{\"instances\": [{\"b64\": \"iVBOR$$w0K\"}]}");
+    CHECK(input("application/json", json, (size_t)n, &b, &err) == 400);
+    CHECK_CONTAINS(err.message, "base64");
+    batch_free(&b);
+}
+
+static void test_lst(void)
+{
+    char *ch = make_dir("lst");
+    char path[1200];
+    snprintf(path, sizeof path, "%s/a.png", ch);
+    write_file(path, tiny_png, sizeof tiny_png);
+    snprintf(path, sizeof path, "%s/b.png", ch);
+    write_file(path, tiny_png, sizeof tiny_png);
+    snprintf(path, sizeof path, "%s/train.lst", ch);
+    const char *good = "0\t1\ta.png\n1\t0.000000\tb.png\n2\t2\ta.png\n";
+    write_file(path, good, strlen(good));
+    struct dataset d;
+    CHECK_INT_EQ(dataset_open(ch, NULL, NULL, 0, &d), 0);
+    CHECK_INT_EQ((int)d.count, 3);
+    if (d.count == 3) {
+        CHECK_INT_EQ(d.items[0].label, 1);
+        CHECK_INT_EQ(d.items[1].label, 0);
+        CHECK_INT_EQ(d.items[2].label, 2);
+    }
+    dataset_free(&d);
+    const char *bad[] = {"0\tx\ta.png\n", "0\t1\t../a.png\n", "just one field\n"};
+    const char *want[] = {"is not a class index", "must stay inside the channel", "expected"};
+    for (int i = 0; i < 3; i++) {
+        write_file(path, bad[i], strlen(bad[i]));
+        CHECK(dataset_open(ch, NULL, NULL, 0, &d) < 0);
+        CHECK_CONTAINS(err_msg(), want[i]);
+    }
+    unlink(path);
+}
+
+static void test_cifar(void)
+{
+    char *ch = make_dir("cifar");
+    char path[1200];
+    snprintf(path, sizeof path, "%s/data_batch_1.bin", ch);
+    uint8_t records[3 * 3073];
+    memset(records, 7, sizeof records);
+    records[0] = 3;
+    records[3073] = 9;
+    records[2 * 3073] = 0;
+    write_file(path, records, sizeof records);
+    struct dataset d;
+    CHECK_INT_EQ(dataset_open(ch, NULL, NULL, 0, &d), 0);
+    CHECK_INT_EQ((int)d.count, 3);
+    CHECK_INT_EQ(d.num_classes, 10);
+    if (d.count == 3)
+        CHECK_INT_EQ(d.items[1].label, 9);
+    dataset_free(&d);
+    records[3073] = 200;
+    write_file(path, records, sizeof records);
+    CHECK(dataset_open(ch, NULL, NULL, 0, &d) < 0);
+    CHECK_CONTAINS(err_msg(), "has label 200");
+    write_file(path, records, sizeof records - 1);
+    CHECK(dataset_open(ch, NULL, NULL, 0, &d) < 0);
+    CHECK_CONTAINS(err_msg(), "not a CIFAR binary batch");
+}
+
+static void test_shards(void)
+{
+    struct loader_config c = {.batch_size = 4, .train = true, .world_size = 3};
+    size_t total = 0;
+    for (c.rank = 0; c.rank < 3; c.rank++)
+        CHECK_INT_EQ((int)loader_batch_count(10, &c), 1); /* padded to 4 each; 4 = 1 batch */
+    c.train = false; /* evaluation: 4, 3, 3 samples, nothing padded */
+    for (c.rank = 0; c.rank < 3; c.rank++)
+        total += loader_batch_count(10, &c);
+    CHECK_INT_EQ((int)total, 3);
+    c.train = true;
+    c.world_size = 1;
+    c.rank = 0;
+    CHECK_INT_EQ((int)loader_batch_count(9, &c), 2); /* a last batch of one image is dropped */
+    CHECK_INT_EQ((int)loader_batch_count(10, &c), 3);
+}
+
+static void test_cluster(void)
+{
+    char *cfg = make_dir("config");
+    char path[1200];
+    snprintf(path, sizeof path, "%s/resourceconfig.json", cfg);
+    struct cluster c;
+    unlink(path);
+    CHECK_INT_EQ(cluster_read(cfg, &c), 0); /* no file: a local run */
+    CHECK_INT_EQ(c.host_count, 1);
+    CHECK(strcmp(c.current_host, "algo-1") == 0);
+    const char *two = "{\"current_host\": \"algo-2\", \"hosts\": [\"algo-3\", \"algo-2\", \"algo-1\"], "
+                      "\"network_interface_name\": \"eth0\"}";
+    write_file(path, two, strlen(two));
+    CHECK_INT_EQ(cluster_read(cfg, &c), 0);
+    CHECK_INT_EQ(c.host_count, 3);
+    CHECK_INT_EQ(c.host_index, 1);
+    CHECK(strcmp(c.hosts[0], "algo-1") == 0 && strcmp(c.hosts[2], "algo-3") == 0);
+    CHECK(strcmp(c.interface, "eth0") == 0);
+    const char *bad[] = {"{\"current_host\": \"algo-9\", \"hosts\": [\"algo-1\"]}",
+                         "{\"hosts\": \"algo-1\"}", "not json"};
+    for (int i = 0; i < 3; i++) {
+        write_file(path, bad[i], strlen(bad[i]));
+        CHECK(cluster_read(cfg, &c) < 0);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    REQUIRE(argc == 2, "usage: %s DIR", argv[0]);
+    dir = argv[1];
+    REQUIRE(opt_ml_mkdirs(dir) == 0, "%s", err_msg());
+    test_hyperparameters();
+    test_npy_and_base64();
+    test_lst();
+    test_cifar();
+    test_shards();
+    test_cluster();
+    return test_finish("parsers");
+}
