@@ -10,18 +10,22 @@
  * SERVE_BATCH_DELAY_MS (2), SERVE_MAX_INFLIGHT (4 x cores: requests decoding or predicting at
  * once; the rest wait), SERVE_THREADS (libtorch threads), SM_MODEL_ARCH and
  * SM_NUM_CLASSES (for a bare model.pth whose architecture should not be inferred).
+ * SAGEMAKER_MULTI_MODEL=true: a multi-model endpoint instead (multi_model.h; budget
+ * SERVE_MODEL_MEMORY_MB).
  */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/error.h"
 #include "common/log.h"
 #include "common/opt_ml.h"
+#include "serve/multi_model.h"
 #include "serve/server.h"
 
 static long env_long(const char *name, long fallback, long min, long max)
@@ -51,6 +55,8 @@ static void read_config(struct server_config *c)
     c->log_pings = getenv("SERVE_LOG_PINGS") != NULL;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     c->max_inflight = (int)env_long("SERVE_MAX_INFLIGHT", cores > 0 ? 4 * cores : 8, 1, 4096);
+    const char *multi = getenv("SAGEMAKER_MULTI_MODEL");
+    c->multi_model = multi && strcasecmp(multi, "true") == 0;
 }
 
 int main(int argc, char **argv)
@@ -77,6 +83,8 @@ int main(int argc, char **argv)
         log_error("serve: %s", err_msg());
         return 1;
     }
+    if (srv.config.multi_model)
+        return multi_model_run(&srv, &stop);
     log_info("listening on port %d (payload limit %zu MiB); loading the model from %s",
              srv.config.port, srv.config.max_body_bytes >> 20, paths.model_dir);
 

@@ -65,4 +65,9 @@ int batcher_submit(struct batcher *b, const struct sm_batch *in, struct sm_score
                    struct sm_error *err);
 void batcher_stop(struct batcher *b);
 
+/* invoke_pipeline.c: the Accept check, input_fn, the batcher and output_fn for one request.
+ * 0 with resp filled (resp->body malloc'd), or an HTTP status with err filled in. */
+int serve_invoke(const struct sm_handlers *h, const struct sm_context *ctx, struct batcher *b,
+                 const struct sm_request *req, struct sm_response *resp, struct sm_error *err);
+
 #endif

@@ -20,6 +20,7 @@ struct server_config {
     int batch_delay_us;            /* SERVE_BATCH_DELAY_MS: how long a batch waits to fill */
     bool log_pings;
     int max_inflight;              /* SERVE_MAX_INFLIGHT: requests decoding/predicting at once */
+    bool multi_model;              /* SAGEMAKER_MULTI_MODEL=true: /models routes (multi_model.h) */
 };
 
 struct server {
@@ -35,6 +36,7 @@ struct server {
     pthread_mutex_t inflight_mu;
     pthread_cond_t inflight_cv;
     int inflight;
+    struct model_registry *registry; /* multi-model mode: the models by name */
 };
 
 /* Starts answering (503 on /ping until srv->ready). */
