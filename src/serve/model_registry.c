@@ -336,10 +336,16 @@ int model_registry_load(struct model_registry *r, const char *name, const char *
         free_entry(v);
     }
     if (fits < 0) {
-        status = fail(err, 507, "model %s needs about %.1f MiB; %.1f of the %.1f MiB budget "
-                                "(SERVE_MODEL_MEMORY_MB) are held by models in use",
-                      name, (double)need / (1 << 20), (double)used / (1 << 20),
-                      (double)budget / (1 << 20));
+        if (need > budget)
+            status = fail(err, 507, "model %s needs about %.1f MiB, more than the whole %.1f MiB "
+                                    "budget (SERVE_MODEL_MEMORY_MB)",
+                          name, (double)need / (1 << 20), (double)budget / (1 << 20));
+        else
+            status = fail(err, 507, "model %s needs about %.1f MiB; %.1f of the %.1f MiB budget "
+                                    "(SERVE_MODEL_MEMORY_MB) are held by models in use or "
+                                    "loading",
+                          name, (double)need / (1 << 20), (double)used / (1 << 20),
+                          (double)budget / (1 << 20));
         drop_placeholder(r, e);
         return status;
     }
