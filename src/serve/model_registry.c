@@ -404,6 +404,17 @@ void model_registry_put(struct model_registry *r, struct loaded_model *m)
     }
 }
 
+int model_registry_describe(struct model_registry *r, const char *name, char *url, size_t len)
+{
+    pthread_mutex_lock(&r->mu);
+    struct entry *e = find(r, name);
+    bool found = e && e->ready;
+    if (found)
+        snprintf(url, len, "%s", e->m.url);
+    pthread_mutex_unlock(&r->mu);
+    return found ? 0 : 404;
+}
+
 int model_registry_unload(struct model_registry *r, const char *name)
 {
     pthread_mutex_lock(&r->mu);

@@ -61,6 +61,9 @@ int model_registry_load(struct model_registry *r, const char *name, const char *
 /* The loaded model called name, held until model_registry_put (marks it used now), or NULL. */
 struct loaded_model *model_registry_get(struct model_registry *r, const char *name);
 void model_registry_put(struct model_registry *r, struct loaded_model *m);
+/* Copies the url of the loaded model called name: 0, or 404 when it is not loaded. Unlike
+ * model_registry_get it does not count as a use (describing a model keeps it no warmer). */
+int model_registry_describe(struct model_registry *r, const char *name, char *url, size_t len);
 /* Takes name out of the table: 0, or 404 when it is not loaded. Requests holding it finish;
  * the last one frees it. */
 int model_registry_unload(struct model_registry *r, const char *name);

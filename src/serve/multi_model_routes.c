@@ -133,13 +133,12 @@ static void list(struct server *srv, struct MHD_Connection *c, struct http_reply
 
 static void describe(struct server *srv, const char *name, struct http_reply *out)
 {
-    struct loaded_model *m = model_registry_get(srv->registry, name);
-    if (!m)
+    char url[MODEL_URL_MAX + 1];
+    if (model_registry_describe(srv->registry, name, url, sizeof url) != 0)
         return reply_error(out, 404, "model %s is not loaded", name);
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "modelName", m->name);
-    cJSON_AddStringToObject(j, "modelUrl", m->url);
-    model_registry_put(srv->registry, m);
+    cJSON_AddStringToObject(j, "modelName", name);
+    cJSON_AddStringToObject(j, "modelUrl", url);
     reply_json(out, 200, j);
 }
 

@@ -211,6 +211,8 @@ def test_hundred_models_load_list_invoke_unload(models):
 def test_bad_requests(models):
     root, dirs = models
     s = MultiModelServer(root, {"SERVE_MODEL_MEMORY_MB": "64"})
+    empty = root / "spare" / "empty"
+    empty.mkdir(parents=True, exist_ok=True)
     cases = [
         (s.request("POST", "/models", body=b"{not json"), 400, "JSON object"),
         (s.request("POST", "/models", body=json.dumps({"model_name": "a"})), 400, "JSON object"),
@@ -222,7 +224,7 @@ def test_bad_requests(models):
          400, ".."),
         (s.request("POST", "/models", body=json.dumps({"model_name": "a", "url": str(root / "nowhere")})),
          400, "not a directory"),
-        (s.request("POST", "/models", body=json.dumps({"model_name": "a", "url": str(root)})),
+        (s.request("POST", "/models", body=json.dumps({"model_name": "a", "url": str(empty)})),
          500, "no model.pth"),
         (s.request("GET", "/models?limit=0"), 400, "limit"),
         (s.request("GET", "/models?next_page_token=%2F"), 400, "next_page_token"),
