@@ -111,6 +111,61 @@ def pct(values, q):
     return v[min(len(v) - 1, int(q * len(v)))]
 
 
+def run_clients(port, names, dirs, image, headers, classes, clients, seconds):
+    """clients threads invoking random models for seconds; a 404 loads the model first."""
+    stop = time.perf_counter() + seconds
+    lock = threading.Lock()
+    stats = {"ok": 0, "missed": 0, "507": 0, "wrong": 0, "lat": []}
+
+    def client(seed):
+        rnd = random.Random(seed)
+        cl = Client(port)
+        while time.perf_counter() < stop:
+            i = rnd.randrange(len(names))
+            t0 = time.perf_counter()
+            missed = full = 0
+            while True:
+                status, out = cl.request("POST", f"/models/{names[i]}/invoke", image, headers)
+                if status != 404:
+                    break
+                missed = 1
+                status, body = cl.request("POST", "/models",
+                                          json.dumps({"model_name": names[i], "url": dirs[i]}),
+                                          {"Content-Type": "application/json"})
+                if status == 507:
+                    full += 1
+                    time.sleep(0.001)
+                elif status not in (200, 409):
+                    raise AssertionError(body)
+            lat = (time.perf_counter() - t0) * 1e3
+            good = status == 200 and json.loads(out)["predictions"][0]["predicted_label"] == str(i % classes)
+            with lock:
+                stats["ok"] += good
+                stats["wrong"] += not good
+                stats["missed"] += missed
+                stats["507"] += full
+                stats["lat"].append(lat)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stats["elapsed"] = time.perf_counter() - t0
+    return stats
+
+
+def report(title, stats):
+    n = stats["ok"] + stats["wrong"]
+    elapsed = stats["elapsed"]
+    print(f"{title} for {elapsed:.1f} s:")
+    print(f"   {n / elapsed:.0f} invocations/s, {stats['missed'] / elapsed:.0f} model loads/s "
+          f"({100 * stats['missed'] / max(n, 1):.0f}% of invocations found their model unloaded)")
+    print(f"   latency p50 {pct(stats['lat'], 0.5):.1f} ms, p99 {pct(stats['lat'], 0.99):.1f} ms; "
+          f"{stats['507']} loads answered 507 and retried; wrong or failed answers: {stats['wrong']}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", type=int, default=200)
@@ -146,6 +201,7 @@ def main():
             firsts.append((t2 - t1) * 1e3)
         total = time.perf_counter() - t_all
         rss1 = rss_mib(proc.pid)
+        hot = run_clients(port, names, dirs, image, headers, classes, args.clients, args.seconds / 2)
         proc.terminate()
         proc.wait()
         print(f"1. {args.models} LeNets (100 classes, {os.path.getsize(os.path.join(dirs[0], 'model.pth')) / 2**20:.2f} MiB "
@@ -154,63 +210,31 @@ def main():
         print(f"   first answer          median {statistics.median(firsts):6.1f} ms   p90 {pct(firsts, 0.9):6.1f} ms")
         print(f"   all {args.models} loaded and answered in {total:.2f} s; resident memory {rss0:.0f} -> {rss1:.0f} MiB "
               f"({(rss1 - rss0) / args.models:.2f} MiB per model)")
+        report(f"   all loaded, {args.clients} clients invoking models at random", hot)
 
         # 2. A budget for a quarter of them; clients invoke models at random.
         per_model = os.path.getsize(os.path.join(dirs[0], "model.pth")) + (1 << 20)
         budget_mb = max(1, int(per_model * (args.models // 4) / 2**20))
         proc, port = start_server(work, {"SERVE_MODEL_MEMORY_MB": str(budget_mb)})
-        stop = time.perf_counter() + args.seconds
-        lock = threading.Lock()
-        stats = {"ok": 0, "missed": 0, "507": 0, "wrong": 0, "lat": []}
+        samples = []
+        sampler_stop = threading.Event()
 
-        def client(seed):
-            rnd = random.Random(seed)
-            cl = Client(port)
-            while time.perf_counter() < stop:
-                i = rnd.randrange(args.models)
-                t0 = time.perf_counter()
-                missed = full = 0
-                while True:
-                    status, out = cl.request("POST", f"/models/{names[i]}/invoke", image, headers)
-                    if status != 404:
-                        break
-                    missed = 1
-                    status, body = cl.request("POST", "/models",
-                                              json.dumps({"model_name": names[i], "url": dirs[i]}),
-                                              {"Content-Type": "application/json"})
-                    if status == 507:
-                        full += 1
-                        time.sleep(0.001)
-                    elif status not in (200, 409):
-                        raise AssertionError(body)
-                lat = (time.perf_counter() - t0) * 1e3
-                good = status == 200 and json.loads(out)["predictions"][0]["predicted_label"] == str(i % classes)
-                with lock:
-                    stats["ok"] += good
-                    stats["wrong"] += not good
-                    stats["missed"] += missed
-                    stats["507"] += full
-                    stats["lat"].append(lat)
+        def sample():
+            while not sampler_stop.wait(args.seconds / 4):
+                samples.append(rss_mib(proc.pid))
 
-        threads = [threading.Thread(target=client, args=(k,)) for k in range(args.clients)]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - t0
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        stats = run_clients(port, names, dirs, image, headers, classes, args.clients, args.seconds)
+        sampler_stop.set()
+        sampler.join()
         rss = rss_mib(proc.pid)
         proc.terminate()
         proc.wait()
-        n = stats["ok"] + stats["wrong"]
-        print(f"2. budget SERVE_MODEL_MEMORY_MB={budget_mb} (about {args.models // 4} of the {args.models} models), "
-              f"{args.clients} clients invoking models at random for {elapsed:.1f} s:")
-        print(f"   {n / elapsed:.0f} invocations/s, {stats['missed'] / elapsed:.0f} model loads/s "
-              f"({100 * stats['missed'] / max(n, 1):.0f}% of invocations found their model unloaded)")
-        print(f"   latency p50 {pct(stats['lat'], 0.5):.1f} ms, p99 {pct(stats['lat'], 0.99):.1f} ms; "
-              f"{stats['507']} loads answered 507 and retried; resident memory {rss:.0f} MiB")
-        print(f"   wrong or failed answers: {stats['wrong']}")
-        if stats["wrong"]:
+        report(f"2. budget SERVE_MODEL_MEMORY_MB={budget_mb} (about {args.models // 4} of the {args.models} "
+               f"models), {args.clients} clients invoking models at random", stats)
+        print(f"   resident memory while swapping: {' -> '.join(f'{x:.0f}' for x in samples + [rss])} MiB")
+        if stats["wrong"] or hot["wrong"]:
             raise SystemExit(1)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -36,6 +36,7 @@ struct entry {
     struct loaded_model m; /* first: a struct loaded_model * is a struct entry * */
     int refs;              /* 1 for being in the table, +1 per request holding it */
     bool ready;            /* false while loading: invisible to get, list and unload */
+    bool owns_model;       /* m.ctx.model is what serve_model_fn made: freed with the entry */
     double last_used;
     struct entry *next;    /* in name order */
 };
@@ -219,8 +220,9 @@ static int reserve(struct model_registry *r, size_t need, struct entry **victims
 static void free_entry(struct entry *e)
 {
     batcher_stop(e->m.batcher);
-    /* A custom model_fn's context is the user's: there is no handler to free it with. */
-    if (e->m.handlers.model_fn == serve_model_fn && e->m.ctx.model)
+    /* A custom model_fn that returns the default's model (wrapping serve_model_fn) leaves it to
+     * us; any other context is the user's, and there is no handler to free it with. */
+    if (e->owns_model)
         serve_model_free(e->m.ctx.model);
     free(e);
 }
@@ -350,7 +352,9 @@ int model_registry_load(struct model_registry *r, const char *name, const char *
         return status;
     }
 
+    serve_model_fn_take_last();
     status = e->m.handlers.model_fn(url, &e->m.ctx, err);
+    e->owns_model = status == 0 && e->m.ctx.model && serve_model_fn_take_last() == e->m.ctx.model;
     if (status != 0) {
         char reason[SM_ERROR_MAX];
         snprintf(reason, sizeof reason, "%s", err->message[0] ? err->message : "model_fn failed");

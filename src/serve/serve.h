@@ -31,6 +31,9 @@ struct serve_model {
 /* model_dir.c */
 int serve_model_fn(const char *model_dir, struct sm_context *ctx, struct sm_error *err);
 void serve_model_free(struct serve_model *sm);
+/* The model the calling thread's last successful serve_model_fn made, then forgotten (NULL if
+ * none): tells whether a custom model_fn's context is the default's, which the caller frees. */
+struct serve_model *serve_model_fn_take_last(void);
 int model_dir_extract(const char *tarball, const char *dir);
 /* Extracts <dir>/model.tar.gz when there is no model.pth beside it (before custom handlers in
  * its code/ folder are looked for). */
