@@ -56,6 +56,7 @@ class MultiModelServer:
         e = dict(os.environ, OPT_ML=str(root), SAGEMAKER_BIND_TO_PORT=str(self.port),
                  SAGEMAKER_MULTI_MODEL="true", SERVE_THREADS="1")
         e.update(env or {})
+        e = {k: v for k, v in e.items() if v is not None}  # None: unset
         self.log_path = os.path.join(str(root), f"serve-{self.port}.log")
         self.log = open(self.log_path, "w+")
         self.proc = subprocess.Popen([SERVE, "serve"], env=e, stdout=self.log, stderr=subprocess.STDOUT)
@@ -379,4 +380,28 @@ def test_hostile_archive_refused_loaded_models_unharmed(models, tmp_path):
     assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "evil" / "escaped.txt").exists()
     assert [m["modelName"] for m in s.json("GET", "/models")[1]["models"]] == ["m50", "m51"]
     assert s.answer("m50") == 50 and s.answer("m51") == 51
+    assert s.stop() == 0
+
+
+def test_default_budget_and_single_model_mode_unchanged(models, tmp_path):
+    root, dirs = models
+    # No SERVE_MODEL_MEMORY_MB (and a bad one): the budget comes from the cgroup or the machine.
+    for env in ({"SERVE_MODEL_MEMORY_MB": None}, {"SERVE_MODEL_MEMORY_MB": "lots"}):
+        s = MultiModelServer(root, env)
+        m = re.search(r"model memory budget (\d+) MiB \((3/4 of the (cgroup limit|physical memory)[^)]*)", s.output())
+        assert m, s.output()
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >> 20
+        assert 0 < int(m.group(1)) < physical
+        if env["SERVE_MODEL_MEMORY_MB"]:
+            assert 'SERVE_MODEL_MEMORY_MB="lots" is not a number' in s.output()
+        assert s.load("m60", dirs[60])[0] == 200 and s.answer("m60") == 60
+        assert s.stop() == 0
+    # Without SAGEMAKER_MULTI_MODEL the server serves $OPT_ML/model as before: no /models.
+    opt_ml = tmp_path / "single"
+    shutil.copytree(dirs[61], opt_ml / "model")
+    s = MultiModelServer(opt_ml, {"SAGEMAKER_MULTI_MODEL": "false"})
+    status, _, out = s.request("POST", "/invocations", body=IMAGE, headers={"Content-Type": "application/x-npy"})
+    assert status == 200 and json.loads(out)["predictions"][0]["predicted_label"] == "61"
+    assert s.request("GET", "/models")[0] == 404
+    assert s.request("POST", "/models", body=json.dumps({"model_name": "a", "url": str(dirs[0])}))[0] == 404
     assert s.stop() == 0
