@@ -3,12 +3,13 @@
  * the routes of the multi-model container contract (multi_model_routes.c) over the model
  * registry (model_registry.c), and what main() runs in that mode.
  *
- *   POST   /models                {"model_name": N, "url": DIR}   load (409, 507, 400, 500)
- *   GET    /models[?limit=L&next_page_token=T]                     {"models": [...], "nextPageToken"?}
- *   GET    /models/N                                               {"modelName", "modelUrl"}
- *   DELETE /models/N                                               unload (404)
- *   POST   /models/N/invoke       what /invocations accepts        the model's answer (404)
- *   POST   /invocations           the model named by X-Amzn-SageMaker-Target-Model
+ *   POST   /models  {"model_name": N, "url": DIR}   load (400, 409, 507, 500)
+ *   GET    /models?limit=L&next_page_token=T        {"models": [...], "nextPageToken"?}
+ *   GET    /models/N                                {"modelName", "modelUrl"} (404)
+ *   DELETE /models/N                                unload (404)
+ *   POST   /models/N/invoke                         as /invocations, on model N (404)
+ *   POST   /invocations                             on the model X-Amzn-SageMaker-Target-Model
+ *                                                   names
  */
 #ifndef SERVE_MULTI_MODEL_H
 #define SERVE_MULTI_MODEL_H
