@@ -41,6 +41,8 @@ COPY container/check_runtime.sh /usr/local/lib/sagemaker-ic/
 RUN /usr/local/lib/sagemaker-ic/check_runtime.sh /opt/sagemaker-ic
 # serve listens on 8080, or on SAGEMAKER_BIND_TO_PORT when SageMaker sets it.
 LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
+# With SAGEMAKER_MULTI_MODEL=true, serve is a multi-model endpoint (POST /models ...).
+LABEL com.amazonaws.sagemaker.capabilities.multi-models=true
 EXPOSE 8080
 # SageMaker runs `docker run IMAGE train` or `... serve`: the word replaces CMD and is found on
 # PATH. No ENTRYPOINT, so the program is PID 1 and gets SIGTERM itself.

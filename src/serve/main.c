@@ -12,18 +12,22 @@
  * SM_NUM_CLASSES (for a bare model.pth whose architecture should not be inferred),
  * SERVE_HEADER_TIMEOUT_S / SERVE_BODY_TIMEOUT_S (60: deadlines for a connection's request
  * headers and body, which trickled bytes do not extend).
+ * SAGEMAKER_MULTI_MODEL=true: a multi-model endpoint instead (multi_model.h; budget
+ * SERVE_MODEL_MEMORY_MB).
  */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/error.h"
 #include "common/log.h"
 #include "common/opt_ml.h"
+#include "serve/multi_model.h"
 #include "serve/server.h"
 
 static long env_long(const char *name, long fallback, long min, long max)
@@ -55,6 +59,8 @@ static void read_config(struct server_config *c)
     c->max_inflight = (int)env_long("SERVE_MAX_INFLIGHT", cores > 0 ? 4 * cores : 8, 1, 4096);
     c->header_timeout_s = (int)env_long("SERVE_HEADER_TIMEOUT_S", 60, 1, 3600);
     c->body_timeout_s = (int)env_long("SERVE_BODY_TIMEOUT_S", 60, 1, 3600);
+    const char *multi = getenv("SAGEMAKER_MULTI_MODEL");
+    c->multi_model = multi && strcasecmp(multi, "true") == 0;
 }
 
 int main(int argc, char **argv)
@@ -81,6 +87,8 @@ int main(int argc, char **argv)
         log_error("serve: %s", err_msg());
         return 1;
     }
+    if (srv.config.multi_model)
+        return multi_model_run(&srv, &stop);
     log_info("listening on port %d (payload limit %zu MiB); loading the model from %s",
              srv.config.port, srv.config.max_body_bytes >> 20, paths.model_dir);
 

@@ -291,6 +291,15 @@ static int warm_up(struct serve_model *sm)
     return rc;
 }
 
+static _Thread_local struct serve_model *last_made;
+
+struct serve_model *serve_model_fn_take_last(void)
+{
+    struct serve_model *sm = last_made;
+    last_made = NULL;
+    return sm;
+}
+
 int serve_model_fn(const char *model_dir, struct sm_context *ctx, struct sm_error *err)
 {
     struct serve_model *sm = calloc(1, sizeof *sm);
@@ -312,6 +321,7 @@ int serve_model_fn(const char *model_dir, struct sm_context *ctx, struct sm_erro
         return 500;
     }
     ctx->model = sm;
+    last_made = sm;
     ctx->class_names = (const char *const *)sm->class_names;
     ctx->num_classes = sm->num_classes;
     ctx->image_size = sm->image_size;

@@ -31,6 +31,9 @@ struct serve_model {
 /* model_dir.c */
 int serve_model_fn(const char *model_dir, struct sm_context *ctx, struct sm_error *err);
 void serve_model_free(struct serve_model *sm);
+/* The model the calling thread's last successful serve_model_fn made, then forgotten (NULL if
+ * none): tells whether a custom model_fn's context is the default's, which the caller frees. */
+struct serve_model *serve_model_fn_take_last(void);
 int model_dir_extract(const char *tarball, const char *dir);
 /* Extracts <dir>/model.tar.gz when there is no model.pth beside it (before custom handlers in
  * its code/ folder are looked for). */
@@ -64,5 +67,10 @@ void batcher_expect(struct batcher *b, int delta);
 int batcher_submit(struct batcher *b, const struct sm_batch *in, struct sm_scores *out,
                    struct sm_error *err);
 void batcher_stop(struct batcher *b);
+
+/* invoke_pipeline.c: the Accept check, input_fn, the batcher and output_fn for one request.
+ * 0 with resp filled (resp->body malloc'd), or an HTTP status with err filled in. */
+int serve_invoke(const struct sm_handlers *h, const struct sm_context *ctx, struct batcher *b,
+                 const struct sm_request *req, struct sm_response *resp, struct sm_error *err);
 
 #endif

@@ -37,8 +37,9 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "serve/multi_model.h"
 
-enum route { ROUTE_PING, ROUTE_INVOCATIONS, ROUTE_EXECUTION_PARAMETERS, ROUTE_NONE };
+enum route { ROUTE_PING, ROUTE_INVOCATIONS, ROUTE_EXECUTION_PARAMETERS, ROUTE_MULTI_MODEL, ROUTE_NONE };
 
 /* One open connection (libmicrohttpd's socket context), on srv->conns under conns_mu. */
 struct conn_track {
@@ -331,6 +332,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         set_deadline(c, srv->config.body_timeout_s);
         st->start = clock_now_s();
         st->route = route_of(url);
+        if (srv->config.multi_model && (st->route == ROUTE_INVOCATIONS || multi_model_path(url)))
+            st->route = ROUTE_MULTI_MODEL; /* methods checked by multi_model_answer */
         snprintf(st->method, sizeof st->method, "%s", method);
         snprintf(st->path, sizeof st->path, "%s", url);
         __atomic_add_fetch(&srv->active, 1, __ATOMIC_ACQ_REL);
@@ -340,10 +343,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return send_error(c, st, 404, "no route %s %s: this server answers GET /ping, "
                                           "POST /invocations and GET /execution-parameters",
                               method, url);
-        if ((st->route == ROUTE_INVOCATIONS && !post) || (st->route != ROUTE_INVOCATIONS && !get))
+        if (st->route != ROUTE_MULTI_MODEL &&
+            ((st->route == ROUTE_INVOCATIONS && !post) || (st->route != ROUTE_INVOCATIONS && !get)))
             return send_error(c, st, 405, "%s is not allowed on %s", method, url);
         const char *length = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (post && *length && strtoull(length, NULL, 10) > srv->config.max_body_bytes)
+        if ((post || st->route == ROUTE_MULTI_MODEL) && *length && strtoull(length, NULL, 10) > srv->config.max_body_bytes)
             return send_error(c, st, 413, "the body is %s bytes, over the %zu-byte limit "
                                           "(SAGEMAKER_MAX_PAYLOAD_IN_MB)",
                               length, srv->config.max_body_bytes);
@@ -388,6 +392,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return send_error(c, st, 503, "the model is still loading");
     case ROUTE_EXECUTION_PARAMETERS:
         return execution_parameters(srv, c, st);
+    case ROUTE_MULTI_MODEL: {
+        struct http_reply r;
+        multi_model_answer(srv, c, method, url, st->body, st->len, &r);
+        return send_body(c, st, r.status, r.body, r.len, r.content_type, r.attributes);
+    }
     default:
         return invoke(srv, c, st);
     }

@@ -23,6 +23,7 @@ struct server_config {
     int header_timeout_s;          /* SERVE_HEADER_TIMEOUT_S: from connect (or the previous
                                       answer) to a request's complete headers */
     int body_timeout_s;            /* SERVE_BODY_TIMEOUT_S: from the headers to the whole body */
+    bool multi_model;              /* SAGEMAKER_MULTI_MODEL=true: /models routes (multi_model.h) */
 };
 
 struct request_state;
@@ -55,6 +56,7 @@ struct server {
     pthread_t reaper;
     bool reaper_started;
     unsigned connection_limit;
+    struct model_registry *registry; /* multi-model mode: the models by name */
 };
 
 /* Starts answering (503 on /ping until srv->ready). */

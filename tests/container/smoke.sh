@@ -238,6 +238,8 @@ cfg = img.get("Config") or {}
 problems = []
 if (cfg.get("Labels") or {}).get("com.amazonaws.sagemaker.capabilities.accept-bind-to-port") != "true":
     problems.append("label accept-bind-to-port=true missing")
+if (cfg.get("Labels") or {}).get("com.amazonaws.sagemaker.capabilities.multi-models") != "true":
+    problems.append("label multi-models=true missing")
 if "8080/tcp" not in (cfg.get("ExposedPorts") or {}):
     problems.append("port 8080 not exposed")
 if cfg.get("Entrypoint"):
