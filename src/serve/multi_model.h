@@ -20,8 +20,6 @@
 
 #include "serve/server.h"
 
-struct MHD_Connection;
-
 /* An answer for server.c to send. */
 struct http_reply {
     int status;
@@ -31,12 +29,24 @@ struct http_reply {
     const char *attributes; /* custom attributes to echo, or NULL; lives as long as the request */
 };
 
+/* One complete request (body read, under the server's cap), as server.c copied it off the
+ * connection: the routes run on the pipeline's workers, never on the connections' event loops,
+ * so a model that loads for seconds or a busy model holds up no other connection. */
+struct multi_model_request {
+    const char *method, *url;
+    const char *content_type;          /* media type, lower case, no parameters */
+    const char *accept, *attributes;   /* "" when absent */
+    const char *target_model;          /* X-Amzn-SageMaker-Target-Model, "" when absent */
+    const char *page_token, *limit;    /* GET /models query arguments, NULL when absent */
+    const char *body;
+    size_t len;
+};
+
 /* True for the paths the multi-model routes answer (/models, /models/...). */
 bool multi_model_path(const char *url);
-/* Answers one complete request (body read, under the server's cap) on a multi-model path or
- * /invocations. */
-void multi_model_answer(struct server *srv, struct MHD_Connection *c, const char *method,
-                        const char *url, const char *body, size_t len, struct http_reply *out);
+/* Answers one request on a multi-model path or /invocations (blocking: a worker's call). */
+void multi_model_answer(struct server *srv, const struct multi_model_request *req,
+                        struct http_reply *out);
 /* main() in multi-model mode once the server listens: sets up the registry, says 200 to
  * /ping, waits for SIGTERM/SIGINT (in stop), drains and frees. Returns the exit status. */
 int multi_model_run(struct server *srv, const sigset_t *stop);

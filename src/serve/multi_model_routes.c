@@ -7,8 +7,6 @@
 #define _GNU_SOURCE
 #include "serve/multi_model.h"
 
-#include <ctype.h>
-#include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,24 +55,6 @@ static void reply_status(struct http_reply *out, int status, const char *fmt, co
     reply_json(out, status, j);
 }
 
-static const char *header(struct MHD_Connection *c, const char *name)
-{
-    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
-    return v ? v : "";
-}
-
-/* "Image/JPEG; charset=x" -> "image/jpeg" */
-static void media_type(const char *raw, char *out, size_t len)
-{
-    size_t n = 0;
-    while (*raw && isspace((unsigned char)*raw))
-        raw++;
-    for (; *raw && *raw != ';' && n + 1 < len; raw++)
-        if (!isspace((unsigned char)*raw))
-            out[n++] = (char)tolower((unsigned char)*raw);
-    out[n] = '\0';
-}
-
 bool multi_model_path(const char *url)
 {
     return strcmp(url, "/models") == 0 || strncmp(url, "/models/", 8) == 0;
@@ -109,10 +89,10 @@ static void add_model(void *arg, const char *name, const char *url)
     cJSON_AddItemToArray(arg, m);
 }
 
-static void list(struct server *srv, struct MHD_Connection *c, struct http_reply *out)
+static void list(struct server *srv, const struct multi_model_request *req, struct http_reply *out)
 {
-    const char *token = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "next_page_token");
-    const char *limit_arg = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+    const char *token = req->page_token;
+    const char *limit_arg = req->limit;
     long limit = LIST_DEFAULT_LIMIT;
     if (limit_arg) {
         char *end;
@@ -150,31 +130,22 @@ static void unload(struct server *srv, const char *name, struct http_reply *out)
     reply_status(out, 200, "model %s unloaded", name);
 }
 
-static void invoke(struct server *srv, struct MHD_Connection *c, const char *name,
-                   const char *body, size_t len, struct http_reply *out)
+/* Runs on one of the pipeline's workers, which already bound how many requests decode and
+ * predict at once. */
+static void invoke(struct server *srv, const struct multi_model_request *r, const char *name,
+                   struct http_reply *out)
 {
     struct loaded_model *m = model_registry_get(srv->registry, name);
     if (!m)
         return reply_error(out, 404, "model %s is not loaded", name);
-    char content_type[128];
-    media_type(header(c, MHD_HTTP_HEADER_CONTENT_TYPE), content_type, sizeof content_type);
-    const char *attributes = header(c, "X-Amzn-SageMaker-Custom-Attributes");
+    const char *attributes = r->attributes;
     if (strlen(attributes) > 1024)
         attributes = ""; /* SageMaker's limit: longer ones are not ours to echo */
-    struct sm_request req = {(const uint8_t *)body, len, content_type,
-                             header(c, MHD_HTTP_HEADER_ACCEPT), attributes};
+    struct sm_request req = {(const uint8_t *)r->body, r->len, r->content_type, r->accept,
+                             attributes};
     struct sm_error err = {{0}};
     struct sm_response resp = {0};
-    pthread_mutex_lock(&srv->inflight_mu);
-    while (srv->inflight >= srv->config.max_inflight)
-        pthread_cond_wait(&srv->inflight_cv, &srv->inflight_mu);
-    srv->inflight++;
-    pthread_mutex_unlock(&srv->inflight_mu);
     int status = serve_invoke(&m->handlers, &m->ctx, m->batcher, &req, &resp, &err);
-    pthread_mutex_lock(&srv->inflight_mu);
-    srv->inflight--;
-    pthread_cond_signal(&srv->inflight_cv);
-    pthread_mutex_unlock(&srv->inflight_mu);
     model_registry_put(srv->registry, m);
     if (status != 0)
         return reply_error(out, status, "%s", err.message[0] ? err.message : "request failed");
@@ -186,16 +157,17 @@ static void invoke(struct server *srv, struct MHD_Connection *c, const char *nam
     out->attributes = attributes;
 }
 
-void multi_model_answer(struct server *srv, struct MHD_Connection *c, const char *method,
-                        const char *url, const char *body, size_t len, struct http_reply *out)
+void multi_model_answer(struct server *srv, const struct multi_model_request *req,
+                        struct http_reply *out)
 {
+    const char *method = req->method, *url = req->url;
     memset(out, 0, sizeof *out);
     bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     bool post = strcmp(method, "POST") == 0, del = strcmp(method, "DELETE") == 0;
     if (!__atomic_load_n(&srv->registry, __ATOMIC_ACQUIRE))
         return reply_error(out, 503, "the server is starting");
     if (strcmp(url, "/invocations") == 0) {
-        const char *target = header(c, "X-Amzn-SageMaker-Target-Model");
+        const char *target = req->target_model;
         if (!post)
             return reply_error(out, 405, "%s is not allowed on %s", method, url);
         if (!*target)
@@ -204,13 +176,13 @@ void multi_model_answer(struct server *srv, struct MHD_Connection *c, const char
                                          "X-Amzn-SageMaker-Target-Model");
         if (!model_registry_valid_name(target))
             return reply_error(out, 404, "no loaded model is called \"%.256s\"", target);
-        return invoke(srv, c, target, body, len, out);
+        return invoke(srv, req, target, out);
     }
     if (strcmp(url, "/models") == 0) {
         if (post)
-            return load(srv, body, len, out);
+            return load(srv, req->body, req->len, out);
         if (get)
-            return list(srv, c, out);
+            return list(srv, req, out);
         return reply_error(out, 405, "%s is not allowed on /models (GET lists, POST loads)",
                            method);
     }
@@ -233,7 +205,7 @@ void multi_model_answer(struct server *srv, struct MHD_Connection *c, const char
     }
     if (strcmp(rest, "/invoke") == 0) {
         if (post)
-            return invoke(srv, c, model, body, len, out);
+            return invoke(srv, req, model, out);
         return reply_error(out, 405, "%s is not allowed on %s (POST invokes)", method, url);
     }
     return reply_error(out, 404, "no route %s %s: a multi-model endpoint answers /models, "

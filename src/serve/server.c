@@ -78,6 +78,8 @@ struct request_state {
      * and the answer it leaves behind (done) before resuming the connection. */
     struct MHD_Connection *conn;
     char *content_type, *accept, *attributes;
+    char *url, *target_model, *page_token, *limit; /* multi-model routes only */
+    bool echo_attributes; /* the answer echoes the custom attributes */
     struct request_state *next;
     bool queued, done;
     int result_status;
@@ -181,9 +183,27 @@ static char *error_body(int status, const char *message, size_t *len)
     return text;
 }
 
+/* A multi-model route for st on a worker thread (a load, an invocation...); leaves the answer
+ * in st. */
+static void run_multi_model(struct server *srv, struct request_state *st)
+{
+    struct multi_model_request req = {st->method, st->url, st->content_type, st->accept,
+                                      st->attributes, st->target_model, st->page_token,
+                                      st->limit, st->body, st->len};
+    struct http_reply r;
+    multi_model_answer(srv, &req, &r);
+    st->result_status = r.status;
+    st->result_body = r.body;
+    st->result_len = r.len;
+    st->echo_attributes = r.attributes != NULL;
+    snprintf(st->result_type, sizeof st->result_type, "%s", r.content_type);
+}
+
 /* Runs input_fn, the batcher and output_fn for st on a worker thread; leaves the answer in st. */
 static void run_pipeline(struct server *srv, struct request_state *st)
 {
+    if (st->route == ROUTE_MULTI_MODEL)
+        return run_multi_model(srv, st);
     struct sm_request req = {(const uint8_t *)st->body, st->len, st->content_type, st->accept,
                              st->attributes};
     struct sm_error err = {{0}};
@@ -206,6 +226,7 @@ static void run_pipeline(struct server *srv, struct request_state *st)
     free(scores.probs);
     if (status == 0) {
         st->result_status = 200;
+        st->echo_attributes = true;
         st->result_body = (char *)resp.body;
         st->result_len = resp.len;
         snprintf(st->result_type, sizeof st->result_type, "%s",
@@ -260,34 +281,22 @@ static char *header_copy(struct MHD_Connection *c, const char *name)
     return strdup(header(c, name));
 }
 
-/* The last callback of an /invocations request: answers what needs no model at once, queues the
- * rest for a worker and suspends the connection until the worker resumes it. */
-static enum MHD_Result invoke(struct server *srv, struct MHD_Connection *c, struct request_state *st)
+/* The answer a worker left in st, once it resumed the connection. */
+static enum MHD_Result send_result(struct MHD_Connection *c, struct request_state *st)
 {
-    if (st->done) {
-        char *body = st->result_body;
-        st->result_body = NULL;
-        if (!body)
-            return MHD_NO; /* out of memory: drop the connection rather than answer wrongly */
-        return send_body(c, st, st->result_status, body, st->result_len, st->result_type,
-                         st->result_status == 200 ? st->attributes : NULL);
-    }
-    if (!__atomic_load_n(&srv->ready, __ATOMIC_ACQUIRE))
-        return send_error(c, st, 503, "the model is still loading");
-    char content_type[128];
-    media_type(header(c, MHD_HTTP_HEADER_CONTENT_TYPE), content_type, sizeof content_type);
-    const char *attributes = header(c, "X-Amzn-SageMaker-Custom-Attributes");
-    if (strlen(attributes) > 1024)
-        attributes = ""; /* SageMaker's limit: longer ones are not ours to echo */
-    const char *accept = header(c, MHD_HTTP_HEADER_ACCEPT);
-    if (srv->handlers.output_fn == serve_output_fn && !serve_accept_supported(accept))
-        return send_error(c, st, 406, "unsupported Accept \"%s\": ask for application/json, "
-                                      "application/x-npy or application/jsonlines", accept);
-    st->content_type = strdup(content_type);
-    st->accept = header_copy(c, MHD_HTTP_HEADER_ACCEPT);
-    st->attributes = strdup(attributes);
-    if (!st->content_type || !st->accept || !st->attributes)
-        return send_error(c, st, 500, "out of memory");
+    char *body = st->result_body;
+    st->result_body = NULL;
+    if (!body)
+        return MHD_NO; /* out of memory: drop the connection rather than answer wrongly */
+    return send_body(c, st, st->result_status, body, st->result_len, st->result_type,
+                     st->echo_attributes ? st->attributes : NULL);
+}
+
+/* Hands a complete request to the pipeline's workers and suspends its connection until the
+ * worker that runs it resumes it (on_request then sends its answer). */
+static enum MHD_Result queue_for_worker(struct server *srv, struct MHD_Connection *c,
+                                        struct request_state *st)
+{
     pthread_mutex_lock(&srv->inflight_mu);
     if (srv->workers_stopping) {
         pthread_mutex_unlock(&srv->inflight_mu);
@@ -305,6 +314,52 @@ static enum MHD_Result invoke(struct server *srv, struct MHD_Connection *c, stru
     pthread_cond_signal(&srv->inflight_cv);
     pthread_mutex_unlock(&srv->inflight_mu);
     return MHD_YES;
+}
+
+/* A complete multi-model request: what the routes need is copied off the connection, and a
+ * worker answers it. */
+static enum MHD_Result queue_multi_model(struct server *srv, struct MHD_Connection *c,
+                                         struct request_state *st, const char *url)
+{
+    char content_type[128];
+    media_type(header(c, MHD_HTTP_HEADER_CONTENT_TYPE), content_type, sizeof content_type);
+    const char *token = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "next_page_token");
+    const char *limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+    st->url = strdup(url);
+    st->content_type = strdup(content_type);
+    st->accept = header_copy(c, MHD_HTTP_HEADER_ACCEPT);
+    const char *attributes = header(c, "X-Amzn-SageMaker-Custom-Attributes");
+    st->attributes = strdup(strlen(attributes) > 1024 ? "" : attributes); /* SageMaker's limit */
+    st->target_model = header_copy(c, "X-Amzn-SageMaker-Target-Model");
+    st->page_token = token ? strdup(token) : NULL;
+    st->limit = limit ? strdup(limit) : NULL;
+    if (!st->url || !st->content_type || !st->accept || !st->attributes || !st->target_model ||
+        (token && !st->page_token) || (limit && !st->limit))
+        return send_error(c, st, 500, "out of memory");
+    return queue_for_worker(srv, c, st);
+}
+
+/* The last callback of an /invocations request: answers what needs no model at once, queues the
+ * rest for a worker and suspends the connection until the worker resumes it. */
+static enum MHD_Result invoke(struct server *srv, struct MHD_Connection *c, struct request_state *st)
+{
+    if (!__atomic_load_n(&srv->ready, __ATOMIC_ACQUIRE))
+        return send_error(c, st, 503, "the model is still loading");
+    char content_type[128];
+    media_type(header(c, MHD_HTTP_HEADER_CONTENT_TYPE), content_type, sizeof content_type);
+    const char *attributes = header(c, "X-Amzn-SageMaker-Custom-Attributes");
+    if (strlen(attributes) > 1024)
+        attributes = ""; /* SageMaker's limit: longer ones are not ours to echo */
+    const char *accept = header(c, MHD_HTTP_HEADER_ACCEPT);
+    if (srv->handlers.output_fn == serve_output_fn && !serve_accept_supported(accept))
+        return send_error(c, st, 406, "unsupported Accept \"%s\": ask for application/json, "
+                                      "application/x-npy or application/jsonlines", accept);
+    st->content_type = strdup(content_type);
+    st->accept = header_copy(c, MHD_HTTP_HEADER_ACCEPT);
+    st->attributes = strdup(attributes);
+    if (!st->content_type || !st->accept || !st->attributes)
+        return send_error(c, st, 500, "out of memory");
+    return queue_for_worker(srv, c, st);
 }
 
 static enum MHD_Result execution_parameters(struct server *srv, struct MHD_Connection *c,
@@ -382,6 +437,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (st->answered || (st->queued && !st->done))
         return MHD_YES;
+    if (st->done)
+        return send_result(c, st);
     if (st->too_large)
         return send_error(c, st, 413, "the body is over the %zu-byte limit (SAGEMAKER_MAX_PAYLOAD_IN_MB)",
                           srv->config.max_body_bytes);
@@ -392,11 +449,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return send_error(c, st, 503, "the model is still loading");
     case ROUTE_EXECUTION_PARAMETERS:
         return execution_parameters(srv, c, st);
-    case ROUTE_MULTI_MODEL: {
-        struct http_reply r;
-        multi_model_answer(srv, c, method, url, st->body, st->len, &r);
-        return send_body(c, st, r.status, r.body, r.len, r.content_type, r.attributes);
-    }
+    case ROUTE_MULTI_MODEL:
+        return queue_multi_model(srv, c, st, url);
     default:
         return invoke(srv, c, st);
     }
@@ -418,6 +472,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     free(st->content_type);
     free(st->accept);
     free(st->attributes);
+    free(st->url);
+    free(st->target_model);
+    free(st->page_token);
+    free(st->limit);
     free(st->result_body);
     free(st);
     *con_cls = NULL;
