@@ -88,6 +88,19 @@ tc_device tc_device_cpu(void);
 tc_device tc_device_cuda(int index);
 int tc_cuda_device_count(void); /* 0 when CUDA is absent or unusable */
 int tc_cuda_synchronize(tc_device d);
+/* The usable CUDA devices, like tc_cuda_device_count, except that a host with an NVIDIA GPU
+ * (a node nvidia0... in dev_dir; NULL: /dev) where CUDA cannot start (no or too old a driver)
+ * is TC_ERR with the driver's or CUDA's own error in tc_last_error(), not a silent 0: training
+ * 50-100x slower on the CPU is never what such a host was rented for. 0 without an error when
+ * CUDA_VISIBLE_DEVICES is "" or "-1" (the CPU chosen on purpose) or libtorch is CPU-only. */
+int tc_cuda_devices_checked(const char *dev_dir);
+/* Makes CUDA device `index` this thread's current one: the first CUDA call of a worker, so
+ * that no context is ever made on another rank's GPU. */
+int tc_cuda_set_device(int index);
+/* Process-wide CUDA settings for training: cuDNN benchmark mode (picks the fastest
+ * convolution algorithms for the shapes it sees) and TF32 for fp32 matrix products and
+ * convolutions (Ampere and later). Nothing on the CPU depends on them. */
+void tc_cuda_set_performance(bool cudnn_benchmark, bool tf32);
 
 void tc_manual_seed(uint64_t seed);     /* CPU and every CUDA device */
 /* The CPU generator's state as a uint8 tensor, and setting it back (checkpoints). */
@@ -288,6 +301,12 @@ tc_state_dict *tc_state_dict_load(const char *path);
 
 
 /* ---- data parallelism (DDP's machinery: c10d) ------------------------------------------ */
+
+/* Called, then the process aborts, when a libtorch background thread ends the process with
+ * an exception: NCCL's watchdog does so when a collective fails or stalls past the timeout
+ * ("Watchdog caught collective operation timeout: WorkNCCL(SeqNum=.., OpType=ALLREDUCE..)").
+ * `message` is the exception's text. The handler must only record it (a failure file). */
+void tc_set_fatal_handler(void (*handler)(const char *message));
 
 /* A process group: the ranks of one job, met through a TCPStore served by rank 0, talking
  * over Gloo (CPU tensors) or NCCL (CUDA tensors). Every collective below is blocking, is

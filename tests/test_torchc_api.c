@@ -3,9 +3,12 @@
  * readable messages and stay sticky, scopes own and free what they should, data goes in and
  * out intact, optimizers follow PyTorch's update rules, and bad files are refused.
  */
+#define _DEFAULT_SOURCE
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "test_util.h"
 
@@ -184,6 +187,94 @@ static void test_adam_rule(void)
     tc_scope_end(s);
 }
 
+/* Resume: an optimizer saved after one step and loaded into a fresh one (over a copy of the
+ * weights) continues exactly as the uninterrupted one, for SGD with momentum and for Adam; the
+ * state goes through the load path that places it on the parameters' device. */
+static void test_optimizer_resume(const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/optimizer.pt", dir);
+    for (int kind = 0; kind < 2; kind++) {
+        tc_scope *s = tc_scope_begin();
+        float w0[4] = {0.5f, -1.0f, 3.0f, 0.25f};
+        int64_t shape[1] = {4};
+        tc_tensor *a = tc_from_data(w0, shape, 1, TC_FLOAT32);
+        tc_tensor *b = tc_from_data(w0, shape, 1, TC_FLOAT32);
+        tc_set_requires_grad(a, true);
+        tc_set_requires_grad(b, true);
+        struct tc_sgd_options so = tc_sgd_default_options();
+        so.momentum = 0.9;
+        so.lr = 0.01;
+        struct tc_adam_options ao = tc_adam_default_options();
+        ao.lr = 0.05;
+        tc_optimizer *oa = kind == 0 ? tc_sgd_new(&a, 1, &so) : tc_adam_new(&a, 1, &ao);
+        REQUIRE(oa, "%s", tc_last_error());
+        for (int step = 0; step < 3; step++) {
+            tc_optimizer_zero_grad(oa);
+            tc_backward(tc_sum(tc_mul(tc_mul(a, a), a))); /* grad = 3a^2: state matters */
+            CHECK_INT_EQ(tc_optimizer_step(oa), TC_OK);
+            if (step == 0) {
+                CHECK_INT_EQ(tc_optimizer_save(oa, path), TC_OK);
+                tc_copy_(b, a);
+            }
+        }
+        tc_optimizer *ob = kind == 0 ? tc_sgd_new(&b, 1, &so) : tc_adam_new(&b, 1, &ao);
+        REQUIRE(ob, "%s", tc_last_error());
+        CHECK_INT_EQ(tc_optimizer_load(ob, path), TC_OK);
+        for (int step = 1; step < 3; step++) {
+            tc_optimizer_zero_grad(ob);
+            tc_backward(tc_sum(tc_mul(tc_mul(b, b), b)));
+            CHECK_INT_EQ(tc_optimizer_step(ob), TC_OK);
+        }
+        float ga[4], gb[4];
+        tc_to_data(a, ga, sizeof ga);
+        tc_to_data(b, gb, sizeof gb);
+        for (int k = 0; k < 4; k++)
+            if (ga[k] != gb[k]) {
+                fprintf(stderr, "%s resume w[%d]: %.8f resumed vs %.8f uninterrupted\n",
+                        kind ? "adam" : "sgd", k, gb[k], ga[k]);
+                test_failures++;
+            }
+        CHECK(tc_device_of(b).type == TC_CPU);
+        tc_optimizer_free(oa);
+        tc_optimizer_free(ob);
+        tc_scope_end(s);
+    }
+}
+
+/* A host with an NVIDIA device node where CUDA cannot start is an error naming why, not a
+ * silent CPU: simulated with a directory holding a node named nvidia0 (here CUDA has no
+ * driver). Hidden GPUs (CUDA_VISIBLE_DEVICES="") and hosts without nodes count 0. */
+static void test_cuda_start_failure_is_loud(const char *dir)
+{
+    if (tc_cuda_device_count() > 0) {
+        printf("cuda start failure: a GPU works here, not simulated\n");
+        return;
+    }
+    char devdir[512], node[600];
+    snprintf(devdir, sizeof devdir, "%s/fake_dev", dir);
+    mkdir(devdir, 0755);
+    CHECK_INT_EQ(tc_cuda_devices_checked(devdir), 0); /* no node: a CPU host */
+    snprintf(node, sizeof node, "%s/nvidia0", devdir);
+    FILE *f = fopen(node, "w");
+    REQUIRE(f, "cannot create %s", node);
+    fclose(f);
+    int rc = tc_cuda_devices_checked(devdir);
+    if (tc_dist_has_nccl()) { /* a CUDA libtorch: CUDA must be tried and its error named */
+        CHECK_INT_EQ(rc, TC_ERR);
+        CHECK_CONTAINS(tc_last_error(), "nvidia0 exists (this host has an NVIDIA GPU) but CUDA cannot start: ");
+        printf("cuda start failure: %s\n", tc_last_error());
+    } else { /* the CPU-only image runs on the CPU by design */
+        CHECK_INT_EQ(rc, 0);
+    }
+    setenv("CUDA_VISIBLE_DEVICES", "", 1);
+    CHECK_INT_EQ(tc_cuda_devices_checked(devdir), 0);
+    unsetenv("CUDA_VISIBLE_DEVICES");
+    remove(node);
+    rmdir(devdir);
+    tc_clear_error();
+}
+
 /* Autocast switches the dtype conv2d computes in, and only between begin and end. */
 static void test_autocast_and_grad_mode(void)
 {
@@ -270,6 +361,13 @@ static void test_state_dict_files(const char *dir)
 int main(int argc, char **argv)
 {
     REQUIRE(argc == 2, "usage: %s DIR", argv[0]);
+    char parent[512];
+    snprintf(parent, sizeof parent, "%s", argv[1]);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = '\0';
+        mkdir(parent, 0755); /* build/test-data may not exist yet */
+    }
     mkdir(argv[1], 0755);
     cpu = tc_device_cpu();
     tc_manual_seed(1);
@@ -278,6 +376,8 @@ int main(int argc, char **argv)
     test_data_round_trip();
     test_sgd_rule();
     test_adam_rule();
+    test_optimizer_resume(argv[1]);
+    test_cuda_start_failure_is_loud(argv[1]);
     test_autocast_and_grad_mode();
     test_state_dict_files(argv[1]);
     CHECK_INT_EQ(tc_live_tensors(), 0);

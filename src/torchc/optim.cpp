@@ -4,6 +4,7 @@
  */
 #include <torch/optim/adam.h>
 #include <torch/optim/adamw.h>
+#include <torch/optim/rmsprop.h>
 #include <torch/optim/sgd.h>
 #include <torch/serialize/archive.h>
 
@@ -201,6 +202,54 @@ extern "C" int tc_optimizer_save(const tc_optimizer *opt, const char *path)
     });
 }
 
+/* The device of the first parameter (CPU for an optimizer without parameters). */
+static at::Device params_device(const torch::optim::Optimizer &o)
+{
+    for (const auto &group : o.param_groups())
+        for (const auto &p : group.params())
+            return p.device();
+    return at::Device(at::kCPU);
+}
+
+static void move_to(at::Tensor &t, const at::Device &device)
+{
+    if (t.defined() && t.device() != device)
+        t = t.to(device);
+}
+
+/* Every state tensor on `device` (a no-op where it is there already), whatever the optimizer
+ * kind: SGD's momentum, Adam's and AdamW's moments, RMSprop's averages. The parameters of one
+ * optimizer share a device, so the state map is walked without its (version-dependent) keys. */
+static void place_state_on(torch::optim::Optimizer &o, const at::Device &device)
+{
+    for (auto &entry : o.state()) {
+        torch::optim::OptimizerParamState *st = entry.second.get();
+        if (auto *sgd = dynamic_cast<torch::optim::SGDParamState *>(st)) {
+            at::Tensor b = sgd->momentum_buffer();
+            move_to(b, device);
+            sgd->momentum_buffer(b);
+        } else if (auto *adam = dynamic_cast<torch::optim::AdamParamState *>(st)) {
+            at::Tensor a = adam->exp_avg(), b = adam->exp_avg_sq(), c = adam->max_exp_avg_sq();
+            move_to(a, device);
+            move_to(b, device);
+            move_to(c, device);
+            adam->exp_avg(a).exp_avg_sq(b).max_exp_avg_sq(c);
+        } else if (auto *adamw = dynamic_cast<torch::optim::AdamWParamState *>(st)) {
+            at::Tensor a = adamw->exp_avg(), b = adamw->exp_avg_sq(), c = adamw->max_exp_avg_sq();
+            move_to(a, device);
+            move_to(b, device);
+            move_to(c, device);
+            adamw->exp_avg(a).exp_avg_sq(b).max_exp_avg_sq(c);
+        } else if (auto *rms = dynamic_cast<torch::optim::RMSpropParamState *>(st)) {
+            at::Tensor a = rms->square_avg(), b = rms->momentum_buffer(), c = rms->grad_avg();
+            move_to(a, device);
+            move_to(b, device);
+            move_to(c, device);
+            rms->square_avg(a).momentum_buffer(b).grad_avg(c);
+        }
+    }
+}
+
 extern "C" int tc_optimizer_load(tc_optimizer *opt, const char *path)
 {
     if (!opt || !path) {
@@ -208,9 +257,13 @@ extern "C" int tc_optimizer_load(tc_optimizer *opt, const char *path)
         return TC_ERR_NULL;
     }
     return guard_status(__func__, [&] {
+        /* Onto the parameters' device, not the one the file was saved from: only local rank 0
+         * saves, so without this every other rank would get its state on cuda:0. */
+        const at::Device device = params_device(*opt->impl);
         torch::serialize::InputArchive archive;
-        archive.load_from(path);
+        archive.load_from(path, device);
         opt->impl->load(archive);
+        place_state_on(*opt->impl, device);
     });
 }
 

@@ -67,6 +67,7 @@ static const struct field fields[] = {
     {{"early_stopping_patience"}, K_INT, F(early_stopping_patience), 0, 100000, "an integer >= 0"},
     {{"amp", "bf16"}, K_AUTO_BOOL, F(amp), 0, 0, "auto, true or false"},
     {{"channels_last"}, K_AUTO_BOOL, F(channels_last), 0, 0, "auto, true or false"},
+    {{"tf32", "allow_tf32"}, K_BOOL, F(tf32), 0, 0, "true or false"},
     {{"validation_fraction", "val_fraction"}, K_DOUBLE, F(validation_fraction), 0.001, 0.9, "a number in [0.001, 0.9]"},
     {{"min_crop_scale"}, K_DOUBLE, F(min_crop_scale), 0.01, 1, "a number in [0.01, 1]"},
     {{"augment", "augmentation"}, K_BOOL, F(augment), 0, 0, "true or false"},
@@ -95,6 +96,7 @@ void hyperparams_default(struct hyperparams *hp)
     hp->seed = 42;
     hp->amp = -1;
     hp->channels_last = -1;
+    hp->tf32 = true; /* PyTorch's default for cuDNN convolutions */
     hp->validation_fraction = 0.1;
     hp->min_crop_scale = 0.08;
     hp->augment = true;

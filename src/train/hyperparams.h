@@ -38,6 +38,7 @@ struct hyperparams {
     int early_stopping_patience; /* epochs without a better validation accuracy; 0: off */
     int amp;                   /* bf16 autocast: -1 auto (on with CUDA), 0 off, 1 on */
     int channels_last;         /* -1 auto (on with CUDA), 0, 1 */
+    bool tf32;                 /* CUDA: TF32 for fp32 matrix products and convolutions */
     double validation_fraction; /* held out of train when there is no validation channel */
     double min_crop_scale;     /* RandomResizedCrop's lower scale bound */
     bool augment;              /* random crop + flip in training */

@@ -133,13 +133,29 @@ static int make_optimizer(struct train_job *job)
     return 0;
 }
 
-static int choose_device(struct train_job *job)
+/* The worker's own GPU, made current before anything else touches CUDA (the model, a
+ * checkpoint, NCCL), so that no rank ever makes a context on another rank's GPU. */
+static int claim_device(struct train_job *job)
 {
-    int gpus = tc_cuda_device_count();
+    int gpus = tc_cuda_devices_checked(NULL);
+    if (gpus < 0)
+        return err_set("%s", tc_last_error());
     int local_rank = job->layout.local_rank;
     if (gpus > 0 && local_rank >= gpus)
         return err_set("local rank %d has no GPU of its own (%d on this host)", local_rank, gpus);
     job->device = gpus > 0 ? tc_device_cuda(local_rank) : tc_device_cpu();
+    if (gpus > 0) {
+        if (tc_cuda_set_device(local_rank) < 0)
+            return err_set("selecting cuda:%d: %s", local_rank, tc_last_error());
+        tc_cuda_set_performance(true, job->hp.tf32);
+    }
+    return 0;
+}
+
+static int choose_device(struct train_job *job)
+{
+    int gpus = job->device.type == TC_CUDA;
+    int local_rank = job->layout.local_rank;
     job->amp = job->hp.amp < 0 ? gpus > 0 : job->hp.amp == 1;
     job->channels_last = job->hp.channels_last < 0 ? gpus > 0 : job->hp.channels_last == 1;
     if (model_to(job->model, job->device, job->channels_last) < 0)
@@ -147,8 +163,9 @@ static int choose_device(struct train_job *job)
     char name[16] = "cpu";
     if (gpus > 0)
         snprintf(name, sizeof name, "cuda:%d", local_rank);
-    log_info("device: %s%s%s", name, job->amp ? ", bf16 autocast" : "",
-             job->channels_last ? ", channels-last" : "");
+    log_info("device: %s%s%s%s", name, job->amp ? ", bf16 autocast" : "",
+             job->channels_last ? ", channels-last" : "",
+             gpus > 0 ? (job->hp.tf32 ? ", cuDNN benchmark, TF32" : ", cuDNN benchmark") : "");
     return 0;
 }
 
@@ -162,7 +179,7 @@ int job_read_hyperparameters(struct train_job *job)
 int job_setup(struct train_job *job)
 {
     struct hyperparams *hp = &job->hp;
-    if (read_layout(job) < 0 || read_checkpoint_config(job) < 0)
+    if (read_layout(job) < 0 || claim_device(job) < 0 || read_checkpoint_config(job) < 0)
         return -1;
     if (channels_find(&job->paths, &job->channels) < 0)
         return -1;

@@ -84,7 +84,9 @@ int launch_plan_make(const struct opt_ml *paths, const struct hyperparams *hp,
     memset(plan, 0, sizeof *plan);
     if (cluster_read(paths->config_dir, &plan->cluster) < 0)
         return -1;
-    int gpus = tc_cuda_device_count();
+    int gpus = tc_cuda_devices_checked(NULL);
+    if (gpus < 0)
+        return err_set("%s", tc_last_error());
     int local = hp->num_processes ? hp->num_processes : gpus > 0 ? gpus : 1;
     if (gpus > 0 && local > gpus)
         return err_set("hyperparameter num_processes=%d, but this host has %d GPUs (one process "

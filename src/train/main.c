@@ -41,6 +41,20 @@ static void install_signal_handlers(void)
     sigaction(SIGINT, &sa, NULL);
 }
 
+static const char *fatal_failure_path;
+
+/* A libtorch thread is ending the process (NCCL's watchdog: a collective failed or stalled
+ * past dist_timeout): the failure file says so, then the process aborts. */
+static void on_fatal_error(const char *message)
+{
+    char reason[4096];
+    snprintf(reason, sizeof reason,
+             "a collective operation between the processes failed or stalled (NCCL, timeout: "
+             "hyperparameter dist_timeout): %s",
+             message);
+    failure_write(fatal_failure_path, reason);
+}
+
 /* The best weights, reloaded from the file that was written: what is reported is what ships. */
 static int evaluate_best(struct train_job *job)
 {
@@ -127,6 +141,8 @@ int main(int argc, char **argv)
     if (is_worker < 0) {
         failure_write(failure_path, err_msg());
     } else if (is_worker) {
+        fatal_failure_path = failure_path;
+        tc_set_fatal_handler(on_fatal_error);
         launcher_unblock_stop_signals();
         log_set_rank(job->layout.rank);
         status = job_read_hyperparameters(job) < 0 ? (failure_write(failure_path, err_msg()), 1)

@@ -200,6 +200,57 @@ static void report_skipped(const struct loader_stats *s, const char *what)
              s->skipped > 2 ? "; " : "", s->skipped > 2 ? s->first_bad[2] : "");
 }
 
+/* The epoch's running loss sum and correct count, accumulated on the device and read back
+ * every `every` steps (and at the epoch's end): on a GPU a read-back each step would make the
+ * host wait for the GPU at every step. Each window starts from the host's sums, so the
+ * additions happen in the same order and in the same precision (float64, int64) as summing
+ * on the host: the printed numbers do not depend on `every`. */
+struct device_metrics {
+    tc_tensor *loss_sum, *correct; /* [] float64 and int64 on the job's device */
+    int pending, every;
+};
+
+static int device_metrics_start(struct device_metrics *m, const struct train_job *job)
+{
+    m->loss_sum = tc_own(tc_scalar_tensor(job->partial_loss_sum, TC_FLOAT64, job->device));
+    m->correct = tc_own(tc_scalar_tensor(job->partial_correct, TC_INT64, job->device));
+    m->pending = 0;
+    m->every = job->device.type == TC_CUDA ? 50 : 1; /* on the CPU a read-back costs nothing */
+    return m->loss_sum && m->correct ? 0 : err_set("metrics on the device: %s", tc_last_error());
+}
+
+static int device_metrics_add(struct device_metrics *m, const tc_tensor *loss,
+                              const tc_tensor *logits, const tc_tensor *y, int n)
+{
+    tc_scope *s = tc_scope_begin();
+    tc_tensor *l = tc_mul_scalar(tc_to_dtype(tc_detach(loss), TC_FLOAT64), n);
+    tc_tensor *c = tc_sum(tc_eq(tc_argmax(logits, 1), y));
+    int rc = l && c && tc_add_(m->loss_sum, l) && tc_add_(m->correct, c) ? 0 : -1;
+    tc_scope_end(s);
+    m->pending++;
+    return rc;
+}
+
+/* Reads the sums back into the job (a sync with the device). */
+static int device_metrics_flush(struct device_metrics *m, struct train_job *job)
+{
+    int64_t correct = 0;
+    if (m->pending == 0)
+        return 0;
+    if (tc_item_double(m->loss_sum, &job->partial_loss_sum) < 0 ||
+        tc_item_int64(m->correct, &correct) < 0)
+        return -1;
+    job->partial_correct = (double)correct;
+    m->pending = 0;
+    return 0;
+}
+
+static void device_metrics_free(struct device_metrics *m)
+{
+    tc_free(m->loss_sum);
+    tc_free(m->correct);
+}
+
 /* One training epoch from job->next_batch. Returns 1 if stopped by a signal. */
 static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
 {
@@ -213,6 +264,9 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
     int rc = 0, got;
     bool stop, skip, peer_failed = false;
     struct batch *b;
+    struct device_metrics dm;
+    if (device_metrics_start(&dm, job) < 0)
+        rc = -1;
     while (rc == 0 && (got = loader_next(l, &b)) > 0) {
         /* Batch norm cannot train on one image; with several ranks, none trains then. */
         if (distributed_agree(job, *job->stop_requested, b->n > 1, &stop, &skip) < 0 || stop) {
@@ -230,17 +284,14 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
             tc_optimizer_zero_grad(job->optimizer);
             tc_tensor *logits = distributed_sync_buffers(job) < 0 ? NULL : forward(job, x, true);
             tc_tensor *loss = tc_cross_entropy(logits, y, job->hp.label_smoothing);
-            double loss_v = 0, correct = 0;
             if (!loss || distributed_before_backward(job) < 0 || tc_backward(loss) < 0 ||
                 tc_optimizer_step(job->optimizer) < 0 ||
-                tc_item_double(loss, &loss_v) < 0 ||
-                tc_item_double(tc_sum(tc_eq(tc_argmax(logits, 1), y)), &correct) < 0)
+                device_metrics_add(&dm, loss, logits, y, b->n) < 0 ||
+                (dm.pending >= dm.every && device_metrics_flush(&dm, job) < 0))
                 rc = err_set("training step %zu of epoch %d: %s", b->index, epoch + 1, tc_last_error());
-            else if (!isfinite(loss_v))
-                rc = err_set("the loss became %g at step %zu of epoch %d: lower lr (now %g)", loss_v,
-                             b->index, epoch + 1, lr);
-            job->partial_loss_sum += loss_v * b->n;
-            job->partial_correct += correct;
+            else if (dm.pending == 0 && !isfinite(job->partial_loss_sum))
+                rc = err_set("the loss became %g by step %zu of epoch %d: lower lr (now %g)",
+                             job->partial_loss_sum, b->index, epoch + 1, lr);
             job->partial_seen += b->n;
             images += (size_t)b->n;
             tc_scope_end(s);
@@ -258,6 +309,11 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
     }
     if (rc == 0 && got < 0)
         rc = -1;
+    if (rc >= 0 && device_metrics_flush(&dm, job) < 0)
+        rc = err_set("reading the epoch's metrics back: %s", tc_last_error());
+    else if (rc >= 0 && !isfinite(job->partial_loss_sum))
+        rc = err_set("the loss became %g in epoch %d: lower lr", job->partial_loss_sum, epoch + 1);
+    device_metrics_free(&dm);
     /* Every rank ends the epoch with one more agreement: a rank that failed in its last step
      * meets the others there (or at their next step's) and tells them. */
     if (rc < 0 && !peer_failed)
