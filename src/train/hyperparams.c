@@ -77,6 +77,7 @@ static const struct field fields[] = {
     {{"profile_steps"}, K_STEP_RANGE, F(profile_steps_from), 0, 1000,
      "\"FIRST-LAST\" (steps counted from 0, at most 1000 of them), one step, or \"none\""},
     {{"gradient_norm_interval"}, K_INT, F(grad_norm_interval), 0, 1000000, "an integer >= 0 (0: off)"},
+    {{"training_report"}, K_BOOL, F(training_report), 0, 0, "true or false"},
     {{"num_training_samples", "use_pretrained_model", "augmentation_type", "early_stopping"},
      K_IGNORED, 0, 0, 0, NULL},
 };
@@ -107,6 +108,7 @@ void hyperparams_default(struct hyperparams *hp)
     hp->profile_steps_from = 0;
     hp->profile_steps_to = -1;
     hp->grad_norm_interval = 50;
+    hp->training_report = true;
 }
 
 const char *optimizer_name(enum optimizer_kind k)

@@ -14,7 +14,7 @@
 
 int report_start(struct train_job *job)
 {
-    if (job->report || job->layout.rank != 0)
+    if (job->report || job->layout.rank != 0 || !job->hp.training_report)
         return 0;
     struct train_report *r = calloc(1, sizeof *r);
     if (!r)
