@@ -32,8 +32,7 @@ extern "C" int tc_grad_norms(tc_tensor *const *params, size_t n, float *out)
                 where.push_back(i);
             }
         }
-        if (norms.empty())
-            return;
+        if (norms.empty()) return;
         at::Tensor all = at::stack(norms).to(at::kCPU).contiguous(); /* one synchronisation */
         const float *v = all.data_ptr<float>();
         for (size_t k = 0; k < where.size(); k++)
@@ -93,8 +92,7 @@ extern "C" int tc_device_memory(tc_device d, double *allocated_bytes, double *pe
                                 double *reserved_bytes)
 {
     *allocated_bytes = *peak_bytes = *reserved_bytes = 0;
-    if (d.type != TC_CUDA)
-        return TC_OK;
+    if (d.type != TC_CUDA) return TC_OK;
     return guard_status(__func__, [&] {
         auto stats = c10::getDeviceAllocator(c10::DeviceType::CUDA)
                          ->getDeviceStats((c10::DeviceIndex)d.index);

@@ -15,8 +15,7 @@
 static size_t read_small(const char *path, char *buf, size_t cap)
 {
     FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
+    if (!f) return 0;
     size_t n = fread(buf, 1, cap - 1, f);
     fclose(f);
     buf[n] = '\0';
@@ -27,8 +26,7 @@ static size_t read_small(const char *path, char *buf, size_t cap)
 static double kb_field_mb(const char *text, const char *key)
 {
     const char *p = strstr(text, key);
-    if (!p)
-        return 0;
+    if (!p) return 0;
     p += strlen(key);
     return strtod(p, NULL) / 1024.0;
 }

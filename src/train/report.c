@@ -14,11 +14,9 @@
 
 int report_start(struct train_job *job)
 {
-    if (job->report || job->layout.rank != 0 || !job->hp.training_report)
-        return 0;
+    if (job->report || job->layout.rank != 0 || !job->hp.training_report) return 0;
     struct train_report *r = calloc(1, sizeof *r);
-    if (!r)
-        return err_set("out of memory for the training report");
+    if (!r) return err_set("out of memory for the training report");
     if (step_profile_init(&r->prof, job->device, job->model, job->hp.grad_norm_interval,
                           job->hp.profile_steps_from, job->hp.profile_steps_to) < 0) {
         step_profile_free(&r->prof);
@@ -38,8 +36,7 @@ int report_start(struct train_job *job)
 void report_free(struct train_job *job)
 {
     struct train_report *r = job->report;
-    if (!r)
-        return;
+    if (!r) return;
     tb_close(&r->tb);
     step_profile_free(&r->prof);
     free(r);
@@ -53,8 +50,7 @@ struct step_profile *report_profile(struct train_job *job)
 
 void report_eval_begin(struct train_job *job, const struct dataset *d)
 {
-    if (job->report && d == &job->val)
-        thumbs_reset(&job->report->misses);
+    if (job->report && d == &job->val) thumbs_reset(&job->report->misses);
 }
 
 void report_eval_batch(struct train_job *job, const struct dataset *d, const struct batch *b,
@@ -77,8 +73,7 @@ static void write_page(struct train_job *job, const char *status)
 static void write_trace(struct train_job *job)
 {
     struct train_report *r = job->report;
-    if (r->trace_written || r->prof.trace_count == 0)
-        return;
+    if (r->trace_written || r->prof.trace_count == 0) return;
     char path[OPT_ML_PATH_MAX];
     if (opt_ml_mkdirs(job->paths.output_data_dir) < 0 ||
         opt_ml_join(path, sizeof path, job->paths.output_data_dir, "trace.json") < 0 ||
@@ -95,10 +90,10 @@ static void write_trace(struct train_job *job)
 static void write_scalars(struct train_job *job)
 {
     struct train_report *r = job->report;
-    const struct epoch_metrics *m = job->history_count ? &job->history[job->history_count - 1] : NULL;
+    const struct epoch_metrics *m =
+        job->history_count ? &job->history[job->history_count - 1] : NULL;
     const struct prof_epoch *e = prof_last_epoch(&r->prof);
-    if (!m || r->tb_failed)
-        return;
+    if (!m || r->tb_failed) return;
     int64_t s = m->epoch;
     struct tb_writer *tb = &r->tb;
     tb_scalar(tb, "loss/train", s, m->train_loss);
@@ -113,8 +108,10 @@ static void write_scalars(struct train_job *job)
         for (int ph = 0; ph < PROF_PHASES; ph++) {
             char tag[64];
             bool per_step = ph < PROF_CHECKPOINT;
-            double v = r->prof.timer && (ph == PROF_FORWARD || ph == PROF_BACKWARD || ph == PROF_OPTIMIZER)
-                           ? e->device_s[ph] : e->phase_s[ph];
+            double v =
+                r->prof.timer && (ph == PROF_FORWARD || ph == PROF_BACKWARD || ph == PROF_OPTIMIZER)
+                    ? e->device_s[ph]
+                    : e->phase_s[ph];
             snprintf(tag, sizeof tag, "%s/%s", per_step ? "step_ms" : "epoch_seconds",
                      prof_phase_name((enum prof_phase)ph));
             for (char *c = tag; *c; c++)
@@ -144,21 +141,20 @@ static void write_scalars(struct train_job *job)
 
 void report_epoch_done(struct train_job *job)
 {
-    if (!job->report)
-        return;
+    if (!job->report) return;
     double t0 = clock_now_s();
     write_scalars(job);
     write_trace(job);
     char status[64];
-    snprintf(status, sizeof status, "running (epoch %d of %d done)", job->history_count, job->hp.epochs);
+    snprintf(status, sizeof status, "running (epoch %d of %d done)", job->history_count,
+             job->hp.epochs);
     write_page(job, status);
     job->report->write_s += clock_now_s() - t0;
 }
 
 void report_finish(struct train_job *job, const char *status)
 {
-    if (!job->report)
-        return;
+    if (!job->report) return;
     write_trace(job);
     write_page(job, status);
     tb_close(&job->report->tb);

@@ -22,19 +22,16 @@ void rbuf_free(struct rbuf *b)
 
 static bool reserve(struct rbuf *b, size_t extra)
 {
-    if (b->failed)
-        return false;
+    if (b->failed) return false;
     if (extra > b->max || b->len + extra + 1 > b->max) {
         b->failed = true;
         return false;
     }
-    if (b->len + extra + 1 <= b->cap)
-        return true;
+    if (b->len + extra + 1 <= b->cap) return true;
     size_t cap = b->cap ? b->cap : 4096;
     while (cap < b->len + extra + 1)
         cap *= 2;
-    if (cap > b->max)
-        cap = b->max;
+    if (cap > b->max) cap = b->max;
     char *p = realloc(b->data, cap);
     if (!p) {
         b->failed = true;
@@ -47,8 +44,7 @@ static bool reserve(struct rbuf *b, size_t extra)
 
 void rbuf_append(struct rbuf *b, const void *data, size_t n)
 {
-    if (!reserve(b, n))
-        return;
+    if (!reserve(b, n)) return;
     memcpy(b->data + b->len, data, n);
     b->len += n;
     b->data[b->len] = '\0';
@@ -74,8 +70,7 @@ void rbuf_printf(struct rbuf *b, const char *fmt, ...)
         rbuf_append(b, small, (size_t)n);
         return;
     }
-    if (!reserve(b, (size_t)n))
-        return;
+    if (!reserve(b, (size_t)n)) return;
     va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
@@ -86,12 +81,23 @@ void rbuf_html(struct rbuf *b, const char *s)
 {
     for (; *s; s++) {
         switch (*s) {
-        case '&': rbuf_puts(b, "&amp;"); break;
-        case '<': rbuf_puts(b, "&lt;"); break;
-        case '>': rbuf_puts(b, "&gt;"); break;
-        case '"': rbuf_puts(b, "&quot;"); break;
-        case '\'': rbuf_puts(b, "&#39;"); break;
-        default: rbuf_append(b, s, 1);
+        case '&':
+            rbuf_puts(b, "&amp;");
+            break;
+        case '<':
+            rbuf_puts(b, "&lt;");
+            break;
+        case '>':
+            rbuf_puts(b, "&gt;");
+            break;
+        case '"':
+            rbuf_puts(b, "&quot;");
+            break;
+        case '\'':
+            rbuf_puts(b, "&#39;");
+            break;
+        default:
+            rbuf_append(b, s, 1);
         }
     }
 }

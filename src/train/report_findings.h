@@ -9,18 +9,18 @@
 #include "train/job.h"
 #include "train/step_profile.h"
 
-#define FIND_OVERFIT_GAP 0.20        /* train accuracy above validation accuracy by this */
-#define FIND_OVERFIT_VAL_RISE 1.25   /* validation loss this far above its minimum... */
-#define FIND_OVERFIT_EPOCHS 2        /* ...which is at least this many epochs old */
-#define FIND_FLAT_LOSS 0.97          /* last epoch's train loss >= this x the first epoch's... */
-#define FIND_FLAT_LOSS_FIRST 0.90    /* ...and >= this x the first step's */
-#define FIND_EXPLODING_NORM 1e3      /* a layer's gradient norm above this */
-#define FIND_EXPLODING_GROWTH 100.0  /* the total gradient norm grew this much from its first */
-#define FIND_VANISHING_NORM 1e-7     /* every layer's gradient norm below this */
-#define FIND_VANISHING_RATIO 1e-8    /* smallest / largest layer norm below this */
-#define FIND_POOR_INIT_FACTOR 2.0    /* first loss above this x ln(classes) (+0.5) */
-#define FIND_DATA_BOUND 0.30         /* share of the training loop spent waiting for data */
-#define FIND_LOW_GPU 50.0            /* percent of the loop the GPU was busy */
+#define FIND_OVERFIT_GAP 0.20       /* train accuracy above validation accuracy by this */
+#define FIND_OVERFIT_VAL_RISE 1.25  /* validation loss this far above its minimum... */
+#define FIND_OVERFIT_EPOCHS 2       /* ...which is at least this many epochs old */
+#define FIND_FLAT_LOSS 0.97         /* last epoch's train loss >= this x the first epoch's... */
+#define FIND_FLAT_LOSS_FIRST 0.90   /* ...and >= this x the first step's */
+#define FIND_EXPLODING_NORM 1e3     /* a layer's gradient norm above this */
+#define FIND_EXPLODING_GROWTH 100.0 /* the total gradient norm grew this much from its first */
+#define FIND_VANISHING_NORM 1e-7    /* every layer's gradient norm below this */
+#define FIND_VANISHING_RATIO 1e-8   /* smallest / largest layer norm below this */
+#define FIND_POOR_INIT_FACTOR 2.0   /* first loss above this x ln(classes) (+0.5) */
+#define FIND_DATA_BOUND 0.30        /* share of the training loop spent waiting for data */
+#define FIND_LOW_GPU 50.0           /* percent of the loop the GPU was busy */
 
 enum finding_id {
     FIND_OVERFITTING,

@@ -42,8 +42,7 @@ struct pb {
 
 static void pb_byte(struct pb *p, unsigned v)
 {
-    if (p->len < sizeof p->b)
-        p->b[p->len] = (unsigned char)v;
+    if (p->len < sizeof p->b) p->b[p->len] = (unsigned char)v;
     p->len++;
 }
 
@@ -119,15 +118,13 @@ static int write_record(struct tb_writer *w, const struct pb *ev)
 int tb_open(struct tb_writer *w, const char *dir, const char *host)
 {
     memset(w, 0, sizeof *w);
-    if (opt_ml_mkdirs(dir) < 0)
-        return -1;
+    if (opt_ml_mkdirs(dir) < 0) return -1;
     int n = snprintf(w->path, sizeof w->path, "%s/events.out.tfevents.%lld.%s", dir,
                      (long long)time(NULL), host && *host ? host : "localhost");
     if (n < 0 || (size_t)n >= sizeof w->path)
         return err_set("TensorBoard directory path too long: %s", dir);
     w->f = fopen(w->path, "ab");
-    if (!w->f)
-        return err_set("cannot create %s: %s", w->path, strerror(errno));
+    if (!w->f) return err_set("cannot create %s: %s", w->path, strerror(errno));
     struct pb ev = {.len = 0};
     pb_double(&ev, 1, wall_time());
     pb_bytes(&ev, 3, "brain.Event:2", 13);
@@ -140,8 +137,7 @@ int tb_open(struct tb_writer *w, const char *dir, const char *host)
 
 int tb_scalar(struct tb_writer *w, const char *tag, int64_t step, double value)
 {
-    if (!w->f)
-        return 0;
+    if (!w->f) return 0;
     struct pb value_msg = {.len = 0}, summary = {.len = 0}, ev = {.len = 0};
     size_t tag_len = strnlen(tag, 256);
     pb_bytes(&value_msg, 1, tag, tag_len);
@@ -165,13 +161,11 @@ int tb_scalar(struct tb_writer *w, const char *tag, int64_t step, double value)
 
 void tb_flush(struct tb_writer *w)
 {
-    if (w->f)
-        fflush(w->f);
+    if (w->f) fflush(w->f);
 }
 
 void tb_close(struct tb_writer *w)
 {
-    if (w->f)
-        fclose(w->f);
+    if (w->f) fclose(w->f);
     w->f = NULL;
 }

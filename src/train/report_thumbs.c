@@ -24,8 +24,7 @@ void thumbs_note(struct thumbs *t, const float *images, const int64_t *labels, c
                  int n, int s, const float mean[3], const float std[3])
 {
     for (int i = 0; i < n && t->count < THUMB_MAX; i++) {
-        if (labels[i] == pred[i])
-            continue;
+        if (labels[i] == pred[i]) continue;
         struct thumb *th = &t->items[t->count++];
         th->truth = (int)labels[i];
         th->pred = (int)pred[i];
@@ -56,8 +55,7 @@ struct png_mem {
 static void png_mem_write(png_structp png, png_bytep data, png_size_t n)
 {
     struct png_mem *m = png_get_io_ptr(png);
-    if (m->failed)
-        return;
+    if (m->failed) return;
     if (m->len + n > m->cap) {
         size_t cap = (m->len + n) * 2;
         unsigned char *p = realloc(m->data, cap);

@@ -42,8 +42,7 @@ int step_profile_init(struct step_profile *p, tc_device d, const struct model *m
     p->origin_s = clock_now_s();
     p->lap_cost_s = calibrate_lap_cost();
     p->epochs = calloc(PROF_MAX_EPOCHS, sizeof *p->epochs);
-    if (!p->epochs)
-        return err_set("out of memory for the step profile");
+    if (!p->epochs) return err_set("out of memory for the step profile");
     if (trace_to >= 0 && !(p->trace = calloc(PROF_TRACE_MAX, sizeof *p->trace)))
         return err_set("out of memory for the step trace");
     size_t n = 0;
@@ -57,13 +56,13 @@ int step_profile_init(struct step_profile *p, tc_device d, const struct model *m
         return err_set("out of memory for gradient statistics");
     for (size_t i = 0; i < m->params.count; i++) {
         const struct nn_entry *e = &m->params.entries[i];
-        if (e->is_buffer || !tc_requires_grad(e->tensor))
-            continue;
+        if (e->is_buffer || !tc_requires_grad(e->tensor)) continue;
         p->params[p->layers] = e->tensor;
         snprintf(p->names[p->layers], PROF_LAYER_NAME, "%s", e->name);
         p->layers++;
     }
-    if (d.type == TC_CUDA && !(p->timer = tc_timer_new(d, sizeof p->slot_phase / sizeof *p->slot_phase))) {
+    if (d.type == TC_CUDA &&
+        !(p->timer = tc_timer_new(d, sizeof p->slot_phase / sizeof *p->slot_phase))) {
         log_warn("step profile: no CUDA timers (%s); host times only", tc_last_error());
     }
     return 0;
@@ -83,8 +82,7 @@ void step_profile_free(struct step_profile *p)
 
 void prof_epoch_begin(struct step_profile *p, int epoch)
 {
-    if (!p)
-        return;
+    if (!p) return;
     double t0 = clock_now_s();
     memset(&p->cur, 0, sizeof p->cur);
     p->cur.epoch = epoch;
@@ -99,13 +97,13 @@ void prof_epoch_begin(struct step_profile *p, int epoch)
 static void trace_add(struct step_profile *p, enum prof_phase ph, double start, double dur)
 {
     if (p->trace && p->in_trace && p->trace_count < PROF_TRACE_MAX)
-        p->trace[p->trace_count++] = (struct prof_trace_event){ph, p->step, start - p->origin_s, dur};
+        p->trace[p->trace_count++] =
+            (struct prof_trace_event){ph, p->step, start - p->origin_s, dur};
 }
 
 void prof_lap(struct step_profile *p, enum prof_phase ph)
 {
-    if (!p)
-        return;
+    if (!p) return;
     double t = clock_now_s();
     p->cur.phase_s[ph] += t - p->last_lap;
     trace_add(p, ph, p->last_lap, t - p->last_lap);
@@ -118,8 +116,7 @@ void prof_lap(struct step_profile *p, enum prof_phase ph)
 
 void prof_step_begin(struct step_profile *p, int64_t step)
 {
-    if (!p)
-        return;
+    if (!p) return;
     p->step = step;
     p->in_trace = p->trace_to >= 0 && step >= p->trace_from && step <= p->trace_to;
     p->slots = 0;
@@ -151,13 +148,10 @@ static void sample_gradients(struct step_profile *p)
     struct prof_epoch *e = &p->cur;
     for (size_t i = 0; i < p->layers; i++) {
         double v = p->norms[i];
-        if (!isfinite(v))
-            e->grad_nonfinite = true;
+        if (!isfinite(v)) e->grad_nonfinite = true;
         sq += v * v;
-        if (v > 0 && v < e->grad_norm_min_layer)
-            e->grad_norm_min_layer = v;
-        if (v > e->grad_norm_max_layer || !isfinite(v))
-            e->grad_norm_max_layer = v;
+        if (v > 0 && v < e->grad_norm_min_layer) e->grad_norm_min_layer = v;
+        if (v > e->grad_norm_max_layer || !isfinite(v)) e->grad_norm_max_layer = v;
     }
     e->grad_norm_total = sqrt(sq);
     e->grad_samples++;
@@ -169,8 +163,7 @@ static void sample_gradients(struct step_profile *p)
 
 void prof_step_end(struct step_profile *p, double loss)
 {
-    if (!p)
-        return;
+    if (!p) return;
     prof_lap(p, PROF_OTHER); /* reading the loss */
     double t0 = clock_now_s();
     if (!p->have_first_loss) {
@@ -179,11 +172,14 @@ void prof_step_end(struct step_profile *p, double loss)
     }
     bool bad = !isfinite(loss);
     p->loss_nonfinite |= bad;
-    if (p->timer)
-        take_device_times(p);
+    if (p->timer) take_device_times(p);
     /* Every grad_every steps, and at the step where the loss went bad (the last chance). */
-    if (p->layers && p->grad_every > 0 && (p->step % p->grad_every == 0 || bad))
+    if (p->layers && p->grad_every > 0 && (p->step % p->grad_every == 0 || bad)) {
+        double ts = clock_now_s();
         sample_gradients(p);
+        p->grad_sample_s += clock_now_s() - ts;
+        p->grad_sample_count++;
+    }
     double t1 = clock_now_s();
     p->cur.overhead_s += t1 - t0;
     /* The profiler's own time is not the step's: the next lap starts after it. */
@@ -192,8 +188,7 @@ void prof_step_end(struct step_profile *p, double loss)
 
 void prof_epoch_end(struct step_profile *p, double images_per_sec)
 {
-    if (!p)
-        return;
+    if (!p) return;
     double t0 = clock_now_s();
     struct prof_epoch *e = &p->cur;
     struct proc_sample now;
@@ -205,10 +200,10 @@ void prof_epoch_end(struct step_profile *p, double images_per_sec)
     e->peak_rss_mb = now.peak_rss_mb;
     e->mem_total_mb = now.mem_total_mb;
     e->mem_available_mb = now.mem_available_mb;
-    if (!isfinite(e->grad_norm_min_layer))
-        e->grad_norm_min_layer = 0;
+    if (!isfinite(e->grad_norm_min_layer)) e->grad_norm_min_layer = 0;
     if (p->timer && e->train_wall_s > 0) {
-        double busy = e->device_s[PROF_FORWARD] + e->device_s[PROF_BACKWARD] + e->device_s[PROF_OPTIMIZER];
+        double busy =
+            e->device_s[PROF_FORWARD] + e->device_s[PROF_BACKWARD] + e->device_s[PROF_OPTIMIZER];
         e->gpu_busy_percent = 100.0 * busy / e->train_wall_s;
         double alloc, peak, reserved;
         if (tc_device_memory(p->device, &alloc, &peak, &reserved) == 0) {
@@ -218,14 +213,12 @@ void prof_epoch_end(struct step_profile *p, double images_per_sec)
         }
     }
     e->overhead_s += (double)p->laps * p->lap_cost_s + (clock_now_s() - t0);
-    if (p->epoch_count < PROF_MAX_EPOCHS)
-        p->epochs[p->epoch_count++] = *e;
+    if (p->epoch_count < PROF_MAX_EPOCHS) p->epochs[p->epoch_count++] = *e;
 }
 
 void prof_add(struct step_profile *p, enum prof_phase ph, double seconds)
 {
-    if (p && p->epoch_count > 0)
-        p->epochs[p->epoch_count - 1].phase_s[ph] += seconds;
+    if (p && p->epoch_count > 0) p->epochs[p->epoch_count - 1].phase_s[ph] += seconds;
 }
 
 const struct prof_epoch *prof_last_epoch(const struct step_profile *p)

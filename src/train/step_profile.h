@@ -46,17 +46,17 @@ struct prof_epoch {
     int64_t steps;
     double phase_s[PROF_PHASES];  /* host time */
     double device_s[PROF_PHASES]; /* CUDA: device time of forward, backward, optimizer */
-    double train_wall_s;         /* the training loop, from its start to its last step */
+    double train_wall_s;          /* the training loop, from its start to its last step */
     double images_per_sec;
-    double cpu_percent;          /* of one core, over the training loop */
+    double cpu_percent; /* of one core, over the training loop */
     double rss_mb, peak_rss_mb, mem_total_mb, mem_available_mb;
-    double gpu_busy_percent;     /* device time / loop time; -1 without CUDA */
+    double gpu_busy_percent; /* device time / loop time; -1 without CUDA */
     double gpu_mem_mb, gpu_peak_mem_mb, gpu_reserved_mb;
     int grad_samples;
-    double grad_norm_total;      /* the epoch's last sample: sqrt(sum of squared layer norms) */
+    double grad_norm_total; /* the epoch's last sample: sqrt(sum of squared layer norms) */
     double grad_norm_min_layer, grad_norm_max_layer; /* over layers and samples */
     bool grad_nonfinite;
-    double overhead_s;           /* the profiler's own time */
+    double overhead_s; /* the profiler's own time */
 };
 
 struct prof_trace_event {
@@ -80,17 +80,19 @@ struct step_profile {
 
     int grad_every;
     size_t layers;
-    tc_tensor **params;              /* [layers], borrowed from the model */
-    char (*names)[PROF_LAYER_NAME];  /* [layers] */
-    float *norms;                    /* [layers], the latest sample */
-    float *first_norms;              /* [layers], the first sample of the run */
+    tc_tensor **params;             /* [layers], borrowed from the model */
+    char (*names)[PROF_LAYER_NAME]; /* [layers] */
+    float *norms;                   /* [layers], the latest sample */
+    float *first_norms;             /* [layers], the first sample of the run */
     bool have_first_norms;
-    double first_loss;               /* the run's first step */
+    double first_loss; /* the run's first step */
     bool have_first_loss;
+    double grad_sample_s; /* the run's gradient samples: total time and count */
+    int64_t grad_sample_count;
     bool loss_nonfinite;
 
-    int64_t trace_from, trace_to;    /* inclusive; trace_to < 0: no trace */
-    struct prof_trace_event *trace;  /* [PROF_TRACE_MAX] */
+    int64_t trace_from, trace_to;   /* inclusive; trace_to < 0: no trace */
+    struct prof_trace_event *trace; /* [PROF_TRACE_MAX] */
     size_t trace_count;
 };
 
