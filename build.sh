@@ -33,7 +33,8 @@ TORCH_VERSION=2.15.0
 TORCHVISION_VERSION=0.29.2
 APT_PACKAGES=(cmake make g++ pkg-config python3-venv libjpeg62-turbo-dev libpng-dev
               libmicrohttpd-dev libcjson-dev libarchive-dev zlib1g-dev libgloo-dev
-              clang-14 libclang-rt-14-dev)
+              clang-14 libclang-rt-14-dev
+              chromium) # chromium: tests/python/test_report.py renders report.html headless
 
 log() { printf '[build.sh] %s\n' "$*" >&2; }
 
@@ -61,14 +62,15 @@ install_debian_packages() {
 install_python_env() {
     local want="$TORCH_VERSION $TORCHVISION_VERSION"
     if [ -x "$VENV/bin/python" ] && [ "$("$VENV/bin/python" -c \
-        'import torch, torchvision, numpy, pytest; print(torch.__version__.split("+")[0], torchvision.__version__.split("+")[0])' \
+        'import torch, torchvision, numpy, pytest, tensorboard; print(torch.__version__.split("+")[0], torchvision.__version__.split("+")[0])' \
         2>/dev/null)" = "$want" ]; then
         return
     fi
     log "installing torch $TORCH_VERSION and torchvision $TORCHVISION_VERSION into $VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --upgrade pip
-    "$VENV/bin/pip" install -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" numpy pytest
+    "$VENV/bin/pip" install -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" numpy pytest \
+        tensorboard # tensorboard: its event reader checks our event files (test_report.py)
 }
 
 torch_cmake_prefix() {

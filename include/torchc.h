@@ -349,6 +349,22 @@ tc_grad_sync *tc_grad_sync_new(tc_dist *d, tc_tensor *const *params, const char 
 int tc_grad_sync_before_backward(tc_grad_sync *g);
 void tc_grad_sync_free(tc_grad_sync *g);
 
+/* ---- profiling (the training report's timers and gradient statistics) --------------------- */
+typedef struct tc_timer tc_timer; /* device-side timestamps: CUDA events */
+/* out[i] <- ||grad of params[i]||_2 (0 where a parameter has no gradient), in one device
+ * round trip. out: [n]. */
+int tc_grad_norms(tc_tensor *const *params, size_t n, float *out);
+/* `slots` timing events on CUDA device d; NULL with an error on other devices. */
+tc_timer *tc_timer_new(tc_device d, size_t slots);
+/* Records slot's event on the device's current stream (returns at once). */
+int tc_timer_record(tc_timer *t, size_t slot);
+/* Milliseconds of device time between two recorded slots; waits for `to` to complete. */
+int tc_timer_elapsed_ms(tc_timer *t, size_t from, size_t to, double *ms);
+void tc_timer_free(tc_timer *t);
+/* The caching allocator's bytes on a CUDA device (all 0 on the CPU). */
+int tc_device_memory(tc_device d, double *allocated_bytes, double *peak_bytes,
+                     double *reserved_bytes);
+
 #ifdef __cplusplus
 }
 #endif

@@ -33,6 +33,7 @@ enum kind {
     K_IMAGE_SHAPE, /* built-in algorithm: "3,224,224" */
     K_NUM_LAYERS,  /* built-in algorithm: ResNet depth */
     K_IGNORED,     /* known, accepted, unused (said once in the log) */
+    K_STEP_RANGE,  /* "5-10", "7" or "none": steps to trace */
 };
 
 struct field {
@@ -74,6 +75,10 @@ static const struct field fields[] = {
     {{"num_processes", "processes_per_host"}, K_INT, F(num_processes), 0, 256, "an integer from 0 to 256 (0: one per GPU, or 1 without GPUs)"},
     {{"master_port"}, K_INT, F(master_port), 1024, 65535, "an integer from 1024 to 65535"},
     {{"dist_timeout", "collective_timeout"}, K_DOUBLE, F(dist_timeout_s), 1, 86400, "seconds, from 1 to 86400"},
+    {{"profile_steps"}, K_STEP_RANGE, F(profile_steps_from), 0, 1000,
+     "\"FIRST-LAST\" (steps counted from 0, at most 1000 of them), one step, or \"none\""},
+    {{"gradient_norm_interval"}, K_INT, F(grad_norm_interval), 0, 1000000, "an integer >= 0 (0: off)"},
+    {{"training_report"}, K_BOOL, F(training_report), 0, 0, "true or false"},
     {{"num_training_samples", "use_pretrained_model", "augmentation_type", "early_stopping"},
      K_IGNORED, 0, 0, 0, NULL},
 };
@@ -102,6 +107,10 @@ void hyperparams_default(struct hyperparams *hp)
     hp->augment = true;
     hp->master_port = 7777;
     hp->dist_timeout_s = 600;
+    hp->profile_steps_from = 0;
+    hp->profile_steps_to = -1;
+    hp->grad_norm_interval = 50;
+    hp->training_report = true;
 }
 
 const char *optimizer_name(enum optimizer_kind k)
@@ -242,6 +251,23 @@ static int set_field(struct hyperparams *hp, const struct field *f, const char *
             h < f->min || h > f->max)
             return bad_value(f, key, v);
         hp->image_size = h;
+        return 0;
+    }
+    case K_STEP_RANGE: {
+        long long first, last;
+        char extra;
+        if (strcasecmp(v, "none") == 0 || strcasecmp(v, "off") == 0 || *v == '\0') {
+            hp->profile_steps_from = 0, hp->profile_steps_to = -1;
+            return 0;
+        }
+        int got = sscanf(v, "%lld-%lld%c", &first, &last, &extra);
+        if (got == 1 && strchr(v, '-') == NULL && sscanf(v, "%lld%c", &first, &extra) == 1)
+            last = first;
+        else if (got != 2)
+            return bad_value(f, key, v);
+        if (first < 0 || last < first || last - first >= (long long)f->max)
+            return bad_value(f, key, v);
+        hp->profile_steps_from = first, hp->profile_steps_to = last;
         return 0;
     }
     case K_IGNORED:

@@ -45,6 +45,9 @@ struct hyperparams {
     int num_processes;         /* training processes per host; 0: one per GPU (1 on CPU) */
     int master_port;           /* the rendezvous port on the first host */
     double dist_timeout_s;     /* rendezvous and each collective, when several processes */
+    int64_t profile_steps_from, profile_steps_to; /* steps traced to trace.json; to < 0: none */
+    int grad_norm_interval;    /* steps between per-layer gradient-norm samples; 0: off */
+    bool training_report;      /* report.html, TensorBoard scalars, step profile; true */
 };
 
 void hyperparams_default(struct hyperparams *hp);

@@ -66,6 +66,7 @@ struct train_job {
 
     struct eval_result final_val, final_test;
     volatile sig_atomic_t *stop_requested;
+    struct train_report *report; /* rank 0: the training report (report.h); owned */
 };
 
 /* job.c: hyperparameters first (the launcher needs them), then everything else. */

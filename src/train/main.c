@@ -23,6 +23,7 @@
 #include "common/stop_flag.h"
 #include "train/job.h"
 #include "train/launcher.h"
+#include "train/report.h"
 
 static void on_stop_signal(int sig)
 {
@@ -110,12 +111,18 @@ static int run_training(struct train_job *job, const char *failure_path)
                            (job->layout.rank == 0 && artifacts_write_final(job) < 0))) {
         rc = -1;
     }
+    char outcome[600];
     if (rc < 0) {
         failure_write(failure_path, err_msg());
         status = 1;
+        snprintf(outcome, sizeof outcome, "failed: %s", err_msg());
     } else if (status == 0) {
         log_info("training finished: model in %s", job->paths.model_dir);
     }
+    if (rc >= 0)
+        snprintf(outcome, sizeof outcome, "%s", status == 143 ? "stopped by a signal" : "finished");
+    report_finish(job, outcome); /* report.html whatever the outcome, on rank 0 */
+    report_free(job);
     return status;
 }
 

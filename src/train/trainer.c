@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "data/loader.h"
 #include "train/job.h"
+#include "train/report.h"
 
 double trainer_lr_at(const struct hyperparams *hp, double epoch)
 {
@@ -125,6 +126,7 @@ static int reduce_eval(struct train_job *job, struct eval_result *r, double *los
 int trainer_evaluate(struct train_job *job, const struct dataset *d, struct eval_result *out)
 {
     eval_result_free(out);
+    report_eval_begin(job, d);
     int k = job->model->num_classes;
     out->num_classes = k;
     out->per_class_total = calloc((size_t)k, sizeof(int64_t));
@@ -158,6 +160,7 @@ int trainer_evaluate(struct train_job *job, const struct dataset *d, struct eval
                 tc_to_data(tc_argmax(logits, 1), pred, (size_t)b->n * sizeof *pred) < 0) {
                 rc = err_set("evaluating: %s", tc_last_error());
             } else {
+                report_eval_batch(job, d, b, pred);
                 loss_sum += loss * b->n;
                 for (int i = 0; i < b->n; i++) {
                     int64_t t = b->labels[i], p = pred[i];
@@ -259,6 +262,8 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
     struct loader *l;
     if (loader_start(&l, &job->train, &c, epoch, job->next_batch) < 0)
         return -1;
+    struct step_profile *prof = report_profile(job); /* NULL: no profiling on this rank */
+    prof_epoch_begin(prof, epoch + 1);
     double start = clock_now_s(), last_report = start;
     size_t images = 0;
     int rc = 0, got;
@@ -267,7 +272,10 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
     struct device_metrics dm;
     if (device_metrics_start(&dm, job) < 0)
         rc = -1;
+    double read_loss_sum = job->partial_loss_sum; /* what the report has seen of the sums */
+    size_t unread_images = 0;
     while (rc == 0 && (got = loader_next(l, &b)) > 0) {
+        prof_step_begin(prof, (int64_t)((size_t)epoch * batches + b->index));
         /* Batch norm cannot train on one image; with several ranks, none trains then. */
         if (distributed_agree(job, *job->stop_requested, b->n > 1, &stop, &skip) < 0 || stop) {
             rc = stop ? 1 : -1;
@@ -275,6 +283,7 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
             loader_release(l, b);
             break;
         }
+        prof_lap(prof, PROF_SYNC);
         double lr = trainer_lr_at(&job->hp, epoch + (double)b->index / (double)batches);
         tc_optimizer_set_lr(job->optimizer, -1, lr);
         if (!skip) {
@@ -284,14 +293,27 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
             tc_optimizer_zero_grad(job->optimizer);
             tc_tensor *logits = distributed_sync_buffers(job) < 0 ? NULL : forward(job, x, true);
             tc_tensor *loss = tc_cross_entropy(logits, y, job->hp.label_smoothing);
+            prof_lap(prof, PROF_FORWARD);
+            /* (prof_lap(), next) marks a phase boundary inside the chain of steps. */
             if (!loss || distributed_before_backward(job) < 0 || tc_backward(loss) < 0 ||
-                tc_optimizer_step(job->optimizer) < 0 ||
-                device_metrics_add(&dm, loss, logits, y, b->n) < 0 ||
+                (prof_lap(prof, PROF_BACKWARD), tc_optimizer_step(job->optimizer) < 0) ||
+                (prof_lap(prof, PROF_OPTIMIZER), device_metrics_add(&dm, loss, logits, y, b->n) < 0) ||
                 (dm.pending >= dm.every && device_metrics_flush(&dm, job) < 0))
                 rc = err_set("training step %zu of epoch %d: %s", b->index, epoch + 1, tc_last_error());
             else if (dm.pending == 0 && !isfinite(job->partial_loss_sum))
                 rc = err_set("the loss became %g by step %zu of epoch %d: lower lr (now %g)",
                              job->partial_loss_sum, b->index, epoch + 1, lr);
+            /* The report sees the mean loss of the steps just read back (each step on the CPU,
+             * every dm.every steps on a GPU), never a read-back of its own. */
+            unread_images += (size_t)b->n;
+            if (dm.pending == 0 && unread_images > 0) {
+                double mean = (job->partial_loss_sum - read_loss_sum) / (double)unread_images;
+                read_loss_sum = job->partial_loss_sum;
+                unread_images = 0;
+                prof_step_end(prof, &mean);
+            } else if (rc == 0) {
+                prof_step_end(prof, NULL);
+            }
             job->partial_seen += b->n;
             images += (size_t)b->n;
             tc_scope_end(s);
@@ -306,6 +328,7 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
                      (double)(batches - job->next_batch) * job->hp.batch_size / rate);
             last_report = t;
         }
+        prof_lap(prof, PROF_OTHER);
     }
     if (rc == 0 && got < 0)
         rc = -1;
@@ -327,6 +350,7 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
     double elapsed = clock_now_s() - start;
     /* The job's rate: every rank trains on equally many (padded) samples per epoch. */
     *images_per_sec = elapsed > 0 ? (double)images * job->layout.world_size / elapsed : 0;
+    prof_epoch_end(prof, *images_per_sec);
     if (rc == 0 && job->partial_seen == 0 && job->layout.world_size == 1) /* ranks: after the sum */
         rc = err_set("no training image could be read (first error: %s)", stats.first_bad[0]);
     return rc;
@@ -351,6 +375,8 @@ static int gather_partial_sums(struct train_job *job, bool rank0_only)
 int trainer_run(struct train_job *job)
 {
     const struct hyperparams *hp = &job->hp;
+    if (report_start(job) < 0)
+        return -1;
     while (job->next_epoch < hp->epochs) {
         int epoch = job->next_epoch;
         double t0 = clock_now_s(), rate = 0;
@@ -370,8 +396,10 @@ int trainer_run(struct train_job *job)
             .lr = tc_optimizer_get_lr(job->optimizer, 0),
             .images_per_sec = rate,
         };
+        double t_eval = clock_now_s();
         if (trainer_evaluate(job, &job->val, &job->final_val) < 0)
             return err_prefix("validation after epoch %d: ", epoch + 1);
+        prof_add(report_profile(job), PROF_EVAL, clock_now_s() - t_eval);
         m.val_loss = job->final_val.loss;
         m.val_acc = job->final_val.accuracy;
         m.seconds = clock_now_s() - t0;
@@ -386,8 +414,10 @@ int trainer_run(struct train_job *job)
             job->best_epoch = m.epoch;
             job->best_val_acc = m.val_acc;
             job->epochs_without_improvement = 0;
+            double t_save = clock_now_s();
             if (job->layout.rank == 0 && artifacts_save_best_model(job) < 0)
                 return -1;
+            prof_add(report_profile(job), PROF_CHECKPOINT, clock_now_s() - t_save);
         } else {
             job->epochs_without_improvement++;
         }
@@ -403,7 +433,12 @@ int trainer_run(struct train_job *job)
             job->next_epoch = hp->epochs;
         }
         bool stop, unused;
-        if (checkpoint_save(job) < 0 || distributed_agree(job, *job->stop_requested, true, &stop, &unused) < 0)
+        double t_checkpoint = clock_now_s();
+        if (checkpoint_save(job) < 0)
+            return -1;
+        prof_add(report_profile(job), PROF_CHECKPOINT, clock_now_s() - t_checkpoint);
+        report_epoch_done(job);
+        if (distributed_agree(job, *job->stop_requested, true, &stop, &unused) < 0)
             return -1;
         if (stop)
             return 1;
