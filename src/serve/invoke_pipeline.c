@@ -1,7 +1,7 @@
 /*
  * invoke_pipeline.c - one invocation through one model: the Accept check, input_fn, the
- * model's batcher (predict_fn) and output_fn. The multi-model routes run it on the model a
- * request names; it does what server.c's /invocations does for the single model.
+ * model's batcher (predict_fn) and output_fn. server.c's workers run it for /invocations on
+ * the single model, the multi-model routes on the model a request names.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -207,23 +207,8 @@ static void run_pipeline(struct server *srv, struct request_state *st)
     struct sm_request req = {(const uint8_t *)st->body, st->len, st->content_type, st->accept,
                              st->attributes};
     struct sm_error err = {{0}};
-    struct sm_batch batch = {0};
-    struct sm_scores scores = {0};
     struct sm_response resp = {0};
-    batcher_expect(srv->batcher, 1);
-    int status = srv->handlers.input_fn(&srv->ctx, &req, &batch, &err);
-    if (status == 0)
-        status = batcher_submit(srv->batcher, &batch, &scores, &err);
-    else
-        batcher_expect(srv->batcher, -1);
-    if (status == 0) {
-        scores.records = batch.records;
-        scores.n_records = batch.records ? batch.n_records : 0;
-        status = srv->handlers.output_fn(&srv->ctx, &scores, &req, &resp, &err);
-    }
-    free(batch.data);
-    free(batch.records);
-    free(scores.probs);
+    int status = serve_invoke(&srv->handlers, &srv->ctx, srv->batcher, &req, &resp, &err);
     if (status == 0) {
         st->result_status = 200;
         st->echo_attributes = true;
@@ -233,9 +218,6 @@ static void run_pipeline(struct server *srv, struct request_state *st)
                  resp.content_type[0] ? resp.content_type : "application/json");
         return;
     }
-    free(resp.body);
-    if (status < 400 || status > 599)
-        status = 500;
     st->result_status = status;
     st->result_body = error_body(status, err.message[0] ? err.message : "request failed",
                                  &st->result_len);
