@@ -26,7 +26,8 @@ JOBS=${JOBS:-$(nproc)}
 TORCH_VERSION=2.15.0
 TORCHVISION_VERSION=0.29.2
 APT_PACKAGES=(cmake make g++ pkg-config python3-venv libjpeg62-turbo-dev libpng-dev
-              libmicrohttpd-dev libcjson-dev libarchive-dev zlib1g-dev libgloo-dev)
+              libmicrohttpd-dev libcjson-dev libarchive-dev zlib1g-dev libgloo-dev
+              libcurl4-openssl-dev)
 
 log() { printf '[build.sh] %s\n' "$*" >&2; }
 

@@ -157,6 +157,7 @@ static enum MHD_Result invoke(struct server *srv, struct MHD_Connection *c, stru
     free(batch.data);
     free(batch.records);
     free(scores.probs);
+    free(scores.logits);
     pthread_mutex_lock(&srv->inflight_mu);
     srv->inflight--;
     pthread_cond_signal(&srv->inflight_cv);
