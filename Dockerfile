@@ -21,7 +21,7 @@ RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         ca-certificates cmake make g++ pkg-config binutils python3 python3-venv \
         libjpeg62-turbo-dev libpng-dev libmicrohttpd-dev libcjson-dev libarchive-dev zlib1g-dev \
-        libgloo-dev \
+        libgloo-dev libcurl4-openssl-dev \
     && rm -rf /var/lib/apt/lists/*
 COPY container/install_libtorch.sh /usr/local/lib/sagemaker-ic/
 RUN /usr/local/lib/sagemaker-ic/install_libtorch.sh "$FLAVOUR" "$TORCH_VERSION" /opt/torch-venv
@@ -33,7 +33,7 @@ RUN /src/container/build_programs.sh "$FLAVOUR" /opt/torch-venv /src /opt/sagema
 FROM ${BASE} AS runtime
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libjpeg62-turbo libpng16-16 libmicrohttpd12 libcjson1 libarchive13 \
+        libjpeg62-turbo libpng16-16 libmicrohttpd12 libcjson1 libarchive13 libcurl4 ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/sagemaker-ic /opt/sagemaker-ic
 COPY container/train container/serve /usr/local/bin/

@@ -33,7 +33,7 @@ TORCH_VERSION=2.15.0
 TORCHVISION_VERSION=0.29.2
 APT_PACKAGES=(cmake make g++ pkg-config python3-venv libjpeg62-turbo-dev libpng-dev
               libmicrohttpd-dev libcjson-dev libarchive-dev zlib1g-dev libgloo-dev
-              clang-14 libclang-rt-14-dev
+              libcurl4-openssl-dev clang-14 libclang-rt-14-dev
               chromium) # chromium: tests/python/test_report.py renders report.html headless
 
 log() { printf '[build.sh] %s\n' "$*" >&2; }

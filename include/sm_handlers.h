@@ -50,6 +50,8 @@ struct sm_context {
     int image_size, resize_size; /* the eval transform: resize shorter side, centre crop */
     float mean[3], std[3];
     void *user;                  /* free for custom handlers */
+    int squash;                  /* 1: resize both sides to image_size (torchvision
+                                    Resize((size, size)), resize_mode "squash"), no crop */
 };
 
 struct sm_request {
@@ -72,12 +74,17 @@ struct sm_batch {
     int64_t n_records;
 };
 
-/* Model output: class probabilities [n,k], malloc'd; records as the input batch's. */
+/* Model output: class probabilities [n,k], malloc'd; records as the input batch's.
+ * logits (optional, malloc'd, [n,k]): the network's raw output before the softmax, for
+ * answers in the PyTorch container's shape; NULL when predict_fn gives only probabilities
+ * (output_fn then answers log-probabilities, which differ from the logits by a constant per
+ * row). The server frees both. */
 struct sm_scores {
     float *probs;
     int64_t n, k;
     const int64_t *records;
     int64_t n_records;
+    float *logits;
 };
 
 struct sm_response {

@@ -96,8 +96,11 @@ static void run_group(struct batcher *b, struct job **group, int count)
             j->out->probs = malloc(bytes);
             j->out->n = j->in->n;
             j->out->k = scores.k;
-            if (j->out->probs) {
+            j->out->logits = scores.logits ? malloc(bytes) : NULL;
+            if (j->out->probs && (j->out->logits || !scores.logits)) {
                 memcpy(j->out->probs, scores.probs + (size_t)at * (size_t)scores.k, bytes);
+                if (scores.logits)
+                    memcpy(j->out->logits, scores.logits + (size_t)at * (size_t)scores.k, bytes);
             } else {
                 j->status = 500;
                 snprintf(j->err->message, sizeof j->err->message, "out of memory");
@@ -108,6 +111,7 @@ static void run_group(struct batcher *b, struct job **group, int count)
         at += (int)j->in->n;
     }
     free(scores.probs);
+    free(scores.logits);
     if (copied)
         free(merged.data);
 }

@@ -4,19 +4,24 @@
  *
  * Inputs (Content-Type):
  *   image/jpeg, image/png, application/x-image (sniffed)     one image
- *   application/x-npy   a NumPy array [N,3,H,W] or [3,H,W] of pixels (uint8, float32/64)
+ *   application/x-npy   a NumPy array [N,3,H,W] or [3,H,W] of pixels: any integer dtype
+ *                       holding 0..255 (NumpySerializer sends a list as int64), float32/64
  *   application/json    a nested list of pixels shaped as above (what the seeds' Lambda sends),
- *                       or {"instances": [...]} whose items are such lists or base64 images
+ *                       {"url": "https://..."} (fetched under url_fetch.h's rules), or
+ *                       {"instances": [...]} whose items are such lists, URLs or base64 images
  *   application/jsonlines  one of the JSON forms per line (batch transform, SplitType=Line)
  * Pixel arrays hold values 0..255; float arrays whose values all lie in [0, 1] are taken as
  * 0..1 and scaled. Every image then gets the training's evaluation transform
- * (image_eval_transform), so what was validated is what is served.
+ * (image_eval_transform), so what was validated is what is served, or, when the model says
+ * resize_mode "squash", a resize of the whole image to the square (Resize((s, s))).
  *
- * Outputs (Accept): application/json (also with no Accept, or the wildcards any/any and
- * application/any), application/x-npy (float32 probabilities [N,K]), application/jsonlines
- * (one line per JSON Lines input line, so that batch transform can join input and output;
- * one line per image for the other inputs).
- * X-Amzn-SageMaker-Custom-Attributes may say top_k=N and threshold=P.
+ * Outputs (Accept, negotiated by accept.c): application/json (also with no Accept, or the
+ * wildcards), application/x-npy (float32 [N,K]), application/jsonlines (one line per JSON
+ * Lines input line, so that batch transform can join input and output; one line per image
+ * for the other inputs; no trailing newline). Each in one of three shapes (accept.h): this
+ * project's default, the built-in image-classification algorithm's, or the PyTorch
+ * container's raw logits. X-Amzn-SageMaker-Custom-Attributes may say top_k=N and
+ * threshold=P (default shape).
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -33,13 +38,18 @@
 #include "common/error.h"
 #include "image/decode.h"
 #include "image/transform.h"
+#include "serve/accept.h"
 #include "serve/serve.h"
+#include "serve/url_fetch.h"
 
 #define MAX_BATCH_IMAGES 1024
 #define MAX_PIXEL_SIDE 4096
 /* A request's model input is capped in bytes, not only in images: a 3 KB body of 1x1 images
  * must not turn into gigabytes of 224x224 tensors. */
 #define MAX_BATCH_BYTES ((size_t)256 << 20)
+/* Each URL may take the whole fetch timeout: a request naming many would hold a connection
+ * for minutes. */
+#define MAX_URLS 16
 
 static int fail(struct sm_error *err, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -86,7 +96,14 @@ static float *batch_item(const struct sm_context *ctx, struct sm_batch *b, int64
 static int transform_into(const struct sm_context *ctx, const struct image *img, float *out,
                           struct sm_error *err)
 {
-    if (image_eval_transform(img, ctx->resize_size, ctx->image_size, ctx->mean, ctx->std, out) < 0)
+    int rc;
+    if (ctx->squash) { /* Resize((size, size)): the whole image onto the square */
+        struct image_box whole = {0, 0, img->width, img->height};
+        rc = image_resample_normalized(img, whole, ctx->image_size, ctx->mean, ctx->std, false, out);
+    } else {
+        rc = image_eval_transform(img, ctx->resize_size, ctx->image_size, ctx->mean, ctx->std, out);
+    }
+    if (rc < 0)
         return fail(err, 400, "cannot preprocess the image: %s", err_msg());
     return 0;
 }
@@ -96,7 +113,7 @@ static int decode_image_into(const struct sm_context *ctx, const uint8_t *data, 
                              float *out, struct sm_error *err)
 {
     struct image img = {0};
-    if (image_decode(data, len, ctx->resize_size, &img) < 0)
+    if (image_decode(data, len, ctx->squash ? ctx->image_size : ctx->resize_size, &img) < 0)
         return fail(err, 400, "the image cannot be decoded: %s", err_msg());
     int rc = transform_into(ctx, &img, out, err);
     image_free(&img);
@@ -178,10 +195,72 @@ static const char *npy_field(const char *header, const char *key)
     return p;
 }
 
+/* A dtype string such as '<i8' or '|u1': byte order, kind (u, i, f) and size. */
+struct npy_dtype {
+    bool big_endian;
+    char kind;
+    size_t size;
+};
+
+static int npy_parse_dtype(const char *descr, struct npy_dtype *t, struct sm_error *err)
+{
+    char text[16] = "";
+    const char *end = *descr == '\'' ? strchr(descr + 1, '\'') : NULL;
+    if (end && (size_t)(end - descr - 1) < sizeof text)
+        memcpy(text, descr + 1, (size_t)(end - descr - 1));
+    const char *q = text;
+    t->big_endian = *q == '>';
+    if (*q == '<' || *q == '>' || *q == '|' || *q == '=')
+        q++;
+    t->kind = q[0];
+    t->size = q[0] && q[1] >= '1' && q[1] <= '8' && !q[2] ? (size_t)(q[1] - '0') : 0;
+    bool integer = (t->kind == 'u' || t->kind == 'i') &&
+                   (t->size == 1 || t->size == 2 || t->size == 4 || t->size == 8);
+    bool real = t->kind == 'f' && (t->size == 4 || t->size == 8);
+    if (!integer && !real)
+        return fail(err, 400, "The .npy array's dtype '%s' is not accepted: send pixels as an "
+                              "integer type (uint8, int8 to int64, uint16 to uint64) holding 0 to "
+                              "255, or as float32 or float64.",
+                    text);
+    if (t->size == 1)
+        t->big_endian = false;
+    return 0;
+}
+
+/* Element i of d as a double (the bytes in the array's byte order). */
+static double npy_element(const uint8_t *d, size_t i, const struct npy_dtype *t)
+{
+    uint8_t b[8];
+    const uint8_t *src = d + i * t->size;
+    for (size_t k = 0; k < t->size; k++) /* to little-endian */
+        b[k] = t->big_endian ? src[t->size - 1 - k] : src[k];
+    uint64_t u = 0;
+    for (size_t k = t->size; k-- > 0;)
+        u = u << 8 | b[k];
+    if (t->kind == 'u')
+        return (double)u;
+    if (t->kind == 'i') {
+        unsigned bits = 8 * (unsigned)t->size;
+        if (bits < 64 && (u >> (bits - 1)) & 1)
+            u |= ~(uint64_t)0 << bits; /* sign-extend */
+        return (double)(int64_t)u;
+    }
+    if (t->size == 4) {
+        uint32_t w = (uint32_t)u;
+        float f;
+        memcpy(&f, &w, 4);
+        return f;
+    }
+    double v;
+    memcpy(&v, &u, 8);
+    return v;
+}
+
 static int npy_decode(const uint8_t *body, size_t len, struct pixels *p, struct sm_error *err)
 {
     if (len < 10 || memcmp(body, "\x93NUMPY", 6) != 0)
-        return fail(err, 400, "the body is not a NumPy .npy array (no \\x93NUMPY magic)");
+        return fail(err, 400, "The body is not a NumPy .npy array: it does not start with the "
+                              "\\x93NUMPY magic.");
     size_t hlen, start;
     if (body[6] == 1) {
         hlen = (size_t)body[8] | (size_t)body[9] << 8;
@@ -190,41 +269,38 @@ static int npy_decode(const uint8_t *body, size_t len, struct pixels *p, struct 
         hlen = (size_t)body[8] | (size_t)body[9] << 8 | (size_t)body[10] << 16 | (size_t)body[11] << 24;
         start = 12;
     } else {
-        return fail(err, 400, "unsupported .npy version %d", body[6]);
+        return fail(err, 400, "The .npy format version %d is not supported: send version 1, 2 or 3.",
+                    body[6]);
     }
     if (hlen > 65536 || start + hlen > len)
-        return fail(err, 400, "the .npy header is truncated");
+        return fail(err, 400, "The .npy header is truncated or longer than 64 KiB.");
     char header[65537];
     memcpy(header, body + start, hlen);
     header[hlen] = '\0';
     const char *descr = npy_field(header, "descr"), *fortran = npy_field(header, "fortran_order"),
                *shape = npy_field(header, "shape");
     if (!descr || !fortran || !shape)
-        return fail(err, 400, "the .npy header lacks descr, fortran_order or shape");
+        return fail(err, 400, "The .npy header lacks descr, fortran_order or shape.");
     if (strncmp(fortran, "False", 5) != 0)
-        return fail(err, 400, "Fortran-ordered .npy arrays are not accepted; send C order");
-    size_t item;
-    int kind; /* 0 u8, 1 f4, 2 f8 */
-    if (strncmp(descr, "'|u1'", 5) == 0)
-        item = 1, kind = 0;
-    else if (strncmp(descr, "'<f4'", 5) == 0)
-        item = 4, kind = 1;
-    else if (strncmp(descr, "'<f8'", 5) == 0)
-        item = 8, kind = 2;
-    else
-        return fail(err, 400, "unsupported .npy dtype %.8s: send uint8, float32 or float64", descr);
+        return fail(err, 400, "Fortran-ordered .npy arrays are not accepted: send C order.");
+    struct npy_dtype type;
+    if (npy_parse_dtype(descr, &type, err))
+        return 400;
     if (*shape != '(')
-        return fail(err, 400, "malformed .npy shape");
+        return fail(err, 400, "The .npy shape is malformed: expected a tuple such as (1, 3, 224, 224).");
     int64_t dims[8];
     int ndim = 0;
     const char *q = shape + 1;
-    while (*q && *q != ')' && ndim < 8) {
+    while (*q && *q != ')') {
         char *end;
         long long d = strtoll(q, &end, 10);
         if (end == q)
             break;
-        if (d < 0 || d > 1 << 24)
-            return fail(err, 400, "impossible .npy dimension %lld", d);
+        if (ndim == 8)
+            return fail(err, 400, "The .npy array has more than 8 dimensions: send [N,3,H,W] or [3,H,W].");
+        /* Each dimension is bounded here, before any product of them is formed. */
+        if (d < 0 || d > MAX_PIXEL_SIDE * (long long)MAX_BATCH_IMAGES)
+            return fail(err, 400, "The .npy dimension %lld is impossible for an image batch.", d);
         dims[ndim++] = d;
         q = end;
         while (*q == ',' || *q == ' ')
@@ -232,28 +308,34 @@ static int npy_decode(const uint8_t *body, size_t len, struct pixels *p, struct 
     }
     if (check_shape(dims, ndim, p, err))
         return 400;
-    size_t count = (size_t)(p->n * 3 * p->h * p->w);
+    if (p->n < 1 || p->n > MAX_BATCH_IMAGES || p->h < 1 || p->w < 1 || p->h > MAX_PIXEL_SIDE ||
+        p->w > MAX_PIXEL_SIDE)
+        return fail(err, 400, "The .npy array is shaped [%lld,3,%lld,%lld]: send at most %d images "
+                              "(at least 1) of 1 to %d pixels a side.",
+                    (long long)p->n, (long long)p->h, (long long)p->w, MAX_BATCH_IMAGES, MAX_PIXEL_SIDE);
+    size_t count, bytes;
+    if (__builtin_mul_overflow((size_t)p->n * 3, (size_t)p->h, &count) ||
+        __builtin_mul_overflow(count, (size_t)p->w, &count) ||
+        __builtin_mul_overflow(count, type.size, &bytes))
+        return fail(err, 400, "The .npy array is too large.");
     size_t data_len = len - start - hlen;
-    if (p->n < 1 || p->n > MAX_BATCH_IMAGES || p->h > MAX_PIXEL_SIDE || p->w > MAX_PIXEL_SIDE)
-        return fail(err, 400, "the array is too large: at most %d images of %d pixels a side",
-                    MAX_BATCH_IMAGES, MAX_PIXEL_SIDE);
-    if (data_len != count * item)
-        return fail(err, 400, "the .npy data holds %zu bytes, the header promises %zu", data_len,
-                    count * item);
-    p->v = malloc(count * sizeof *p->v);
+    if (data_len != bytes)
+        return fail(err, 400, "The .npy data holds %zu bytes, but its header promises %zu.",
+                    data_len, bytes);
+    p->v = malloc(count * sizeof *p->v + 1);
     if (!p->v)
-        return fail(err, 500, "out of memory");
+        return fail(err, 500, "Out of memory decoding the .npy array.");
     const uint8_t *d = body + start + hlen;
-    p->integers = kind == 0;
+    p->integers = type.kind != 'f';
     for (size_t i = 0; i < count; i++) {
-        if (kind == 0) {
-            p->v[i] = d[i];
-        } else if (kind == 1) {
-            float f;
-            memcpy(&f, d + 4 * i, 4);
-            p->v[i] = f;
-        } else {
-            memcpy(&p->v[i], d + 8 * i, 8);
+        p->v[i] = npy_element(d, i, &type);
+        if (p->integers && (p->v[i] < 0 || p->v[i] > 255)) {
+            double bad = p->v[i];
+            free(p->v);
+            p->v = NULL;
+            return fail(err, 400, "The .npy array holds the integer %.0f at element %zu: integer "
+                                  "pixels must lie in 0 to 255.",
+                        bad, i);
         }
     }
     return 0;
@@ -375,6 +457,26 @@ static int json_record(const struct sm_context *ctx, const cJSON *rec, size_t bo
     return rc;
 }
 
+/* {"url": "https://..."}: the image fetched (url_fetch.h says under which rules). */
+static int url_record(const struct sm_context *ctx, const cJSON *url, struct sm_batch *b,
+                      struct sm_error *err)
+{
+    if (!cJSON_IsString(url) || !*url->valuestring)
+        return fail(err, 400, "\"url\" must be a string holding the image's https URL.");
+    struct url_fetch_options o;
+    if (url_fetch_options_from_env(&o, err->message, sizeof err->message) < 0)
+        return 500;
+    uint8_t *bytes;
+    size_t len;
+    int rc = url_fetch(url->valuestring, &o, &bytes, &len, err->message, sizeof err->message);
+    if (rc == 0)
+        rc = batch_alloc(ctx, 1, b, err);
+    if (rc == 0)
+        rc = decode_image_into(ctx, bytes, len, b->data, err);
+    free(bytes);
+    return rc;
+}
+
 static int json_record_into(const struct sm_context *ctx, const cJSON *rec, size_t body_len,
                             struct sm_batch *parts, int *nparts, struct sm_error *err)
 {
@@ -382,6 +484,9 @@ static int json_record_into(const struct sm_context *ctx, const cJSON *rec, size
         return fail(err, 400, "too many records in one request (at most %d)", MAX_BATCH_IMAGES);
     struct sm_batch *b = &parts[(*nparts)++];
     const cJSON *b64 = rec;
+    const cJSON *url = cJSON_IsObject(rec) ? cJSON_GetObjectItemCaseSensitive(rec, "url") : NULL;
+    if (url)
+        return url_record(ctx, url, b, err);
     if (cJSON_IsObject(rec)) {
         b64 = cJSON_GetObjectItemCaseSensitive(rec, "b64");
         if (!b64)
@@ -401,8 +506,8 @@ static int json_record_into(const struct sm_context *ctx, const cJSON *rec, size
         return rc;
     }
     if (!cJSON_IsArray(rec))
-        return fail(err, 400, "each record must be a nested list of pixels or a base64 image "
-                              "(a string, or an object with \"b64\")");
+        return fail(err, 400, "Each record must be a nested list of pixels, a base64 image (a "
+                              "string, or an object with \"b64\") or an object with \"url\".");
     struct pixels p = {0};
     int rc = json_pixels(rec, body_len, &p, err);
     if (rc == 0)
@@ -427,13 +532,25 @@ static int concat(const struct sm_context *ctx, struct sm_batch *parts, int npar
     return rc;
 }
 
+/* The {"url": ...} records in a document: itself, or the items of its "instances". */
+static int count_urls(const cJSON *doc)
+{
+    const cJSON *instances = cJSON_GetObjectItemCaseSensitive(doc, "instances");
+    if (!cJSON_IsArray(instances))
+        return cJSON_IsObject(doc) && cJSON_GetObjectItemCaseSensitive(doc, "url") ? 1 : 0;
+    int n = 0;
+    for (const cJSON *r = instances->child; r; r = r->next)
+        n += cJSON_IsObject(r) && cJSON_GetObjectItemCaseSensitive(r, "url") ? 1 : 0;
+    return n;
+}
+
 static int json_input(const struct sm_context *ctx, const struct sm_request *req, bool lines,
                       struct sm_batch *out, struct sm_error *err)
 {
     struct sm_batch *parts = calloc(MAX_BATCH_IMAGES + 1, sizeof *parts);
     if (!parts)
         return fail(err, 500, "out of memory");
-    int nparts = 0, rc = 0;
+    int nparts = 0, rc = 0, urls = 0;
     size_t images = 0;
     int64_t *records = lines ? calloc(MAX_BATCH_IMAGES + 1, sizeof *records) : NULL;
     int64_t n_records = 0;
@@ -457,6 +574,13 @@ static int json_input(const struct sm_context *ctx, const struct sm_request *req
                 break;
             }
             const cJSON *instances = cJSON_GetObjectItemCaseSensitive(doc, "instances");
+            urls += count_urls(doc);
+            if (urls > MAX_URLS) {
+                cJSON_Delete(doc);
+                rc = fail(err, 400, "A request may name at most %d image URLs: send the others "
+                                    "in further requests.", MAX_URLS);
+                break;
+            }
             if (cJSON_IsArray(instances)) {
                 for (const cJSON *r = instances->child; rc == 0 && r; r = r->next)
                     rc = json_record(ctx, r, req->body_len, parts, &nparts, &images, err);
@@ -525,37 +649,10 @@ int serve_input_fn(const struct sm_context *ctx, const struct sm_request *req,
 
 /* ---- output ---- */
 
-enum out_kind { OUT_JSON, OUT_NPY, OUT_JSONLINES, OUT_NONE };
-
-/* The first acceptable type in Accept (q-values are not weighed; order is). */
-static enum out_kind accept_kind(const char *accept)
-{
-    if (!accept || !*accept)
-        return OUT_JSON;
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", accept);
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        while (isspace((unsigned char)*t))
-            t++;
-        char *semi = strchr(t, ';');
-        if (semi)
-            *semi = '\0';
-        for (char *e = t + strlen(t); e > t && isspace((unsigned char)e[-1]);)
-            *--e = '\0';
-        if (!strcasecmp(t, "application/json") || !strcasecmp(t, "*/*") || !strcasecmp(t, "application/*"))
-            return OUT_JSON;
-        if (!strcasecmp(t, "application/x-npy"))
-            return OUT_NPY;
-        if (!strcasecmp(t, "application/jsonlines") || !strcasecmp(t, "application/jsonl") ||
-            !strcasecmp(t, "application/x-jsonlines"))
-            return OUT_JSONLINES;
-    }
-    return OUT_NONE;
-}
-
 bool serve_accept_supported(const char *accept)
 {
-    return accept_kind(accept) != OUT_NONE;
+    struct serve_accept a;
+    return serve_accept_parse(accept, &a) == 0;
 }
 
 /* top_k=N and threshold=P from the custom attributes ("top_k=3,threshold=0.5" or with ';'). */
@@ -572,6 +669,20 @@ static void parse_attributes(const char *attrs, int *top_k, double *threshold)
         if (sscanf(t, "threshold=%lf", &th) == 1 && th >= 0 && th <= 1)
             *threshold = th;
     }
+}
+
+static const char *class_name(const struct sm_context *ctx, int64_t i)
+{
+    return i >= 0 && i < ctx->num_classes && ctx->class_names ? ctx->class_names[i] : "";
+}
+
+static int64_t arg_max(const float *v, int64_t k)
+{
+    int64_t best = 0;
+    for (int64_t j = 1; j < k; j++)
+        if (v[j] > v[best])
+            best = j;
+    return best;
 }
 
 static cJSON *prediction_json(const struct sm_context *ctx, const float *probs, int64_t k,
@@ -601,14 +712,84 @@ static cJSON *prediction_json(const struct sm_context *ctx, const float *probs, 
     for (int r = 0; r < top_k; r++) {
         cJSON *e = cJSON_CreateObject();
         cJSON_AddNumberToObject(e, "index", order[r]);
-        cJSON_AddStringToObject(e, "label", order[r] < ctx->num_classes ? ctx->class_names[order[r]] : "");
+        cJSON_AddStringToObject(e, "label", class_name(ctx, order[r]));
         cJSON_AddNumberToObject(e, "probability", probs[order[r]]);
         cJSON_AddItemToArray(top, e);
     }
-    cJSON_AddStringToObject(o, "predicted_label", order[0] < ctx->num_classes ? ctx->class_names[order[0]] : "");
+    cJSON_AddStringToObject(o, "predicted_label", class_name(ctx, order[0]));
     cJSON_AddNumberToObject(o, "predicted_index", order[0]);
     if (threshold >= 0)
         cJSON_AddBoolToObject(o, "below_threshold", probs[order[0]] < threshold);
+    return o;
+}
+
+static cJSON *number_list(const float *v, int64_t k)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int64_t j = 0; a && j < k; j++)
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(v[j]));
+    return a;
+}
+
+/* What a PyTorch-shaped answer holds: the logits, or log-probabilities when a custom
+ * predict_fn gave none (same argmax, same softmax). malloc'd [n,k]. */
+static float *raw_outputs(const struct sm_scores *s)
+{
+    size_t count = (size_t)(s->n * s->k);
+    float *v = malloc(count * sizeof *v + 1);
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < count; i++)
+        v[i] = s->logits ? s->logits[i] : logf(s->probs[i] > 0 ? s->probs[i] : 1e-45f);
+    return v;
+}
+
+/* Rows [at, at+size) of v [*,k] as a nested list [[...], ...]. */
+static cJSON *rows_json(const float *v, int64_t at, int64_t size, int64_t k)
+{
+    cJSON *rows = cJSON_CreateArray();
+    for (int64_t i = at; rows && i < at + size; i++)
+        cJSON_AddItemToArray(rows, number_list(v + i * k, k));
+    return rows;
+}
+
+/* The built-in algorithm's JSON Lines record: {"prediction": [...]} for one image, with
+ * "labels" and "predicted_label" when verbose. A record of several images holds a list per
+ * image and a label per image. */
+static cJSON *builtin_record(const struct sm_context *ctx, const struct sm_scores *s, int64_t at,
+                             int64_t size, bool verbose)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddItemToObject(o, "prediction", size == 1 ? number_list(s->probs + at * s->k, s->k)
+                                                     : rows_json(s->probs, at, size, s->k));
+    if (verbose) {
+        cJSON *labels = cJSON_AddArrayToObject(o, "labels");
+        for (int64_t j = 0; labels && j < s->k; j++)
+            cJSON_AddItemToArray(labels, cJSON_CreateString(class_name(ctx, j)));
+        if (size == 1) {
+            cJSON_AddStringToObject(o, "predicted_label",
+                                    class_name(ctx, arg_max(s->probs + at * s->k, s->k)));
+        } else {
+            cJSON *p = cJSON_AddArrayToObject(o, "predicted_label");
+            for (int64_t i = at; p && i < at + size; i++)
+                cJSON_AddItemToArray(p, cJSON_CreateString(class_name(ctx, arg_max(s->probs + i * s->k, s->k))));
+        }
+    }
+    return o;
+}
+
+/* This project's own record: one image's prediction object, or {"predictions": [...]}. */
+static cJSON *default_record(const struct sm_context *ctx, const struct sm_scores *s, int64_t at,
+                             int64_t size, int top_k, double threshold)
+{
+    if (size == 1)
+        return prediction_json(ctx, s->probs + at * s->k, s->k, top_k, threshold);
+    cJSON *o = cJSON_CreateObject();
+    cJSON *preds = cJSON_AddArrayToObject(o, "predictions");
+    for (int64_t i = at; preds && i < at + size; i++)
+        cJSON_AddItemToArray(preds, prediction_json(ctx, s->probs + i * s->k, s->k, top_k, threshold));
     return o;
 }
 
@@ -622,15 +803,24 @@ static int set_body(struct sm_response *out, char *text, const char *type, struc
     return 0;
 }
 
-static int npy_output(const struct sm_scores *s, struct sm_response *out, struct sm_error *err)
+static int set_json(struct sm_response *out, cJSON *doc, struct sm_error *err)
+{
+    char *text = doc ? cJSON_PrintUnformatted(doc) : NULL;
+    cJSON_Delete(doc);
+    return set_body(out, text, "application/json", err);
+}
+
+/* values [n,k] float32 as a version 1.0 .npy array. */
+static int npy_output(const float *values, int64_t rows, int64_t k, struct sm_response *out,
+                      struct sm_error *err)
 {
     char header[128];
     int n = snprintf(header, sizeof header, "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %lld), }",
-                     (long long)s->n, (long long)s->k);
+                     (long long)rows, (long long)k);
     size_t total_header = 10 + (size_t)n + 1;
     size_t pad = (64 - total_header % 64) % 64; /* the data starts 64-byte aligned */
     size_t hlen = (size_t)n + pad + 1;
-    size_t data = (size_t)(s->n * s->k) * sizeof(float);
+    size_t data = (size_t)(rows * k) * sizeof(float);
     uint8_t *buf = malloc(10 + hlen + data);
     if (!buf)
         return fail(err, 500, "out of memory encoding the response");
@@ -640,18 +830,38 @@ static int npy_output(const struct sm_scores *s, struct sm_response *out, struct
     memcpy(buf + 10, header, (size_t)n);
     memset(buf + 10 + n, ' ', pad);
     buf[10 + hlen - 1] = '\n';
-    memcpy(buf + 10 + hlen, s->probs, data);
+    memcpy(buf + 10 + hlen, values, data);
     out->body = buf;
     out->len = 10 + hlen + data;
     snprintf(out->content_type, sizeof out->content_type, "application/x-npy");
     return 0;
 }
 
-/* One line per input record: a record of one image is answered by its prediction object,
- * a record of several (a line with "instances", or a 4-d pixel list) by {"predictions": [...]}.
- * Without records, one line per image. */
-static int jsonlines_output(const struct sm_context *ctx, const struct sm_scores *s, int top_k,
-                            double threshold, struct sm_response *out, struct sm_error *err)
+struct line_style {
+    enum serve_shape shape;
+    bool verbose;
+    int top_k;
+    double threshold;
+    const float *raw; /* pytorch: the raw outputs [n,k] */
+};
+
+static cJSON *record_json(const struct sm_context *ctx, const struct sm_scores *s, int64_t at,
+                          int64_t size, const struct line_style *st)
+{
+    if (st->shape == SERVE_SHAPE_BUILTIN)
+        return builtin_record(ctx, s, at, size, st->verbose);
+    if (st->shape == SERVE_SHAPE_PYTORCH)
+        return rows_json(st->raw, at, size, s->k);
+    return default_record(ctx, s, at, size, st->top_k, st->threshold);
+}
+
+/* One line per input record (one per image without records), so that batch transform can
+ * join input line i with output line i. Lines are separated by '\n' and the body does not
+ * end with one: SageMaker (and the SDK's local mode) adds a newline after each answer when
+ * it assembles with AssembleWith=Line, and a trailing one of ours would become a blank line. */
+static int jsonlines_output(const struct sm_context *ctx, const struct sm_scores *s,
+                            const struct line_style *st, struct sm_response *out,
+                            struct sm_error *err)
 {
     int64_t total = 0;
     for (int64_t r = 0; s->records && r < s->n_records; r++) {
@@ -670,17 +880,9 @@ static int jsonlines_output(const struct sm_context *ctx, const struct sm_scores
         text[0] = '\0';
     for (int64_t r = 0, at = 0; text && r < records; r++) {
         int64_t size = s->records ? s->records[r] : 1;
-        cJSON *o;
-        if (size == 1) {
-            o = prediction_json(ctx, s->probs + at * s->k, s->k, top_k, threshold);
-        } else {
-            o = cJSON_CreateObject();
-            cJSON *preds = cJSON_AddArrayToObject(o, "predictions");
-            for (int64_t i = at; i < at + size; i++)
-                cJSON_AddItemToArray(preds, prediction_json(ctx, s->probs + i * s->k, s->k, top_k, threshold));
-        }
+        cJSON *o = record_json(ctx, s, at, size, st);
         at += size;
-        char *line = cJSON_PrintUnformatted(o);
+        char *line = o ? cJSON_PrintUnformatted(o) : NULL;
         cJSON_Delete(o);
         size_t n = line ? strlen(line) : 0;
         while (line && used + n + 2 > cap)
@@ -692,9 +894,10 @@ static int jsonlines_output(const struct sm_context *ctx, const struct sm_scores
             return fail(err, 500, "out of memory encoding the response");
         }
         text = grown;
+        if (r > 0)
+            text[used++] = '\n';
         memcpy(text + used, line, n);
         used += n;
-        text[used++] = '\n';
         text[used] = '\0';
         free(line);
     }
@@ -704,24 +907,42 @@ static int jsonlines_output(const struct sm_context *ctx, const struct sm_scores
 int serve_output_fn(const struct sm_context *ctx, const struct sm_scores *scores,
                     const struct sm_request *req, struct sm_response *out, struct sm_error *err)
 {
-    enum out_kind kind = accept_kind(req->accept);
-    if (kind == OUT_NONE)
-        return fail(err, 406, "unsupported Accept \"%s\": ask for application/json, "
-                              "application/x-npy or application/jsonlines",
+    struct serve_accept a;
+    if (serve_accept_parse(req->accept, &a) < 0)
+        return fail(err, 406, "unsupported Accept \"%.200s\": ask for application/json, "
+                              "application/x-npy or application/jsonlines (optionally with "
+                              "format=default, builtin or pytorch), with a q above 0",
                     req->accept);
-    if (kind == OUT_NPY)
-        return npy_output(scores, out, err);
-    int top_k = 5;
-    double threshold = -1;
-    parse_attributes(req->custom_attributes, &top_k, &threshold);
-    if (kind == OUT_JSON) {
+    enum serve_shape endpoint;
+    if (serve_shape_from_env(&endpoint, err->message, sizeof err->message) < 0)
+        return 500;
+    struct line_style st = {serve_accept_shape(&a, endpoint), a.verbose, 5, -1, NULL};
+    float *raw = NULL;
+    if (st.shape == SERVE_SHAPE_PYTORCH && !(raw = raw_outputs(scores)))
+        return fail(err, 500, "out of memory encoding the response");
+    st.raw = raw;
+    int rc;
+    if (a.type == SERVE_OUT_NPY) {
+        rc = npy_output(raw ? raw : scores->probs, scores->n, scores->k, out, err);
+    } else if (a.type == SERVE_OUT_JSONLINES) {
+        parse_attributes(req->custom_attributes, &st.top_k, &st.threshold);
+        rc = jsonlines_output(ctx, scores, &st, out, err);
+    } else if (st.shape == SERVE_SHAPE_PYTORCH) {
+        rc = set_json(out, rows_json(raw, 0, scores->n, scores->k), err); /* [N,K] */
+    } else if (st.shape == SERVE_SHAPE_BUILTIN) {
+        /* The built-in algorithm answers one image with a flat list of probabilities. */
+        rc = set_json(out, scores->n == 1 ? number_list(scores->probs, scores->k)
+                                          : rows_json(scores->probs, 0, scores->n, scores->k),
+                      err);
+    } else {
+        parse_attributes(req->custom_attributes, &st.top_k, &st.threshold);
         cJSON *root = cJSON_CreateObject();
         cJSON *preds = cJSON_AddArrayToObject(root, "predictions");
-        for (int64_t i = 0; i < scores->n; i++)
-            cJSON_AddItemToArray(preds, prediction_json(ctx, scores->probs + i * scores->k, scores->k, top_k, threshold));
-        char *text = cJSON_PrintUnformatted(root);
-        cJSON_Delete(root);
-        return set_body(out, text, "application/json", err);
+        for (int64_t i = 0; preds && i < scores->n; i++)
+            cJSON_AddItemToArray(preds, prediction_json(ctx, scores->probs + i * scores->k,
+                                                        scores->k, st.top_k, st.threshold));
+        rc = set_json(out, root, err);
     }
-    return jsonlines_output(ctx, scores, top_k, threshold, out, err);
+    free(raw);
+    return rc;
 }

@@ -1,5 +1,6 @@
 /*
- * handlers.c - the default predict_fn (one batched, gradient-free forward pass and a softmax)
+ * handlers.c - the default predict_fn (one batched, gradient-free forward pass and a softmax;
+ * both the logits and the probabilities are handed on)
  * and the handler table: the defaults, and a user's own code/<name>.so replacing some of them.
  */
 #define _GNU_SOURCE
@@ -25,17 +26,21 @@ int serve_predict_fn(const struct sm_context *ctx, const struct sm_batch *in, st
         x = tc_to_device(x, sm->device);
     if (sm->channels_last)
         x = tc_to_channels_last(x);
-    tc_tensor *probs = tc_softmax(model_forward(sm->net, x, false), 1); /* [n,k] */
+    tc_tensor *logits = model_forward(sm->net, x, false); /* [n,k] */
+    tc_tensor *probs = tc_softmax(logits, 1);              /* [n,k] */
     out->n = in->n;
     out->k = sm->num_classes;
     size_t bytes = (size_t)(out->n * out->k) * sizeof(float);
     out->probs = malloc(bytes);
+    out->logits = malloc(bytes);
     int rc = 0;
-    if (!out->probs || tc_to_data(probs, out->probs, bytes) < 0) {
+    if (!out->probs || !out->logits || tc_to_data(probs, out->probs, bytes) < 0 ||
+        tc_to_data(logits, out->logits, bytes) < 0) {
         snprintf(err->message, sizeof err->message, "prediction failed: %s",
-                 out->probs ? tc_last_error() : "out of memory");
+                 out->probs && out->logits ? tc_last_error() : "out of memory");
         free(out->probs);
-        out->probs = NULL;
+        free(out->logits);
+        out->probs = out->logits = NULL;
         rc = 500;
     }
     tc_set_grad_enabled(grad_was);

@@ -33,6 +33,7 @@ int serve_invoke(const struct sm_handlers *h, const struct sm_context *ctx, stru
     free(batch.data);
     free(batch.records);
     free(scores.probs);
+    free(scores.logits);
     if (status != 0) {
         free(resp->body);
         resp->body = NULL;

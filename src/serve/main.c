@@ -14,6 +14,8 @@
  * headers and body, which trickled bytes do not extend).
  * SAGEMAKER_MULTI_MODEL=true: a multi-model endpoint instead (multi_model.h; budget
  * SERVE_MODEL_MEMORY_MB).
+ * SM_MODEL_MEAN/STD/IMAGE_SIZE/RESIZE_SIZE/RESIZE_MODE (a bare model's preprocessing, see
+ * model_dir.c), SERVE_RESPONSE_FORMAT (accept.h) and SERVE_URL_* (url_fetch.h).
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -23,6 +25,9 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "serve/accept.h"
+#include "serve/url_fetch.h"
 
 #include "common/error.h"
 #include "common/log.h"
@@ -94,14 +99,21 @@ int main(int argc, char **argv)
 
     serve_default_handlers(&srv.handlers);
     struct sm_error err = {{0}};
-    int rc = model_dir_prepare(paths.model_dir);
-    if (rc == 0)
-        rc = serve_load_custom_handlers(paths.model_dir, &srv.handlers);
-    if (rc < 0)
-        snprintf(err.message, sizeof err.message, "%s", err_msg());
-    else if (srv.handlers.model_fn(paths.model_dir, &srv.ctx, &err) != 0)
+    enum serve_shape shape;
+    struct url_fetch_options url_options;
+    int rc = 0;
+    /* Settings read per request are checked once here, so that a typo stops the endpoint
+     * at start instead of failing every request. */
+    if (serve_shape_from_env(&shape, err.message, sizeof err.message) < 0 ||
+        url_fetch_options_from_env(&url_options, err.message, sizeof err.message) < 0)
         rc = -1;
-    else if (batcher_start(&srv.batcher, &srv.ctx, srv.handlers.predict_fn, srv.config.max_batch,
+    else if ((rc = model_dir_prepare(paths.model_dir)) == 0)
+        rc = serve_load_custom_handlers(paths.model_dir, &srv.handlers);
+    if (rc < 0 && !err.message[0])
+        snprintf(err.message, sizeof err.message, "%s", err_msg());
+    else if (rc == 0 && srv.handlers.model_fn(paths.model_dir, &srv.ctx, &err) != 0)
+        rc = -1;
+    else if (rc == 0 && batcher_start(&srv.batcher, &srv.ctx, srv.handlers.predict_fn, srv.config.max_batch,
                            srv.config.batch_delay_us) < 0) {
         snprintf(err.message, sizeof err.message, "%s", err_msg());
         rc = -1;

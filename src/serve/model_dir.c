@@ -4,10 +4,14 @@
  * Accepted, in this order:
  *   1. model.tar.gz inside the directory (SageMaker usually extracts it for us): extracted in
  *      place, refusing absolute paths, "..", links and anything but files and folders;
- *   2. model.pth + metadata.json as `train` writes them;
+ *   2. model.pth + metadata.json as `train` writes them, or as a Python user writes it with
+ *      only some fields (arch, class_names, image_size, resize_size, mean, std, resize_mode);
  *   3. a bare model.pth that a Python user saved from torchvision (or the seeds' LeNet): the
  *      architecture and class count come from SM_MODEL_ARCH / SM_NUM_CLASSES when set, or
  *      are read off the tensors' names and shapes; ImageNet preprocessing at 224 (32 for lenet).
+ * Preprocessing stated in SM_MODEL_MEAN, SM_MODEL_STD, SM_MODEL_IMAGE_SIZE,
+ * SM_MODEL_RESIZE_SIZE and SM_MODEL_RESIZE_MODE ("crop": shorter side to resize_size, centre
+ * crop; "squash": both sides to image_size) wins over metadata.json and the defaults.
  * The network is then moved to the GPU when there is one and run once (warm-up), so that
  * /ping only says 200 for a model that has really produced an output.
  */
@@ -16,6 +20,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,53 +169,13 @@ int model_dir_infer_arch(const tc_state_dict *sd, char *arch, size_t len, int *n
     return 0;
 }
 
-static int read_metadata(const char *path, struct serve_model *sm)
-{
-    cJSON *j;
-    if (json_read_file(path, 16 << 20, &j) < 0)
-        return -1;
-    const cJSON *arch = cJSON_GetObjectItemCaseSensitive(j, "arch");
-    const cJSON *names = cJSON_GetObjectItemCaseSensitive(j, "class_names");
-    const cJSON *size = cJSON_GetObjectItemCaseSensitive(j, "image_size");
-    const cJSON *resize = cJSON_GetObjectItemCaseSensitive(j, "resize_size");
-    const cJSON *mean = cJSON_GetObjectItemCaseSensitive(j, "mean");
-    const cJSON *std = cJSON_GetObjectItemCaseSensitive(j, "std");
-    int rc = 0;
-    if (!cJSON_IsString(arch) || !cJSON_IsArray(names) || !cJSON_IsNumber(size) ||
-        !cJSON_IsNumber(resize) || cJSON_GetArraySize(mean) != 3 || cJSON_GetArraySize(std) != 3 ||
-        size->valueint < 16 || size->valueint > 1024 || resize->valueint < size->valueint ||
-        resize->valueint > 4096)
-        rc = err_set("%s lacks arch, class_names, image_size, resize_size, mean or std, or has "
-                     "values out of range",
-                     path);
-    if (rc == 0) {
-        snprintf(sm->arch, sizeof sm->arch, "%s", arch->valuestring);
-        sm->image_size = size->valueint;
-        sm->resize_size = resize->valueint;
-        for (int c = 0; c < 3; c++) {
-            sm->mean[c] = (float)cJSON_GetArrayItem(mean, c)->valuedouble;
-            sm->std[c] = (float)cJSON_GetArrayItem(std, c)->valuedouble;
-        }
-        sm->num_classes = cJSON_GetArraySize(names);
-        sm->class_names = calloc((size_t)sm->num_classes + 1, sizeof *sm->class_names);
-        for (int i = 0; sm->class_names && i < sm->num_classes && rc == 0; i++) {
-            const cJSON *n = cJSON_GetArrayItem(names, i);
-            if (!(sm->class_names[i] = strdup(cJSON_IsString(n) ? n->valuestring : "")))
-                rc = err_set("out of memory");
-        }
-        if (!sm->class_names)
-            rc = err_set("out of memory");
-    }
-    cJSON_Delete(j);
-    return rc;
-}
-
 static void default_preprocessing(struct serve_model *sm)
 {
     static const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
     bool lenet = strcmp(sm->arch, "lenet") == 0;
     sm->image_size = lenet ? 32 : 224;
     sm->resize_size = lenet ? 32 : 256;
+    sm->squash = false;
     memcpy(sm->mean, mean, sizeof mean);
     memcpy(sm->std, std, sizeof std);
 }
@@ -225,6 +190,220 @@ static int index_class_names(struct serve_model *sm)
             return err_set("out of memory");
     }
     return sm->class_names ? 0 : err_set("out of memory");
+}
+
+/* Architecture and class count from SM_MODEL_ARCH / SM_NUM_CLASSES, or read off the state
+ * dict's tensors. */
+static int arch_from_env_or_tensors(const tc_state_dict *sd, struct serve_model *sm)
+{
+    const char *arch = getenv("SM_MODEL_ARCH"), *classes = getenv("SM_NUM_CLASSES");
+    int rc = model_dir_infer_arch(sd, sm->arch, sizeof sm->arch, &sm->num_classes);
+    if (arch && *arch)
+        snprintf(sm->arch, sizeof sm->arch, "%s", arch);
+    if (classes && *classes)
+        sm->num_classes = atoi(classes);
+    if (rc < 0 && arch && *arch && classes && *classes)
+        rc = 0; /* the variables suffice */
+    if (rc == 0 && (sm->num_classes < 1 || sm->num_classes > 100000))
+        rc = err_set("the model has %d classes; SM_NUM_CLASSES must be 1 to 100000", sm->num_classes);
+    return rc;
+}
+
+/* ---- preprocessing a user states (metadata.json fields, SM_MODEL_* variables) ---- */
+
+static int set_size(int *dst, double v, int lo, int hi, const char *what, const char *where)
+{
+    if (!(v >= lo && v <= hi) || v != (int)v)
+        return err_set("%s %s is %g; it must be a whole number from %d to %d", where, what, v, lo, hi);
+    *dst = (int)v;
+    return 0;
+}
+
+static int set_resize_mode(struct serve_model *sm, const char *mode, const char *where)
+{
+    if (strcmp(mode, "crop") == 0)
+        sm->squash = false;
+    else if (strcmp(mode, "squash") == 0)
+        sm->squash = true;
+    else
+        return err_set("%s resize_mode is \"%.32s\"; it must be \"crop\" (shorter side to "
+                       "resize_size, then the centre image_size square) or \"squash\" (the whole "
+                       "image resized to image_size x image_size)",
+                       where, mode);
+    return 0;
+}
+
+static int set_channels(float dst[3], const double v[3], bool is_std, const char *what,
+                        const char *where)
+{
+    for (int c = 0; c < 3; c++)
+        if (!isfinite(v[c]) || (is_std && !(v[c] > 0)) || fabs(v[c]) > 1000)
+            return err_set("%s %s holds %g; give 3 finite numbers%s", where, what, v[c],
+                           is_std ? " above 0" : "");
+    for (int c = 0; c < 3; c++)
+        dst[c] = (float)v[c];
+    return 0;
+}
+
+/* mean or std from JSON: a list of 3 numbers, or one number for all channels. */
+static int json_channels(const cJSON *j, float dst[3], bool is_std, const char *what,
+                         const char *where)
+{
+    double v[3];
+    if (cJSON_IsNumber(j)) {
+        v[0] = v[1] = v[2] = j->valuedouble;
+    } else if (cJSON_IsArray(j) && cJSON_GetArraySize(j) == 3) {
+        for (int c = 0; c < 3; c++) {
+            const cJSON *e = cJSON_GetArrayItem(j, c);
+            if (!cJSON_IsNumber(e))
+                return err_set("%s %s must hold numbers", where, what);
+            v[c] = e->valuedouble;
+        }
+    } else {
+        return err_set("%s %s must be a list of 3 numbers (or one number)", where, what);
+    }
+    return set_channels(dst, v, is_std, what, where);
+}
+
+/* "0.5,0.5,0.5", "[0.5, 0.5, 0.5]" or "0.5" */
+static int env_channels(const char *name, float dst[3], bool is_std)
+{
+    const char *text = getenv(name);
+    if (!text || !*text)
+        return 0;
+    double v[3];
+    int n = 0;
+    const char *p = text;
+    while (*p) {
+        while (*p == ' ' || *p == '[' || *p == ',' || *p == '(')
+            p++;
+        if (!*p || *p == ']' || *p == ')')
+            break;
+        char *end;
+        double x = strtod(p, &end);
+        if (end == p || n == 3)
+            return err_set("%s is \"%.64s\"; give 3 numbers separated by commas, or one", name, text);
+        v[n++] = x;
+        p = end;
+    }
+    if (n == 1)
+        v[1] = v[2] = v[0];
+    else if (n != 3)
+        return err_set("%s is \"%.64s\"; give 3 numbers separated by commas, or one", name, text);
+    return set_channels(dst, v, is_std, "", name);
+}
+
+static int env_size(const char *name, int *dst, int lo, int hi, bool *given)
+{
+    const char *text = getenv(name);
+    if (!text || !*text)
+        return 0;
+    char *end;
+    double v = strtod(text, &end);
+    if (*end)
+        return err_set("%s is \"%.32s\"; give a whole number from %d to %d", name, text, lo, hi);
+    *given = true;
+    return set_size(dst, v, lo, hi, "", name);
+}
+
+/* The preprocessing fields of a metadata.json (all optional): image_size, resize_size, mean,
+ * std, resize_mode. */
+static int metadata_preprocessing(const cJSON *j, const char *path, struct serve_model *sm)
+{
+    const cJSON *size = cJSON_GetObjectItemCaseSensitive(j, "image_size");
+    const cJSON *resize = cJSON_GetObjectItemCaseSensitive(j, "resize_size");
+    const cJSON *mean = cJSON_GetObjectItemCaseSensitive(j, "mean");
+    const cJSON *std = cJSON_GetObjectItemCaseSensitive(j, "std");
+    const cJSON *mode = cJSON_GetObjectItemCaseSensitive(j, "resize_mode");
+    int rc = 0;
+    if (size && !cJSON_IsNumber(size))
+        rc = err_set("%s image_size must be a number", path);
+    else if (size && (rc = set_size(&sm->image_size, size->valuedouble, 16, 1024, "image_size", path)) == 0)
+        sm->resize_size = sm->image_size; /* unless resize_size says otherwise */
+    if (rc == 0 && resize && !cJSON_IsNumber(resize))
+        rc = err_set("%s resize_size must be a number", path);
+    else if (rc == 0 && resize)
+        rc = set_size(&sm->resize_size, resize->valuedouble, 16, 4096, "resize_size", path);
+    if (rc == 0 && mean)
+        rc = json_channels(mean, sm->mean, false, "mean", path);
+    if (rc == 0 && std)
+        rc = json_channels(std, sm->std, true, "std", path);
+    if (rc == 0 && mode)
+        rc = cJSON_IsString(mode) ? set_resize_mode(sm, mode->valuestring, path)
+                                  : err_set("%s resize_mode must be a string", path);
+    return rc;
+}
+
+/* SM_MODEL_MEAN, SM_MODEL_STD, SM_MODEL_IMAGE_SIZE, SM_MODEL_RESIZE_SIZE, SM_MODEL_RESIZE_MODE:
+ * a Python user's statement of their preprocessing, above metadata.json and the defaults. */
+static int env_preprocessing(struct serve_model *sm)
+{
+    bool size_given = false, resize_given = false;
+    int rc = env_size("SM_MODEL_IMAGE_SIZE", &sm->image_size, 16, 1024, &size_given);
+    if (rc == 0 && size_given)
+        sm->resize_size = sm->image_size;
+    if (rc == 0)
+        rc = env_size("SM_MODEL_RESIZE_SIZE", &sm->resize_size, 16, 4096, &resize_given);
+    if (rc == 0)
+        rc = env_channels("SM_MODEL_MEAN", sm->mean, false);
+    if (rc == 0)
+        rc = env_channels("SM_MODEL_STD", sm->std, true);
+    const char *mode = getenv("SM_MODEL_RESIZE_MODE");
+    if (rc == 0 && mode && *mode)
+        rc = set_resize_mode(sm, mode, "SM_MODEL_RESIZE_MODE:");
+    if (rc == 0 && !sm->squash && sm->resize_size < sm->image_size)
+        rc = err_set("resize_size %d is smaller than image_size %d: the centre crop would leave "
+                     "the image (use resize_mode \"squash\" to resize to the square instead)",
+                     sm->resize_size, sm->image_size);
+    return rc;
+}
+
+/* A metadata.json: `train` writes every field; a Python user may write only some (see the
+ * README): arch and class_names are then read off the tensors, preprocessing defaults to
+ * the architecture's. */
+static int read_metadata(const char *path, const tc_state_dict *sd, struct serve_model *sm)
+{
+    cJSON *j;
+    if (json_read_file(path, 16 << 20, &j) < 0)
+        return -1;
+    const cJSON *arch = cJSON_GetObjectItemCaseSensitive(j, "arch");
+    const cJSON *names = cJSON_GetObjectItemCaseSensitive(j, "class_names");
+    int rc = 0;
+    if (!cJSON_IsObject(j))
+        rc = err_set("%s must hold a JSON object", path);
+    else if ((arch && !cJSON_IsString(arch)) || (names && !cJSON_IsArray(names)))
+        rc = err_set("%s: arch must be a string and class_names a list", path);
+    else if (arch)
+        snprintf(sm->arch, sizeof sm->arch, "%s", arch->valuestring);
+    else
+        rc = arch_from_env_or_tensors(sd, sm);
+    if (rc == 0 && names) {
+        sm->num_classes = cJSON_GetArraySize(names);
+        if (sm->num_classes < 1)
+            rc = err_set("%s class_names is empty", path);
+    } else if (rc == 0 && arch) {
+        char inferred[32];
+        rc = model_dir_infer_arch(sd, inferred, sizeof inferred, &sm->num_classes);
+    }
+    if (rc == 0) {
+        default_preprocessing(sm);
+        rc = metadata_preprocessing(j, path, sm);
+    }
+    if (rc == 0 && names) {
+        sm->class_names = calloc((size_t)sm->num_classes + 1, sizeof *sm->class_names);
+        for (int i = 0; sm->class_names && i < sm->num_classes; i++) {
+            const cJSON *n = cJSON_GetArrayItem(names, i);
+            sm->class_names[i] = strdup(cJSON_IsString(n) ? n->valuestring : "");
+            if (!sm->class_names[i])
+                rc = err_set("out of memory");
+        }
+        if (!sm->class_names)
+            rc = err_set("out of memory");
+    } else if (rc == 0) {
+        rc = index_class_names(sm);
+    }
+    cJSON_Delete(j);
+    return rc;
 }
 
 int model_dir_prepare(const char *dir)
@@ -251,22 +430,24 @@ static int load(const char *dir, struct serve_model *sm)
     if (!sd)
         return err_set("loading %s: %s", pth, tc_last_error());
     int rc = 0;
-    if (access(meta, F_OK) == 0) {
-        rc = read_metadata(meta, sm);
+    bool has_metadata = access(meta, F_OK) == 0;
+    if (has_metadata) {
+        rc = read_metadata(meta, sd, sm);
     } else {
-        const char *arch = getenv("SM_MODEL_ARCH"), *classes = getenv("SM_NUM_CLASSES");
-        rc = model_dir_infer_arch(sd, sm->arch, sizeof sm->arch, &sm->num_classes);
-        if (arch && *arch)
-            snprintf(sm->arch, sizeof sm->arch, "%s", arch);
-        if (classes && *classes)
-            sm->num_classes = atoi(classes);
-        if (rc == 0 || (arch && *arch && classes && *classes)) { /* the variables suffice */
+        rc = arch_from_env_or_tensors(sd, sm);
+        if (rc == 0) {
             default_preprocessing(sm);
             rc = index_class_names(sm);
-            log_info("no metadata.json: serving %s with %d classes, ImageNet preprocessing at %d",
-                     sm->arch, sm->num_classes, sm->image_size);
         }
     }
+    if (rc == 0)
+        rc = env_preprocessing(sm);
+    if (rc == 0)
+        log_info("%s: serving %s with %d classes; preprocessing: %s to %d (resize %d), mean "
+                 "%g,%g,%g, std %g,%g,%g",
+                 has_metadata ? "metadata.json" : "no metadata.json", sm->arch, sm->num_classes,
+                 sm->squash ? "squash" : "crop", sm->image_size, sm->resize_size, sm->mean[0],
+                 sm->mean[1], sm->mean[2], sm->std[0], sm->std[1], sm->std[2]);
     if (rc == 0)
         rc = model_create(sm->arch, sm->num_classes, &sm->net);
     if (rc == 0 && model_load_state_dict(sm->net, sd, NULL, NULL) < 0)
@@ -326,6 +507,7 @@ int serve_model_fn(const char *model_dir, struct sm_context *ctx, struct sm_erro
     ctx->num_classes = sm->num_classes;
     ctx->image_size = sm->image_size;
     ctx->resize_size = sm->resize_size;
+    ctx->squash = sm->squash;
     memcpy(ctx->mean, sm->mean, sizeof ctx->mean);
     memcpy(ctx->std, sm->std, sizeof ctx->std);
     return 0;

@@ -23,6 +23,7 @@ struct serve_model {
     char **class_names;
     int image_size, resize_size;
     float mean[3], std[3];
+    bool squash; /* resize_mode "squash": Resize((image_size, image_size)), no crop */
     struct model *net;
     tc_device device;
     bool channels_last;

@@ -3,7 +3,11 @@
 # (unchanged) and use it as SageMaker does. Inside the image: `train` on a copy of
 # opt_ml_layout/ mounted as /opt/ml, then `serve` on the model it wrote; from outside:
 # /ping, every test JPEG to /invocations (tests/container/query_server.py), then SIGTERM, after
-# which the server must exit 0. Any failure stops it with a non-zero status and the reason.
+# which the server must exit 0. Then the SageMaker Python SDK v2's local mode against the image
+# (tests/container/sdk_local_mode.py: fit with train/validation/test, deploy, predict with three
+# serializers, a batch transform), with podman and podman-compose standing in for Docker where
+# there is none; where containers cannot run at all it says why and skips that part
+# (SMOKE_SDK=0 skips it on purpose). Any failure stops it with a non-zero status and the reason.
 #
 #   tests/container/smoke.sh            (./build.sh smoke runs it; .ci/run too)
 #
@@ -201,6 +205,65 @@ stop_server() { # sends SIGTERM to serve; prints nothing, fails if it cannot fin
     fi
 }
 
+# ---- the SDK's local mode: sagemaker<3 in a venv of its own, podman standing in for docker ----
+# Local mode drives `docker` and `docker compose` / `docker-compose`. With buildah, shims on PATH
+# make those podman (on the smoke test's own store) and podman-compose, with runc as the runtime
+# (crun cannot run containers on this kind of host: "cgroups in hybrid mode not supported") and
+# ulimits no higher than this host's hard limits (podman's defaults fail with "setrlimit ...
+# Operation not permitted" inside a container).
+sdk_result="not run"
+skip_sdk() {
+    sdk_result="SKIPPED: $*"
+    log "SDK local mode SKIPPED: $*"
+}
+
+sdk_local_mode() {
+    if [ "${SMOKE_SDK:-1}" = 0 ]; then skip_sdk "SMOKE_SDK=0"; return 0; fi
+    local venv=$CACHE/sdk-venv bin=$work/sdk-bin
+    if ! "$venv/bin/python" -c 'import sagemaker, podman_compose, PIL, numpy' 2>/dev/null; then
+        log "installing sagemaker<3 and podman-compose into $venv (not the shared venv)"
+        rm -rf "$venv"
+        python3 -m venv "$venv" &&
+            "$venv/bin/pip" install -q "sagemaker<3" podman-compose pillow numpy ||
+            die "could not install the SageMaker SDK into $venv"
+    fi
+    mkdir -p "$bin"
+    if [ "$engine" = buildah ]; then
+        command -v runc >/dev/null || {
+            as_root apt-get update -qq
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends runc >/dev/null
+        } || die "could not install runc"
+        printf '[storage]\ndriver = "%s"\ngraphroot = "%s"\nrunroot = "%s"\n' \
+            "$(cat "$STORE/driver")" "$STORE/storage" "$STORE/run" >"$work/storage.conf"
+        local nofile nproc
+        nofile=$(ulimit -Hn) nproc=$(ulimit -Hu)
+        [ "$nofile" = unlimited ] && nofile=1048576
+        [ "$nproc" = unlimited ] && nproc=1048576
+        printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=%s:%s"]\n[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n' \
+            "$nofile" "$nofile" "$nproc" "$nproc" >"$work/containers.conf"
+        export CONTAINERS_STORAGE_CONF=$work/storage.conf CONTAINERS_CONF=$work/containers.conf
+        printf '#!/bin/sh\nexec podman "$@"\n' >"$bin/docker"
+        printf '#!/bin/sh\nexec "%s" "$@"\n' "$venv/bin/podman-compose" >"$bin/docker-compose"
+        chmod +x "$bin/docker" "$bin/docker-compose"
+        local why
+        if ! why=$(podman run --rm --pull=never --network=none "$IMAGE" true 2>&1); then
+            skip_sdk "podman cannot run a container here: $(tail -n 3 <<<"$why" | tr '\n' ' ')"
+            return 0
+        fi
+    elif ! docker compose version 2>/dev/null | grep -q v2 && ! command -v docker-compose >/dev/null; then
+        skip_sdk "Docker has neither 'docker compose' v2 nor docker-compose"
+        return 0
+    fi
+    local sdk_port
+    sdk_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    log "SDK local mode: fit, deploy, predict, transform through sagemaker $("$venv/bin/python" -c 'import sagemaker; print(sagemaker.__version__)')"
+    PATH="$bin:$venv/bin:$PATH" "$venv/bin/python" tests/container/sdk_local_mode.py --image "$IMAGE" \
+        --data opt_ml_layout/input/data --work "$work/sdk" --port "$sdk_port" 2>&1 | tee "$work/sdk.log" |
+        grep -E '^\[sdk\]|Error|error' >&2
+    [ "${PIPESTATUS[0]}" -eq 0 ] || { tail -n 40 "$work/sdk.log" >&2; die "the SDK's local mode failed"; }
+    sdk_result="passed"
+}
+
 containers=() runner= work=
 cleanup() {
     local status=$?
@@ -300,4 +363,9 @@ runner=
 grep -q 'stopped' "$work/serve.log" || die "serve's log does not say it stopped"
 serve_s=$((SECONDS - t))
 
-log "PASS: image $(((size + 500000) / 1000000)) MB; tools and base ${prepare_s} s, build ${build_s} s, train ${train_s} s, serve ${serve_s} s; total $((SECONDS - started)) s"
+# ---- 4. the SageMaker Python SDK's local mode against the image ----
+t=$SECONDS
+sdk_local_mode
+sdk_s=$((SECONDS - t))
+
+log "PASS: image $(((size + 500000) / 1000000)) MB; tools and base ${prepare_s} s, build ${build_s} s, train ${train_s} s, serve ${serve_s} s, SDK local mode ${sdk_s} s ($sdk_result); total $((SECONDS - started)) s"
