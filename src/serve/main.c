@@ -85,6 +85,8 @@ int main(int argc, char **argv)
     static struct server srv;
     struct opt_ml paths;
     read_config(&srv.config);
+    if (srv.config.multi_model)
+        srv.answer_multi_model = multi_model_answer;
     long threads = env_long("SERVE_THREADS", 0, 0, 1024);
     if (threads > 0)
         tc_set_num_threads((int)threads);

@@ -42,8 +42,6 @@ struct multi_model_request {
     size_t len;
 };
 
-/* True for the paths the multi-model routes answer (/models, /models/...). */
-bool multi_model_path(const char *url);
 /* Answers one request on a multi-model path or /invocations (blocking: a worker's call). */
 void multi_model_answer(struct server *srv, const struct multi_model_request *req,
                         struct http_reply *out);

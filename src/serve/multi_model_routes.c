@@ -55,11 +55,6 @@ static void reply_status(struct http_reply *out, int status, const char *fmt, co
     reply_json(out, status, j);
 }
 
-bool multi_model_path(const char *url)
-{
-    return strcmp(url, "/models") == 0 || strncmp(url, "/models/", 8) == 0;
-}
-
 static void load(struct server *srv, const char *body, size_t len, struct http_reply *out)
 {
     cJSON *j = cJSON_ParseWithLength(body ? body : "", len);

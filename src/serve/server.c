@@ -138,6 +138,12 @@ static enum MHD_Result send_error(struct MHD_Connection *c, struct request_state
     return send_json(c, st, status, j);
 }
 
+/* The paths of the multi-model container contract: /models, /models/<name>[/invoke]. */
+static bool is_multi_model_path(const char *url)
+{
+    return strcmp(url, "/models") == 0 || strncmp(url, "/models/", 8) == 0;
+}
+
 static enum route route_of(const char *url)
 {
     if (strcmp(url, "/ping") == 0)
@@ -191,7 +197,7 @@ static void run_multi_model(struct server *srv, struct request_state *st)
                                       st->attributes, st->target_model, st->page_token,
                                       st->limit, st->body, st->len};
     struct http_reply r;
-    multi_model_answer(srv, &req, &r);
+    srv->answer_multi_model(srv, &req, &r);
     st->result_status = r.status;
     st->result_body = r.body;
     st->result_len = r.len;
@@ -369,8 +375,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         set_deadline(c, srv->config.body_timeout_s);
         st->start = clock_now_s();
         st->route = route_of(url);
-        if (srv->config.multi_model && (st->route == ROUTE_INVOCATIONS || multi_model_path(url)))
-            st->route = ROUTE_MULTI_MODEL; /* methods checked by multi_model_answer */
+        if (srv->answer_multi_model && (st->route == ROUTE_INVOCATIONS || is_multi_model_path(url)))
+            st->route = ROUTE_MULTI_MODEL; /* methods checked by the multi-model routes */
         snprintf(st->method, sizeof st->method, "%s", method);
         snprintf(st->path, sizeof st->path, "%s", url);
         __atomic_add_fetch(&srv->active, 1, __ATOMIC_ACQ_REL);

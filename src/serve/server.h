@@ -28,6 +28,13 @@ struct server_config {
 
 struct request_state;
 struct conn_track;
+struct multi_model_request;
+struct http_reply;
+struct server;
+/* How a multi-model endpoint answers a request on /models... or /invocations (multi_model.h);
+ * main() sets it in that mode, so that server.c does not depend on the model registry. */
+typedef void (*multi_model_answer_fn)(struct server *srv, const struct multi_model_request *req,
+                                      struct http_reply *out);
 
 struct server {
     struct server_config config;
@@ -57,6 +64,7 @@ struct server {
     bool reaper_started;
     unsigned connection_limit;
     struct model_registry *registry; /* multi-model mode: the models by name */
+    multi_model_answer_fn answer_multi_model; /* multi-model mode, else NULL */
 };
 
 /* Starts answering (503 on /ping until srv->ready). */

@@ -1,7 +1,9 @@
 /*
  * fuzz_request_codecs.c - libFuzzer target: the request codecs of serve (NPY, JSON pixels,
- * base64 images in JSON, JSON Lines, raw images) through serve_input_fn, the Accept check,
- * and the answer formats through serve_output_fn with the custom attributes (top_k,
+ * base64 images in JSON, JSON Lines, raw images; {"url"} bodies with fetching turned off)
+ * through serve_input_fn, the Accept check (q-values, format= and verbose= parameters), and
+ * the answer formats (ours, the built-in algorithm's, the PyTorch container's) through
+ * serve_output_fn with the custom attributes (top_k,
  * threshold) taken from the input.
  * Input: byte 0 picks the Content-Type, byte 1 the Accept, byte 2 the length of the custom
  * attributes that follow; the rest is the body.
@@ -18,7 +20,20 @@ static const char *const types[] = {"application/x-npy", "application/json",
                                     "image/png", "image/jpeg", "text/csv", ""};
 static const char *const accepts[] = {"application/json", "application/x-npy",
                                       "application/jsonlines", "*/*", "",
-                                      "application/json;verbose", "text/csv"};
+                                      "application/json;verbose", "text/csv",
+                                      "application/json; format=builtin",
+                                      "application/jsonlines; verbose=true; format=builtin",
+                                      "application/json; format=pytorch",
+                                      "application/x-npy;q=0.1, application/json;q=0.9"};
+
+/* {"url": ...} bodies must never reach the network from a fuzzer. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    setenv("SERVE_URL_FETCH", "0", 1);
+    return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
@@ -50,15 +65,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
         scores.n = batch.n;
         scores.k = 3;
         scores.probs = calloc((size_t)batch.n * 3 + 1, sizeof(float));
-        for (int64_t i = 0; scores.probs && i < batch.n * 3; i++)
+        scores.logits = calloc((size_t)batch.n * 3 + 1, sizeof(float));
+        for (int64_t i = 0; scores.probs && scores.logits && i < batch.n * 3; i++) {
             scores.probs[i] = (float)((i % 3) + 1) / 6.0f;
+            scores.logits[i] = (float)(i % 3) - 1.0f;
+        }
         scores.records = batch.records;
         scores.n_records = batch.records ? batch.n_records : 0;
         struct sm_response resp = {0};
-        if (scores.probs)
+        if (scores.probs && scores.logits)
             (void)serve_output_fn(&ctx, &scores, &req, &resp, &err);
         free(resp.body);
         free(scores.probs);
+        free(scores.logits);
     }
     free(batch.data);
     free(batch.records);
