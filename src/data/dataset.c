@@ -244,7 +244,8 @@ static int open_lst(struct dataset *d, const char *lst_path, char *const *classe
         *f2++ = '\0';
         char *end;
         double label = strtod(f1 + 1, &end); /* "3" or "3.000000" */
-        if (end == f1 + 1 || label < 0 || label != (int)label || label >= DATASET_MAX_CLASSES) {
+        /* Range first (NaN fails it too): casting 1e300 to int is undefined behaviour. */
+        if (end == f1 + 1 || !(label >= 0 && label < DATASET_MAX_CLASSES) || label != (int)label) {
             rc = err_set("%s line %zu: label \"%s\" is not a class index", lst_path, line_no, f1 + 1);
             break;
         }

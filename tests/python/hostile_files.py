@@ -34,19 +34,20 @@ def _zip(path, pickle, extra=()):
 
 
 def parent_first_chain(path, levels=200000):
-    """Lists built parent-first: an empty list is memoised, appended into the previous one (which
-    is popped), and fetched back from the memo; 9 pickle bytes a level, every list empty when it
-    is placed, so a reader that records depth at insertion sees depth 1 throughout."""
-    body = bytearray(b"\x80\x02]\x94")
-    for i in range(levels):
-        body += b"]\x94a0j" + struct.pack("<I", i + 1)
+    """Lists built parent-first, 7 pickle bytes a level: an empty list is memoised (always under
+    key 0, so the memo never holds more than the newest), appended into the previous one (which
+    is then popped) and fetched back. The root is memoised under key 1, so the whole chain lives
+    until the memo is freed; each list is empty when it is placed, so a reader that records depth
+    at insertion sees depth 1 throughout, and a recursive free goes 200,000 levels deep."""
+    body = bytearray(b"\x80\x02]q\x01")
+    body += b"]q\x00a0h\x00" * levels
     body += b"."
     _zip(path, bytes(body))
 
 
 def mutual_lists(path):
     """Two lists appended into each other: a cycle."""
-    _zip(path, b"\x80\x02]\x94]\x94ah\x01h\x00a.")
+    _zip(path, b"\x80\x02]\x94]\x94ah\x01h\x00a0.")
 
 
 def memoised_nones(path, count=6 << 20):

@@ -253,7 +253,9 @@ def run_train(root, timeout=180):
 
 
 def test_symlink_loops_in_pretrained_channel_do_not_hang_train(tmp_path):
-    """Two links to "." in the channel made the old walk follow 2^depth paths forever."""
+    """Two links to "." (and one to "..") in a channel without weights made the old walk follow
+    2^depth paths forever; now the walk ends at once with a clear failure, and finds weights in a
+    real sub-folder once they are there."""
     root = make_opt_ml(tmp_path / "opt_ml", {"model": "lenet", "epochs": 1, "batch_size": 4},
                        ["train", "pretrained"])
     write_images(root / "input/data/train")
@@ -262,13 +264,17 @@ def test_symlink_loops_in_pretrained_channel_do_not_hang_train(tmp_path):
     os.symlink(".", channel / "b")
     (channel / "z").mkdir()
     os.symlink("..", channel / "z/up")
-    torch.save(make_model("lenet", 2).state_dict(), channel / "z/weights.pth")
     t0 = time.time()
+    r = run_train(root, timeout=60)
+    assert r.returncode == 1, r.stderr[-3000:]
+    assert "holds no .pth or .pt file" in (root / "output/failure").read_text()
+    assert "is a link to a folder: not followed" in r.stderr
+    assert time.time() - t0 < 60
+
+    torch.save(make_model("lenet", 2).state_dict(), channel / "z/weights.pth")
     r = run_train(root, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "started from" in r.stderr and "z/weights.pth" in r.stderr, r.stderr[-3000:]
-    assert "is a link to a folder: not followed" in r.stderr
-    assert time.time() - t0 < 120
 
 
 def test_temporaries_of_a_killed_run_are_removed_on_start(tmp_path):
