@@ -33,8 +33,11 @@ TORCH_VERSION=2.15.0
 TORCHVISION_VERSION=0.29.2
 APT_PACKAGES=(cmake make g++ pkg-config python3-venv libjpeg62-turbo-dev libpng-dev
               libmicrohttpd-dev libcjson-dev libarchive-dev zlib1g-dev libgloo-dev
-              libcurl4-openssl-dev clang-14 libclang-rt-14-dev
-              chromium) # chromium: tests/python/test_report.py renders report.html headless
+              libcurl4-openssl-dev)
+# Needed by the tests only, not by the image's build (so not in the Dockerfile, which
+# tests/container/smoke.sh checks against APT_PACKAGES): clang-14 and its runtime build the
+# fuzzing and ThreadSanitizer targets; test_report.py renders report.html in headless Chromium.
+TEST_APT_PACKAGES=(clang-14 libclang-rt-14-dev chromium)
 
 log() { printf '[build.sh] %s\n' "$*" >&2; }
 
@@ -44,7 +47,7 @@ as_root() {
 
 install_debian_packages() {
     local missing=()
-    for p in "${APT_PACKAGES[@]}"; do
+    for p in "${APT_PACKAGES[@]}" "${TEST_APT_PACKAGES[@]}"; do
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
     done
     # python3-venv is only needed when the interpreter on PATH cannot make a venv itself.
