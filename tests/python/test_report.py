@@ -228,3 +228,14 @@ def test_data_bound_loop_is_named(tmp_path):
     assert "data-bound" in findings(html), findings(html)
     detail = re.search(r'data-finding="data-bound"><b>[^<]*</b>: ([^<]*)', html).group(1)
     assert "1 loader thread" in detail and "%" in detail
+
+
+@pytest.mark.parametrize("value", ["10-5", "abc", "-3", "7x", "0-1000", "3-"])
+def test_bad_profile_steps_fail_before_any_work(tmp_path, value):
+    root = make_opt_ml(tmp_path / "opt_ml", dict(LENET, profile_steps=value))
+    folders(root / "input/data/train", 5, seed=1)
+    r = run_train(root)
+    assert r.returncode == 1
+    failure = (root / "output/failure").read_text()
+    assert f'hyperparameter profile_steps="{value}" is not valid' in failure, failure
+    assert "epoch=" not in r.stdout
