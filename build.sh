@@ -26,8 +26,11 @@ JOBS=${JOBS:-$(nproc)}
 TORCH_VERSION=2.15.0
 TORCHVISION_VERSION=0.29.2
 APT_PACKAGES=(cmake make g++ pkg-config python3-venv libjpeg62-turbo-dev libpng-dev
-              libmicrohttpd-dev libcjson-dev libarchive-dev zlib1g-dev libgloo-dev
-              chromium) # chromium: tests/python/test_report.py renders report.html headless
+              libmicrohttpd-dev libcjson-dev libarchive-dev zlib1g-dev libgloo-dev)
+# Needed by tests only, not to build (so not in the Dockerfile's build stage, which
+# tests/container/smoke.sh checks against APT_PACKAGES): test_report.py renders report.html
+# in headless Chromium.
+TEST_APT_PACKAGES=(chromium)
 
 log() { printf '[build.sh] %s\n' "$*" >&2; }
 
@@ -37,7 +40,7 @@ as_root() {
 
 install_debian_packages() {
     local missing=()
-    for p in "${APT_PACKAGES[@]}"; do
+    for p in "${APT_PACKAGES[@]}" "${TEST_APT_PACKAGES[@]}"; do
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
     done
     # python3-venv is only needed when the interpreter on PATH cannot make a venv itself.
