@@ -69,7 +69,7 @@ def epoch_rows(html):
 
 
 LENET = {"model": "lenet", "epochs": 4, "batch_size": 16, "lr": 0.003, "optimizer": "adam",
-         "num_workers": 2, "gradient_norm_interval": 2}
+         "num_workers": 2, "gradient_norm_interval": 5}
 
 
 def test_healthy_run_report_tensorboard_trace_and_render(tmp_path):
