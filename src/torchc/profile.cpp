@@ -23,17 +23,20 @@ extern "C" int tc_grad_norms(tc_tensor *const *params, size_t n, float *out)
 {
     return guard_status(__func__, [&] {
         at::NoGradGuard no_grad;
-        std::vector<at::Tensor> norms;
+        std::vector<at::Tensor> grads;
         std::vector<size_t> where;
         for (size_t i = 0; i < n; i++) {
             out[i] = 0;
             if (params[i] && params[i]->t.grad().defined()) {
-                norms.push_back(params[i]->t.grad().detach().norm().to(at::kFloat));
+                grads.push_back(params[i]->t.grad());
                 where.push_back(i);
             }
         }
-        if (norms.empty()) return;
-        at::Tensor all = at::stack(norms).to(at::kCPU).contiguous(); /* one synchronisation */
+        if (grads.empty())
+            return;
+        /* One fused call (as clip_grad_norm_ does), then one copy to the host. */
+        std::vector<at::Tensor> norms = at::_foreach_norm(grads, 2);
+        at::Tensor all = at::stack(norms).to(at::kFloat).to(at::kCPU).contiguous();
         const float *v = all.data_ptr<float>();
         for (size_t k = 0; k < where.size(); k++)
             out[where[k]] = v[k];

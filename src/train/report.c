@@ -154,9 +154,23 @@ void report_epoch_done(struct train_job *job)
 
 void report_finish(struct train_job *job, const char *status)
 {
-    if (!job->report) return;
+    struct train_report *r = job->report;
+    if (!r)
+        return;
+    double t0 = clock_now_s();
     write_trace(job);
     write_page(job, status);
+    r->write_s += clock_now_s() - t0;
+    double overhead = 0, loop = 0;
+    for (int i = 0; i < r->prof.epoch_count; i++) {
+        overhead += r->prof.epochs[i].overhead_s;
+        loop += r->prof.epochs[i].train_wall_s;
+    }
+    char path[OPT_ML_PATH_MAX];
+    if (opt_ml_join(path, sizeof path, job->paths.output_data_dir, "report.html") == 0)
+        log_info("training report: %s (profiler: %.3f%% of the training loop; writing the report "
+                 "and scalars: %.0f ms in all)",
+                 path, loop > 0 ? 100 * overhead / loop : 0, 1000 * r->write_s);
     tb_close(&job->report->tb);
     job->report->tb_failed = true;
 }

@@ -17,6 +17,7 @@
 #include "train/report_svg.h"
 
 #define REPORT_MAX_BYTES ((size_t)32 << 20)
+#define HEATMAP_MAX_CLASSES 50 /* beyond this the SVG gets too heavy for a phone */
 
 static const char *const STYLE =
     "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0 auto;"
@@ -190,7 +191,7 @@ static void confusion(struct rbuf *b, const struct train_job *job)
         rbuf_puts(b, "<p>No validation pass yet.</p></section>");
         return;
     }
-    if (r->confusion) {
+    if (r->confusion && k <= HEATMAP_MAX_CLASSES) {
         const char **labels = calloc((size_t)k, sizeof *labels);
         if (!labels) {
             b->failed = true;
@@ -201,8 +202,10 @@ static void confusion(struct rbuf *b, const struct train_job *job)
         svg_heatmap(b, r->confusion, k, labels);
         free(labels);
     } else {
-        rbuf_printf(b, "<p>%d classes: the matrix is kept up to %d classes.</p>", k,
-                    CONFUSION_MAX_CLASSES);
+        rbuf_printf(b,
+                    "<p>%d classes: the heat map is drawn up to %d classes (metrics.json holds the "
+                    "matrix up to %d); the most confused pairs are below.</p>",
+                    k, HEATMAP_MAX_CLASSES, CONFUSION_MAX_CLASSES);
     }
     rbuf_puts(b,
               "<h3>Per-class accuracy</h3><table id=\"per-class\"><tr><th>class</th><th>images</th>"
