@@ -307,12 +307,13 @@ int model_registry_load(struct model_registry *r, const char *name, const char *
     e->refs = 1;
     pthread_mutex_lock(&r->mu);
     struct entry *old = find(r, name);
+    bool old_ready = old && old->ready;
     if (!old)
         insert(r, e); /* reserves the name: a second load of it is a conflict */
     pthread_mutex_unlock(&r->mu);
     if (old) {
         free(e);
-        return fail(err, 409, "model %s is already %s", name, old->ready ? "loaded" : "loading");
+        return fail(err, 409, "model %s is already %s", name, old_ready ? "loaded" : "loading");
     }
 
     /* Files first (an archive extracted, the user's handlers): they tell the estimate. */
