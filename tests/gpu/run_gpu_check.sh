@@ -88,7 +88,7 @@ if timeout 300 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_CXX_FLAGS="-isystem $USR/include -isystem $USR/include/x86_64-linux-gnu" \
     -DCMAKE_EXE_LINKER_FLAGS="-Wl,-rpath-link,$LIB" -DCMAKE_SHARED_LINKER_FLAGS="-Wl,-rpath-link,$LIB" \
     >"$OUT/build.log" 2>&1 &&
-    timeout 300 cmake --build "$BUILD" -j "$(nproc)" --target train serve test_cuda_path >>"$OUT/build.log" 2>&1; then
+    timeout "${BUILD_TIMEOUT:-300}" cmake --build "$BUILD" -j "$(nproc)" --target train serve test_cuda_path >>"$OUT/build.log" 2>&1; then
     row "build" "ok" "$(($(date +%s) - t0)) s against torch $TORCH"
 else
     fail "build" "see $OUT/build.log: $(grep -m1 -E 'error|Error' "$OUT/build.log" | cut -c1-200)"
