@@ -91,7 +91,9 @@ if timeout 300 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
     timeout "${BUILD_TIMEOUT:-300}" cmake --build "$BUILD" -j "$(nproc)" --target train serve test_cuda_path >>"$OUT/build.log" 2>&1; then
     row "build" "ok" "$(($(date +%s) - t0)) s against torch $TORCH"
 else
-    fail "build" "see $OUT/build.log: $(grep -m1 -E 'error|Error' "$OUT/build.log" | cut -c1-200)"
+    rc=$?
+    [ $rc -eq 124 ] && why="timed out (BUILD_TIMEOUT)" || why=$(grep -m1 -E 'error:|CMake Error|Error [0-9]|not found' "$OUT/build.log" | cut -c1-200)
+    fail "build" "exit $rc, see $OUT/build.log: $why"
     print_table
     exit 1
 fi
