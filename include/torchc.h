@@ -340,7 +340,8 @@ bool tc_dist_has_nccl(void);
 /* Copies root's tensors into every rank's tensors of the same shapes, in place, in a few
  * coalesced messages. */
 int tc_dist_broadcast(tc_dist *d, tc_tensor *const *tensors, size_t n, int root);
-/* Reduces n host values across the ranks in place (metrics, counts, flags). */
+/* Reduces n host values across the ranks in place (metrics, counts, flags). In a CUDA group
+ * they go over a Gloo backend beside NCCL, so this never waits for the GPU's queued work. */
 int tc_dist_all_reduce(tc_dist *d, double *values, size_t n, enum tc_reduce_op op);
 
 /* Hooks the parameters' gradient accumulators: from then on each backward pass averages
