@@ -272,6 +272,11 @@ int tc_optimizer_set_lr(tc_optimizer *opt, int group, double lr);
 double tc_optimizer_get_lr(const tc_optimizer *opt, int group);
 int tc_optimizer_zero_grad(tc_optimizer *opt);
 int tc_optimizer_step(tc_optimizer *opt);
+/* SGD's step as PyTorch's SGD(fused=True): one fused kernel per parameter group instead of
+ * several per parameter (the step is launch-bound on a GPU otherwise). mode -1 (default): where
+ * the parameters are on CUDA; 0: never; 1: always (the CPU has the kernel too). Same update
+ * rule and state, equal results within float rounding. Adam and AdamW keep libtorch's loop. */
+int tc_optimizer_set_fused(tc_optimizer *opt, int mode);
 /* The optimizer's state (momentum buffers, Adam moments, step counts) for checkpoints, in
  * libtorch's own archive format. Loading needs an optimizer built over the same parameters. */
 int tc_optimizer_save(const tc_optimizer *opt, const char *path);
@@ -335,7 +340,8 @@ bool tc_dist_has_nccl(void);
 /* Copies root's tensors into every rank's tensors of the same shapes, in place, in a few
  * coalesced messages. */
 int tc_dist_broadcast(tc_dist *d, tc_tensor *const *tensors, size_t n, int root);
-/* Reduces n host values across the ranks in place (metrics, counts, flags). */
+/* Reduces n host values across the ranks in place (metrics, counts, flags). In a CUDA group
+ * they go over a Gloo backend beside NCCL, so this never waits for the GPU's queued work. */
 int tc_dist_all_reduce(tc_dist *d, double *values, size_t n, enum tc_reduce_op op);
 
 /* Hooks the parameters' gradient accumulators: from then on each backward pass averages

@@ -1,9 +1,19 @@
 /*
  * test_cuda_path.c - the CUDA path, where a GPU exists (skipped with exit code 77 elsewhere):
- * a model moved to the GPU in channels-last gives the CPU's logits, and a bf16-autocast
- * training step runs and yields a finite loss. The code path is the CPU one with another
- * tc_device, which is the point. Then data parallelism over NCCL with one rank: the process
- * group forms, host values reduce, and a backward pass runs through gradient sync.
+ *   - start-up: the checked device count agrees with the plain one, the device can be made
+ *     current, cuDNN benchmark and TF32 switch on and off;
+ *   - for ResNet-18 and VGG-11-BN: a model moved to the GPU in channels-last gives the CPU's
+ *     logits, compared by normalised error ||gpu-cpu||/||cpu||: 1e-4 with TF32 off (fp32
+ *     throughout: catches any layout or kernel bug) and 2e-2 with TF32 on (Ampere/Hopper
+ *     convolutions and matrix products keep 10 mantissa bits, what PyTorch allows by default
+ *     for convolutions);
+ *   - training the way the trainer does (zero_grad, bf16 autocast forward, fp32 loss,
+ *     backward, step) for two steps with SGD+momentum and with Adam: finite losses, weights
+ *     that moved, and the same weights as the CPU doing the same steps in fp32 (loose: bf16);
+ *   - optimizer state saved from the GPU and loaded back lands on the parameters' device and
+ *     the next step runs (the resume path);
+ *   - data parallelism over NCCL with one rank: the process group forms, host values reduce,
+ *     and a backward pass runs through gradient sync (gradients as bucket views).
  */
 #include <math.h>
 #include <stdio.h>
@@ -12,67 +22,202 @@
 #include "models/model.h"
 #include "test_util.h"
 
-int main(void)
+static const tc_device *gpu_dev(void) /* cuda:0 */
 {
-    if (tc_cuda_device_count() == 0) {
-        printf("cuda_path: no CUDA device here, skipped\n");
-        return 77;
-    }
+    static tc_device d;
+    d = tc_device_cuda(0);
+    return &d;
+}
+
+/* Eval logits on the GPU (channels-last) against the CPU's, TF32 off then on. */
+static void check_eval_parity(const char *arch, int64_t size)
+{
     tc_manual_seed(5);
     struct model *m;
-    REQUIRE(model_create("resnet18", 10, &m) == 0, "%s", err_msg());
+    REQUIRE(model_create(arch, 10, &m) == 0, "%s", err_msg());
     tc_scope *s = tc_scope_begin();
-    int64_t xs[4] = {4, 3, 64, 64}, ys[1] = {4};
+    int64_t xs[4] = {4, 3, size, size};
     tc_tensor *x = tc_randn(xs, 4, TC_FLOAT32, tc_device_cpu());
     bool grad_was = tc_set_grad_enabled(false);
     tc_tensor *cpu_logits = model_forward(m, x, false);
-    tc_device gpu = tc_device_cuda(0);
-    REQUIRE(model_to(m, gpu, true) == 0, "%s", err_msg());
-    tc_tensor *gpu_logits = model_forward(m, tc_to_channels_last(tc_to_device(x, gpu)), false);
+    REQUIRE(model_to(m, *gpu_dev(), true) == 0, "%s", err_msg());
+    tc_tensor *xg = tc_to_channels_last(tc_to_device(x, *gpu_dev()));
+    char what[128];
+    tc_cuda_set_performance(true, false);
+    snprintf(what, sizeof what, "%s eval logits, cuda fp32 (TF32 off) vs cpu", arch);
+    check_close(what, model_forward(m, xg, false), cpu_logits, 1e-4);
+    tc_cuda_set_performance(true, true);
+    snprintf(what, sizeof what, "%s eval logits, cuda TF32 vs cpu", arch);
+    check_close(what, model_forward(m, xg, false), cpu_logits, 2e-2);
     tc_set_grad_enabled(grad_was);
-    check_close("cuda eval logits vs cpu", gpu_logits, cpu_logits, 1e-3);
+    tc_scope_end(s);
+    model_free(m);
+}
 
+static tc_optimizer *make_optimizer(struct model *m, bool adam)
+{
     tc_tensor **params;
     size_t n;
-    model_parameters(m, MODEL_PARAMS_ALL, &params, &n);
-    struct tc_sgd_options o = tc_sgd_default_options();
-    tc_optimizer *opt = tc_sgd_new(params, n, &o);
+    REQUIRE(model_parameters(m, MODEL_PARAMS_ALL, &params, &n) == 0, "%s", err_msg());
+    tc_optimizer *opt;
+    if (adam) {
+        struct tc_adam_options o = tc_adam_default_options();
+        opt = tc_adam_new(params, n, &o);
+    } else {
+        struct tc_sgd_options o = tc_sgd_default_options();
+        o.momentum = 0.9;
+        o.weight_decay = 1e-4;
+        opt = tc_sgd_new(params, n, &o);
+    }
     free(params);
-    REQUIRE(tc_autocast_begin(TC_CUDA, TC_BFLOAT16) == 0, "%s", tc_last_error());
-    tc_tensor *logits = model_forward(m, tc_to_device(x, gpu), true);
-    tc_tensor *loss = tc_cross_entropy(logits, tc_to_device(tc_randint(10, ys, 1, tc_device_cpu()), gpu), 0.1);
-    tc_autocast_end(TC_CUDA);
-    CHECK_INT_EQ(tc_dtype_of(logits), TC_BFLOAT16);
-    REQUIRE(tc_backward(loss) == 0 && tc_optimizer_step(opt) == 0, "%s", tc_last_error());
-    double v = NAN;
-    tc_item_double(loss, &v);
-    printf("cuda bf16 train step: loss %.4f\n", v);
-    CHECK(isfinite(v));
-    tc_scope_end(s);
+    REQUIRE(opt, "%s", tc_last_error());
+    return opt;
+}
 
+/* One step as trainer.c takes it; returns the loss. */
+static double train_step(struct model *m, tc_optimizer *opt, const tc_tensor *x,
+                         const tc_tensor *y, tc_device d, bool amp)
+{
+    tc_scope *s = tc_scope_begin();
+    tc_optimizer_zero_grad(opt);
+    tc_tensor *logits;
+    if (amp) {
+        REQUIRE(tc_autocast_begin(d.type, TC_BFLOAT16) == 0, "%s", tc_last_error());
+        logits = model_forward(m, x, true);
+        tc_autocast_end(d.type);
+        CHECK_INT_EQ(tc_dtype_of(logits), TC_BFLOAT16);
+        logits = tc_to_dtype(logits, TC_FLOAT32);
+    } else {
+        logits = model_forward(m, x, true);
+    }
+    tc_tensor *loss = tc_cross_entropy(logits, y, 0.1);
+    double v = NAN;
+    REQUIRE(tc_backward(loss) == 0 && tc_optimizer_step(opt) == 0 && tc_item_double(loss, &v) == 0,
+            "%s", tc_last_error());
+    tc_scope_end(s);
+    return v;
+}
+
+/* Two bf16 steps on the GPU against two fp32 steps on the CPU from the same weights. */
+static void check_training(const char *arch, bool adam, const char *dir)
+{
+    tc_manual_seed(7);
+    struct model *cpu_m, *gpu_m;
+    REQUIRE(model_create(arch, 10, &cpu_m) == 0 && model_create(arch, 10, &gpu_m) == 0, "%s",
+            err_msg());
+    tc_tensor **cp, **gp;
+    size_t n, n2;
+    model_parameters(cpu_m, MODEL_PARAMS_ALL, &cp, &n);
+    model_parameters(gpu_m, MODEL_PARAMS_ALL, &gp, &n2);
+    for (size_t i = 0; i < n && i < n2; i++)
+        tc_copy_(gp[i], cp[i]);
+    REQUIRE(model_to(gpu_m, *gpu_dev(), true) == 0, "%s", err_msg());
+    tc_optimizer *copt = make_optimizer(cpu_m, adam), *gopt = make_optimizer(gpu_m, adam);
+    tc_scope *s = tc_scope_begin();
+    int64_t xs[4] = {8, 3, 64, 64}, ys[1] = {8};
+    tc_tensor *x = tc_randn(xs, 4, TC_FLOAT32, tc_device_cpu());
+    tc_tensor *y = tc_randint(10, ys, 1, tc_device_cpu());
+    tc_tensor *xg = tc_to_channels_last(tc_to_device(x, *gpu_dev())), *yg = tc_to_device(y, *gpu_dev());
+    tc_tensor *before = tc_clone(cp[0]); /* the common starting weights, on the CPU */
+    for (int step = 0; step < 2; step++) {
+        double lc = train_step(cpu_m, copt, x, y, tc_device_cpu(), false);
+        double lg = train_step(gpu_m, gopt, xg, yg, *gpu_dev(), true);
+        printf("%s %s step %d: loss cpu fp32 %.4f, cuda bf16 %.4f\n", arch, adam ? "adam" : "sgd",
+               step + 1, lc, lg);
+        CHECK(isfinite(lg) && fabs(lg - lc) < 0.05 * fabs(lc) + 0.05);
+    }
+    /* The update of the first convolution's weights: bf16 against fp32, so loose; with
+     * dropout (VGG) or Adam's sign-like first steps only that it moved and stayed finite. */
+    tc_tensor *gpu_delta = tc_sub(tc_to_device(gp[0], tc_device_cpu()), before);
+    tc_tensor *cpu_delta = tc_sub(cp[0], before);
+    double moved = 0, diff = 0;
+    CHECK_INT_EQ(tc_normalised_error(gpu_delta, tc_mul_scalar(before, 0.0), &moved), TC_OK);
+    CHECK(isfinite(moved) && moved > 0);
+    if (!adam && strcmp(arch, "resnet18") == 0) {
+        char what[128];
+        snprintf(what, sizeof what, "%s sgd: update of conv1 over 2 steps, cuda bf16 vs cpu fp32", arch);
+        check_close(what, gpu_delta, cpu_delta, 0.1);
+    } else {
+        tc_normalised_error(gpu_delta, cpu_delta, &diff);
+        printf("%s %s: update of conv1 over 2 steps, cuda bf16 vs cpu fp32: normalised error %.3g\n",
+               arch, adam ? "adam" : "sgd", diff);
+    }
+
+    /* Resume: the state saved from the GPU, loaded into a new optimizer, steps on. */
+    char path[512];
+    snprintf(path, sizeof path, "%s/cuda_optimizer.pt", dir);
+    REQUIRE(tc_optimizer_save(gopt, path) == 0, "%s", tc_last_error());
+    tc_optimizer *resumed = make_optimizer(gpu_m, adam);
+    CHECK_INT_EQ(tc_optimizer_load(resumed, path), TC_OK);
+    double lr = train_step(gpu_m, resumed, xg, yg, *gpu_dev(), true);
+    CHECK(isfinite(lr));
+    tc_scope_end(s);
+    free(cp);
+    free(gp);
+    tc_optimizer_free(resumed);
+    tc_optimizer_free(copt);
+    tc_optimizer_free(gopt);
+    model_free(cpu_m);
+    model_free(gpu_m);
+}
+
+static void check_nccl(void)
+{
     CHECK(tc_dist_has_nccl());
+    tc_manual_seed(5);
+    struct model *m;
+    REQUIRE(model_create("resnet18", 10, &m) == 0, "%s", err_msg());
+    REQUIRE(model_to(m, *gpu_dev(), true) == 0, "%s", err_msg());
     struct tc_dist_options d = {.master_addr = "127.0.0.1", .master_port = 29561, .rank = 0,
-                                .world_size = 1, .device = gpu, .timeout_s = 60};
+                                .world_size = 1, .device = *gpu_dev(), .timeout_s = 60};
     tc_dist *dist = tc_dist_init(&d);
     REQUIRE(dist, "NCCL process group: %s", tc_last_error());
     double values[2] = {1.5, -2};
     CHECK_INT_EQ(tc_dist_all_reduce(dist, values, 2, TC_REDUCE_SUM), 0);
     CHECK(values[0] == 1.5 && values[1] == -2);
+    tc_tensor **params;
+    size_t n;
     model_parameters(m, MODEL_PARAMS_ALL, &params, &n);
     CHECK_INT_EQ(tc_dist_broadcast(dist, params, n, 0), 0);
     tc_grad_sync *sync = tc_grad_sync_new(dist, params, NULL, n, 0);
     REQUIRE(sync, "gradient sync: %s", tc_last_error());
-    free(params);
-    s = tc_scope_begin();
-    loss = tc_cross_entropy(model_forward(m, tc_to_device(x, gpu), true),
-                            tc_to_device(tc_randint(10, ys, 1, tc_device_cpu()), gpu), 0.0);
-    REQUIRE(tc_grad_sync_before_backward(sync) == 0 && tc_backward(loss) == 0, "%s", tc_last_error());
-    printf("nccl: one-rank group, all-reduce and a synchronised backward pass ran\n");
+    tc_optimizer *opt = make_optimizer(m, false);
+    tc_scope *s = tc_scope_begin();
+    int64_t xs[4] = {4, 3, 64, 64}, ys[1] = {4};
+    tc_tensor *x = tc_to_device(tc_randn(xs, 4, TC_FLOAT32, tc_device_cpu()), *gpu_dev());
+    tc_tensor *y = tc_to_device(tc_randint(10, ys, 1, tc_device_cpu()), *gpu_dev());
+    for (int step = 0; step < 2; step++) { /* the second step runs on rebuilt buckets */
+        tc_optimizer_zero_grad(opt);
+        tc_tensor *loss = tc_cross_entropy(model_forward(m, x, true), y, 0.0);
+        REQUIRE(tc_grad_sync_before_backward(sync) == 0 && tc_backward(loss) == 0 &&
+                    tc_optimizer_step(opt) == 0,
+                "%s", tc_last_error());
+        CHECK(tc_has_grad(params[0]));
+    }
+    printf("nccl: one-rank group, all-reduce and two synchronised steps ran\n");
     tc_scope_end(s);
+    free(params);
+    tc_optimizer_free(opt);
     tc_grad_sync_free(sync);
     tc_dist_free(dist);
-
-    tc_optimizer_free(opt);
     model_free(m);
+}
+
+int main(int argc, char **argv)
+{
+    if (tc_cuda_device_count() == 0) {
+        printf("cuda_path: no CUDA device here, skipped\n");
+        return 77;
+    }
+    const char *dir = argc > 1 ? argv[1] : "/tmp";
+    CHECK_INT_EQ(tc_cuda_devices_checked(NULL), tc_cuda_device_count());
+    CHECK_INT_EQ(tc_cuda_set_device(0), TC_OK);
+    CHECK_INT_EQ(tc_cuda_set_device(tc_cuda_device_count()), TC_ERR);
+    check_eval_parity("resnet18", 64);
+    check_eval_parity("vgg11_bn", 64);
+    check_training("resnet18", false, dir);
+    check_training("resnet18", true, dir);
+    check_training("vgg11_bn", false, dir);
+    check_nccl();
     return test_finish("cuda_path");
 }

@@ -1,8 +1,9 @@
 /*
  * dist.cpp - data parallelism for torchc: the process group (TCPStore rendezvous, Gloo on
- * CPU, NCCL on CUDA), broadcasts, host-value reductions and gradient synchronisation with
- * DDP's own Reducer. These are libtorch's c10d pieces that torch.nn.parallel.
- * DistributedDataParallel drives from Python; here C drives them through a few calls.
+ * CPU, NCCL on CUDA with Gloo beside it for host values), broadcasts, host-value reductions
+ * and gradient synchronisation with DDP's own Reducer. These are libtorch's c10d pieces
+ * that torch.nn.parallel.DistributedDataParallel drives from Python; here C drives them
+ * through a few calls.
  *
  * The wheel ships c10d's headers but not Gloo's; ProcessGroupGloo.hpp compiles against
  * Debian's libgloo-dev headers because we only pass Gloo devices around as shared_ptrs
@@ -11,6 +12,7 @@
 #include "internal.h"
 
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/comm.hpp>
@@ -29,6 +31,7 @@ struct tc_dist {
     c10::intrusive_ptr<c10d::Store> store;
     c10::intrusive_ptr<c10d::ProcessGroup> group;
     at::Device device{at::kCPU};
+    bool host_values_on_cpu = false; /* CUDA groups: host values go over Gloo, not NCCL */
 };
 
 struct tc_grad_sync {
@@ -89,10 +92,18 @@ extern "C" tc_dist *tc_dist_init(const struct tc_dist_options *o)
         if (o->device.type == TC_CUDA) {
 #ifdef TORCHC_WITH_NCCL
             d->device = tc::to_device(o->device);
-            auto nccl = tc::make_nccl_backend(d->store, o->rank, o->world_size,
-                                              timeout_of(o->timeout_s), o->device.index);
+            /* NCCL for the model's tensors; beside it Gloo for host values (the per-step
+             * stop/skip agreement, metric sums), so that agreeing never waits for the GPU.
+             * Each backend keys its rendezvous under its own prefix, as PyTorch's
+             * "cuda:nccl,cpu:gloo" groups do. */
+            auto nccl = tc::make_nccl_backend(c10::make_intrusive<c10d::PrefixStore>("cuda/", d->store),
+                                              o->rank, o->world_size, timeout_of(o->timeout_s),
+                                              o->device.index);
             d->group->setBackend(c10::DeviceType::CUDA, c10d::ProcessGroup::BackendType::NCCL, nccl);
+            auto gloo = make_gloo_backend(o, c10::make_intrusive<c10d::PrefixStore>("cpu/", d->store));
+            d->group->setBackend(c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO, gloo);
             d->group->setDefaultBackend(c10d::ProcessGroup::BackendType::NCCL);
+            d->host_values_on_cpu = true;
 #else
             throw std::runtime_error("this build of libtorchc has no NCCL (CPU-only libtorch)");
 #endif
@@ -138,7 +149,8 @@ extern "C" int tc_dist_all_reduce(tc_dist *d, double *values, size_t n, enum tc_
         return TC_OK;
     return tc::guard_status(__func__, [&] {
         at::Tensor host = at::from_blob(values, {static_cast<int64_t>(n)}, at::kDouble);
-        std::vector<at::Tensor> t{host.to(d->device, /*non_blocking=*/false, /*copy=*/true)};
+        at::Device where = d->host_values_on_cpu ? at::Device(at::kCPU) : d->device;
+        std::vector<at::Tensor> t{host.to(where, /*non_blocking=*/false, /*copy=*/true)};
         c10d::AllreduceOptions opts;
         opts.reduceOp = op == TC_REDUCE_MAX   ? c10d::ReduceOp::MAX
                         : op == TC_REDUCE_MIN ? c10d::ReduceOp::MIN

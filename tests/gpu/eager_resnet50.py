@@ -60,9 +60,11 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--device", default="cuda", help="cpu: only to try the script")
     a = ap.parse_args()
     torch.backends.cudnn.benchmark = True
-    dev = torch.device("cuda", 0)
+    dev = torch.device(a.device)
+    amp_dev = dev.type
     model = resnet50(a.classes).to(dev, memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     lossf = nn.CrossEntropyLoss()
@@ -73,23 +75,29 @@ def main():
         x = x_u8.to(dev, non_blocking=True).float().sub_(mean).div_(std)
         x = x.contiguous(memory_format=torch.channels_last)
         y = y.to(dev, non_blocking=True)
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.autocast(amp_dev, dtype=torch.bfloat16):
             loss = lossf(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
-    out = {"torch": torch.__version__, "gpu": torch.cuda.get_device_name(0), "batch": a.batch}
-    xs = torch.randint(0, 256, (a.batch, 3, a.size, a.size), dtype=torch.uint8).pin_memory()
-    ys = torch.randint(0, a.classes, (a.batch,)).pin_memory()
-    for _ in range(10):
+    gpu = dev.type == "cuda"
+    sync = torch.cuda.synchronize if gpu else (lambda: None)
+    out = {"torch": torch.__version__, "gpu": torch.cuda.get_device_name(0) if gpu else None,
+           "batch": a.batch}
+    xs = torch.randint(0, 256, (a.batch, 3, a.size, a.size), dtype=torch.uint8)
+    ys = torch.randint(0, a.classes, (a.batch,))
+    if gpu:
+        xs, ys = xs.pin_memory(), ys.pin_memory()
+    steps = a.steps if gpu else 2
+    for _ in range(10 if gpu else 1):
         step(xs, ys)
-    torch.cuda.synchronize()
+    sync()
     t = time.perf_counter()
-    for _ in range(a.steps):
+    for _ in range(steps):
         step(xs, ys)
-    torch.cuda.synchronize()
-    out["compute_images_per_s"] = round(a.steps * a.batch / (time.perf_counter() - t), 1)
+    sync()
+    out["compute_images_per_s"] = round(steps * a.batch / (time.perf_counter() - t), 1)
 
     try:
         from torchvision import datasets, transforms
@@ -102,14 +110,14 @@ def main():
                              transforms.PILToTensor()])
     ds = datasets.ImageFolder(a.data, tf)
     dl = torch.utils.data.DataLoader(ds, batch_size=a.batch, shuffle=True, drop_last=True,
-                                     num_workers=os.cpu_count(), pin_memory=True,
+                                     num_workers=os.cpu_count(), pin_memory=gpu,
                                      persistent_workers=True, prefetch_factor=4)
     for epoch in range(2):  # the first warms the workers up
         n, t = 0, time.perf_counter()
         for x, y in dl:
             step(x, y)
             n += x.shape[0]
-        torch.cuda.synchronize()
+        sync()
         rate = n / (time.perf_counter() - t)
     out["pipeline_images_per_s"] = round(rate, 1)
     print(json.dumps(out))

@@ -12,7 +12,8 @@
 #   5. prints one table (also written to $OUT/gpu_check.md, with every log under $OUT).
 #
 #   tests/gpu/run_gpu_check.sh        (env: PYTHON=python3, OUT=/tmp/gpu_check, BATCH=128,
-#                                      GPU_CHECK_BUILD_ONLY=1 to build only, without a GPU)
+#                                      GPU_CHECK_BUILD_ONLY=1 to build only, without a GPU,
+#                                      GPU_CHECK_DRY_RUN=1 to try the later steps on the CPU)
 #
 # Exit status: 0 every step passed; 1 a step failed (the table says which; logs in $OUT);
 # 2 something the check needs is missing (the message says what); 77 no NVIDIA GPU here.
@@ -24,6 +25,13 @@ OUT=${OUT:-/tmp/gpu_check}
 BATCH=${BATCH:-128}
 CLASSES=10
 TRAIN_PER_CLASS=${TRAIN_PER_CLASS:-256}
+# GPU_CHECK_DRY_RUN=1: the steps after the build, on the CPU with build/ and a small model,
+# to try the script itself on a machine without a GPU (the figures mean nothing there).
+DRY=${GPU_CHECK_DRY_RUN:-}
+MODEL=resnet50 SIZE=224 EAGER_DEVICE=cuda EPOCHS=3 VAL_PER_CLASS=8
+if [ -n "$DRY" ]; then
+    BATCH=4 CLASSES=2 TRAIN_PER_CLASS=8 VAL_PER_CLASS=2 MODEL=lenet SIZE=32 EAGER_DEVICE=cpu EPOCHS=2
+fi
 START=$(date +%s)
 CARRY=$ROOT/tests/gpu/carry/prefix
 USR=$CARRY/usr
@@ -57,13 +65,13 @@ command -v make >/dev/null || command -v ninja >/dev/null || need "neither make 
     need "the carried libraries are missing: run tests/gpu/make_carry.sh on the Debian machine and carry tests/gpu/carry"
 
 # ---- 1. is there a GPU at all (GPU_CHECK_BUILD_ONLY=1: only build, to try the carry) ----
-if [ -z "${GPU_CHECK_BUILD_ONLY:-}" ] && ! ls /dev/nvidia[0-9]* >/dev/null 2>&1 && ! { command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; }; then
+if [ -z "${GPU_CHECK_BUILD_ONLY:-}$DRY" ] && ! ls /dev/nvidia[0-9]* >/dev/null 2>&1 && ! { command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; }; then
     say "no NVIDIA GPU on this machine (no /dev/nvidia0..., nvidia-smi finds none): nothing to check; exit 77"
     exit 77
 fi
 GPU=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -n 1)
 say "GPU: ${GPU:-unknown (no nvidia-smi)}"
-"$PYTHON" -c 'import torch, os; assert torch.cuda.is_available() or os.environ.get("GPU_CHECK_BUILD_ONLY"), "torch.cuda.is_available() is False"' 2>"$OUT/torch.log" ||
+"$PYTHON" -c 'import torch, os; assert torch.cuda.is_available() or os.environ.get("GPU_CHECK_BUILD_ONLY") or os.environ.get("GPU_CHECK_DRY_RUN"), "torch.cuda.is_available() is False"' 2>"$OUT/torch.log" ||
     need "$PYTHON has no CUDA PyTorch: $(tail -n 1 "$OUT/torch.log") (set PYTHON=...)"
 TORCH=$("$PYTHON" -c 'import torch; print(torch.__version__, "CUDA", torch.version.cuda)')
 TORCH_PREFIX=$("$PYTHON" -c 'import torch; print(torch.utils.cmake_prefix_path)')
@@ -76,9 +84,12 @@ LD_LIBRARY_PATH="$LIB\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}" exec "$USR/bin/pkg
 PKG
 chmod +x "$OUT/pkg-config"
 export PKG_CONFIG_LIBDIR=$LIB/pkgconfig:$USR/share/pkgconfig PKG_CONFIG_SYSROOT_DIR=$CARRY
-say "building into $BUILD (log: $OUT/build.log)"
+[ -z "$DRY" ] && say "building into $BUILD (log: $OUT/build.log)"
 t0=$(date +%s)
-if timeout 300 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
+if [ -n "$DRY" ]; then
+    BUILD=$ROOT/build
+    row "build" "skipped (dry run)" "using $BUILD"
+elif timeout 300 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$USR" -DPython3_EXECUTABLE="$(command -v "$PYTHON")" \
     -DPKG_CONFIG_EXECUTABLE="$OUT/pkg-config" \
     -DJPEG_INCLUDE_DIR="$USR/include" -DJPEG_LIBRARY="$LIB/libjpeg.so" \
@@ -88,10 +99,12 @@ if timeout 300 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_CXX_FLAGS="-isystem $USR/include -isystem $USR/include/x86_64-linux-gnu" \
     -DCMAKE_EXE_LINKER_FLAGS="-Wl,-rpath-link,$LIB" -DCMAKE_SHARED_LINKER_FLAGS="-Wl,-rpath-link,$LIB" \
     >"$OUT/build.log" 2>&1 &&
-    timeout 300 cmake --build "$BUILD" -j "$(nproc)" --target train serve test_cuda_path >>"$OUT/build.log" 2>&1; then
+    timeout "${BUILD_TIMEOUT:-300}" cmake --build "$BUILD" -j "$(nproc)" --target train serve test_cuda_path >>"$OUT/build.log" 2>&1; then
     row "build" "ok" "$(($(date +%s) - t0)) s against torch $TORCH"
 else
-    fail "build" "see $OUT/build.log: $(grep -m1 -E 'error|Error' "$OUT/build.log" | cut -c1-200)"
+    rc=$?
+    [ $rc -eq 124 ] && why="timed out (BUILD_TIMEOUT)" || why=$(grep -m1 -E 'error:|CMake Error|Error [0-9]|not found' "$OUT/build.log" | cut -c1-200)
+    fail "build" "exit $rc, see $OUT/build.log: $why"
     print_table
     exit 1
 fi
@@ -113,10 +126,14 @@ if [ -n "${GPU_CHECK_BUILD_ONLY:-}" ]; then
 fi
 
 # ---- 3. the CUDA path test ----
-if timeout 120 "$BUILD/bin/test_cuda_path" >"$OUT/cuda_path.log" 2>&1; then
+timeout 120 "$BUILD/bin/test_cuda_path" "$OUT" >"$OUT/cuda_path.log" 2>&1
+rc=$?
+if [ $rc -eq 0 ]; then
     row "CUDA path test" "passed" "$(grep -c '^ok' "$OUT/cuda_path.log") comparisons within tolerance"
+elif [ $rc -eq 77 ] && [ -n "$DRY" ]; then
+    row "CUDA path test" "skipped (dry run)" "no CUDA device"
 else
-    fail "CUDA path test" "exit $?: $(grep -m2 -E 'FAIL|REQUIRE|error' "$OUT/cuda_path.log" | tr '\n' ' ' | cut -c1-300)"
+    fail "CUDA path test" "exit $rc: $(grep -m2 -E 'FAIL|REQUIRE|error' "$OUT/cuda_path.log" | tr '\n' ' ' | cut -c1-300)"
 fi
 
 # ---- 4. ResNet-50 training: ours, then PyTorch eager, on the same generated JPEGs ----
@@ -125,23 +142,29 @@ rm -rf "$OUT/opt_ml" && mkdir -p "$OUT/opt_ml/input/config" "$DATA"
 gcc -std=c11 -D_DEFAULT_SOURCE -O2 tests/gpu/make_jpegs.c -o "$OUT/make_jpegs" \
     -isystem "$USR/include" -isystem "$USR/include/x86_64-linux-gnu" "$LIB/libjpeg.so" \
     -Wl,-rpath,"$LIB" || need "cannot compile tests/gpu/make_jpegs.c"
-"$OUT/make_jpegs" "$DATA" $CLASSES "$TRAIN_PER_CLASS" 8 || need "cannot write the JPEGs"
-say "data: $((CLASSES * TRAIN_PER_CLASS)) train + $((CLASSES * 8)) validation JPEGs, 500x375"
+"$OUT/make_jpegs" "$DATA" $CLASSES "$TRAIN_PER_CLASS" $VAL_PER_CLASS || need "cannot write the JPEGs"
+say "data: $((CLASSES * TRAIN_PER_CLASS)) train + $((CLASSES * VAL_PER_CLASS)) validation JPEGs, 500x375"
 cp opt_ml_layout/input/config/resourceconfig.json "$OUT/opt_ml/input/config/"
+cat >"$OUT/opt_ml/input/config/inputdataconfig.json" <<'CH'
+{"train": {"ContentType": "application/x-image", "TrainingInputMode": "File", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"},
+ "validation": {"ContentType": "application/x-image", "TrainingInputMode": "File", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}}
+CH
 cat >"$OUT/opt_ml/input/config/hyperparameters.json" <<HP
-{"model": "resnet50", "epochs": "3", "batch_size": "$BATCH", "lr": "0.01", "seed": "1"}
+{"model": "$MODEL", "epochs": "$EPOCHS", "batch_size": "$BATCH", "lr": "0.01", "seed": "1", "image_size": "$SIZE"}
 HP
 t0=$(date +%s)
 if OPT_ML=$OUT/opt_ml timeout 200 "$BUILD/bin/train" >"$OUT/train.log" 2>&1; then
     rates=$(sed -n 's/.*images_per_sec=\([0-9.]*\).*/\1/p' "$OUT/train.log" | tr '\n' ' ')
     best=$(echo "$rates" | tr ' ' '\n' | tail -n +2 | sort -g | tail -n 1)
-    row "train ResNet-50, ours (build/bin/train)" "${best:-?} images/s" \
-        "batch $BATCH, bf16 autocast, channels-last; epochs: $rates; $(grep -m1 -o 'device: .*' "$OUT/train.log")"
+    row "train $MODEL, ours (build/bin/train)" "${best:-?} images/s" \
+        "$SIZE px, batch $BATCH; epochs: $rates; $(grep -m1 -o 'device: .*' "$OUT/train.log")"
 else
-    fail "train ResNet-50, ours" "exit $? after $(($(date +%s) - t0)) s: $(tail -n 2 "$OUT/train.log" | tr '\n' ' ' | cut -c1-300)"
+    fail "train $MODEL, ours" "exit $? after $(($(date +%s) - t0)) s: $(tail -n 2 "$OUT/train.log" | tr '\n' ' ' | cut -c1-300)"
 fi
-if timeout 150 "$PYTHON" tests/gpu/eager_resnet50.py --data "$DATA/train" --classes $CLASSES \
-    --batch "$BATCH" >"$OUT/eager.json" 2>"$OUT/eager.log"; then
+timeout 150 "$PYTHON" tests/gpu/eager_resnet50.py --data "$DATA/train" --classes $CLASSES \
+    --batch "$BATCH" --size "$SIZE" --device "$EAGER_DEVICE" >"$OUT/eager.json" 2>"$OUT/eager.log"
+rc=$?
+if [ $rc -eq 0 ]; then
     e=$(tail -n 1 "$OUT/eager.json")
     field() { "$PYTHON" -c 'import json,sys; print(json.loads(sys.argv[1]).get(sys.argv[2]))' "$e" "$1"; }
     row "train ResNet-50, PyTorch eager, decoded in DataLoader" "$(field pipeline_images_per_s) images/s" \
@@ -149,7 +172,7 @@ if timeout 150 "$PYTHON" tests/gpu/eager_resnet50.py --data "$DATA/train" --clas
     row "train ResNet-50, PyTorch eager, compute only" "$(field compute_images_per_s) images/s" \
         "uint8 batch in pinned memory, normalised on the GPU: the GPU's limit"
 else
-    fail "train ResNet-50, PyTorch eager" "$(tail -n 2 "$OUT/eager.log" | tr '\n' ' ' | cut -c1-300)"
+    fail "train ResNet-50, PyTorch eager" "exit $rc$([ $rc -eq 124 ] && echo ' (timed out)'): $(tail -n 2 "$OUT/eager.log" | tr '\n' ' ' | cut -c1-300)"
 fi
 
 # ---- 5. serving the trained model on the GPU, 1 and 32 clients ----
@@ -171,7 +194,7 @@ if [ -f "$OUT/opt_ml/model/model.pth" ]; then
         IMAGE=$(ls "$DATA"/validation/class_00/*.jpg | head -n 1)
         for clients in 1 32; do
             if r=$(timeout 60 "$PYTHON" tests/gpu/http_load.py "$PORT" "$IMAGE" $clients 10 2>>"$OUT/serve.log"); then
-                row "serve ResNet-50 on the GPU, $clients client(s)" \
+                row "serve $MODEL on the GPU, $clients client(s)" \
                     "$("$PYTHON" -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["req_per_s"], "req/s")' "$r")" \
                     "$("$PYTHON" -c 'import json,sys; d=json.loads(sys.argv[1]); print("p50", d["p50_ms"], "ms, p99", d["p99_ms"], "ms,", d["errors"], "errors")' "$r"); 500x375 JPEG, keep-alive"
             else
