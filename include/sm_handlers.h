@@ -50,6 +50,7 @@ struct sm_context {
     int image_size, resize_size; /* the eval transform: resize shorter side, centre crop */
     float mean[3], std[3];
     void *user;                  /* free for custom handlers */
+    int resize_mode;             /* 0: shorter side + centre crop; 1: squash to the square */
 };
 
 struct sm_request {

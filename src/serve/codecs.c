@@ -86,7 +86,7 @@ static float *batch_item(const struct sm_context *ctx, struct sm_batch *b, int64
 static int transform_into(const struct sm_context *ctx, const struct image *img, float *out,
                           struct sm_error *err)
 {
-    if (image_eval_transform(img, ctx->resize_size, ctx->image_size, ctx->mean, ctx->std, out) < 0)
+    if (image_eval_transform(img, (enum image_resize_mode)ctx->resize_mode, ctx->resize_size, ctx->image_size, ctx->mean, ctx->std, out) < 0)
         return fail(err, 400, "cannot preprocess the image: %s", err_msg());
     return 0;
 }

@@ -175,6 +175,7 @@ static int read_metadata(const char *path, struct serve_model *sm)
     const cJSON *resize = cJSON_GetObjectItemCaseSensitive(j, "resize_size");
     const cJSON *mean = cJSON_GetObjectItemCaseSensitive(j, "mean");
     const cJSON *std = cJSON_GetObjectItemCaseSensitive(j, "std");
+    const cJSON *mode = cJSON_GetObjectItemCaseSensitive(j, "eval_resize"); /* optional */
     int rc = 0;
     if (!cJSON_IsString(arch) || !cJSON_IsArray(names) || !cJSON_IsNumber(size) ||
         !cJSON_IsNumber(resize) || cJSON_GetArraySize(mean) != 3 || cJSON_GetArraySize(std) != 3 ||
@@ -183,10 +184,18 @@ static int read_metadata(const char *path, struct serve_model *sm)
         rc = err_set("%s lacks arch, class_names, image_size, resize_size, mean or std, or has "
                      "values out of range",
                      path);
+    else if (mode && !(cJSON_IsString(mode) && (strcmp(mode->valuestring, "crop") == 0 ||
+                                                 strcmp(mode->valuestring, "squash") == 0)))
+        rc = err_set("%s: eval_resize must be \"crop\" or \"squash\"", path);
+    for (int c = 0; rc == 0 && c < 3; c++)
+        if (!cJSON_IsNumber(cJSON_GetArrayItem(mean, c)) || !cJSON_IsNumber(cJSON_GetArrayItem(std, c)) ||
+            !(cJSON_GetArrayItem(std, c)->valuedouble > 0))
+            rc = err_set("%s: mean and std must be 3 numbers each, std > 0", path);
     if (rc == 0) {
         snprintf(sm->arch, sizeof sm->arch, "%s", arch->valuestring);
         sm->image_size = size->valueint;
         sm->resize_size = resize->valueint;
+        sm->resize_mode = mode && strcmp(mode->valuestring, "squash") == 0;
         for (int c = 0; c < 3; c++) {
             sm->mean[c] = (float)cJSON_GetArrayItem(mean, c)->valuedouble;
             sm->std[c] = (float)cJSON_GetArrayItem(std, c)->valuedouble;
@@ -314,6 +323,7 @@ int serve_model_fn(const char *model_dir, struct sm_context *ctx, struct sm_erro
     ctx->num_classes = sm->num_classes;
     ctx->image_size = sm->image_size;
     ctx->resize_size = sm->resize_size;
+    ctx->resize_mode = sm->resize_mode;
     memcpy(ctx->mean, sm->mean, sizeof ctx->mean);
     memcpy(ctx->std, sm->std, sizeof ctx->std);
     return 0;

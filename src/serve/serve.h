@@ -22,6 +22,7 @@ struct serve_model {
     int num_classes;
     char **class_names;
     int image_size, resize_size;
+    int resize_mode; /* metadata.json's eval_resize: 0 crop, 1 squash */
     float mean[3], std[3];
     struct model *net;
     tc_device device;
