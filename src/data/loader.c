@@ -135,6 +135,8 @@ static int decode_random_crop(struct loader *l, size_t idx, uint64_t *rng, struc
         rc = image_decode(bytes, len, min_side, img);
     }
     free(data);
+    if (rc < 0 && !l->d->items[idx].path)
+        return err_prefix("RecordIO record %u: ", l->d->items[idx].record);
     if (rc < 0)
         return err_prefix("%s: ", l->d->items[idx].path);
     double sx = (double)img->width / w, sy = (double)img->height / h;
