@@ -27,20 +27,21 @@ TRAIN = os.environ.get("TRAIN_BIN", "build/bin/train")
 # name: (dataset, images per class (train, validation, test), the user's hyperparameters,
 #        reference script)
 FULL = {
-    "glyphs-lenet": ("glyphs", (150, 30, 50),
+    "glyphs-lenet": ("glyphs", (80, 20, 40),
                      {"model": "lenet", "epochs": 8, "batch_size": 32, "lr": 0.01,
                       "momentum": 0.9}, "lenet_sgd"),
-    "shapes-lenet": ("shapes", (150, 30, 50),
+    "shapes-lenet": ("shapes", (60, 15, 30),
                      {"model": "lenet", "epochs": 8, "batch_size": 32, "lr": 0.01,
                       "momentum": 0.9}, "lenet_sgd"),
-    "breeds-resnet18-frozen": ("breeds", (60, 20, 40),
-                               {"model": "resnet18", "epochs": 4, "batch_size": 32, "lr": 0.003,
+    "breeds-resnet18-frozen": ("breeds", (30, 10, 30),
+                               {"model": "resnet18", "epochs": 3, "batch_size": 32, "lr": 0.003,
                                 "optimizer": "adam", "freeze_backbone": True, "image_size": 64},
                                "resnet18_frozen"),
 }
 QUICK = {
-    "glyphs-lenet": ("glyphs", (60, 15, 30), FULL["glyphs-lenet"][2], "lenet_sgd"),
-    "breeds-resnet18-frozen": ("breeds", (24, 8, 20), dict(FULL["breeds-resnet18-frozen"][2], epochs=3),
+    "glyphs-lenet": ("glyphs", (40, 10, 40), FULL["glyphs-lenet"][2], "lenet_sgd"),
+    "breeds-resnet18-frozen": ("breeds", (16, 8, 30),
+                               dict(FULL["breeds-resnet18-frozen"][2], epochs=3),
                                "resnet18_frozen"),
 }
 
