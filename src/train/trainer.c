@@ -6,6 +6,7 @@
  * regexes for them and tests/python/check_train_e2e.py applies exactly those:
  *   epoch=2/10 train_loss=0.6931 train_acc=0.5012 val_loss=0.6802 val_acc=0.5600 lr=0.01 images_per_sec=812.3 epoch_time_s=3.1
  *   test_loss=0.4102 test_acc=0.8750
+ * and with top_k=K: epoch=2/10 val_top_K_acc=0.9900 (and test_top_K_acc=... at the end).
  */
 #include <math.h>
 #include <stdio.h>
