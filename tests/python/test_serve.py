@@ -297,7 +297,10 @@ def test_metadata_eval_resize_and_normalisation_are_honoured(trained, tmp_path):
     buf = io.BytesIO()
     img.save(buf, "PNG")
     s = Server(opt_ml)
-    status, _, body = s.invoke(buf.getvalue(), "image/png")
+    try:
+        status, _, body = s.invoke(buf.getvalue(), "image/png")
+    finally:
+        assert s.stop() == 0
     assert status == 200, body
     net = make_model("lenet", meta["num_classes"])
     net.load_state_dict(torch.load(opt_ml / "model/model.pth", weights_only=True))
@@ -313,9 +316,12 @@ def test_metadata_eval_resize_and_normalisation_are_honoured(trained, tmp_path):
     np.testing.assert_allclose(got, want, rtol=0.03, atol=1e-12)
     assert (np.abs(other - want) / np.maximum(want, 1e-30)).max() > 0.1  # the modes differ here
     meta_path.write_text(json.dumps(dict(meta, eval_resize="stretch")))
-    assert s.stop() == 0
     bad = Server(opt_ml, wait=False)
-    assert bad.proc.wait(timeout=60) != 0
+    try:
+        assert bad.proc.wait(timeout=60) != 0
+    finally:
+        if bad.proc.poll() is None:
+            bad.proc.kill()
     assert "eval_resize must be \"crop\" or \"squash\"" in bad.output()
 
 
