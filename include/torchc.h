@@ -44,7 +44,7 @@ extern "C" {
 
 typedef struct tc_tensor tc_tensor;         /* one at::Tensor reference */
 typedef struct tc_scope tc_scope;           /* owner of the temporaries of one step */
-typedef struct tc_optimizer tc_optimizer;   /* SGD, Adam or AdamW over parameter groups */
+typedef struct tc_optimizer tc_optimizer;   /* SGD, Adam, AdamW or RMSprop over parameter groups */
 typedef struct tc_state_dict tc_state_dict; /* ordered name -> tensor map */
 
 /* ---- errors ----------------------------------------------------------------------------- */
@@ -230,6 +230,10 @@ tc_tensor *tc_log_softmax(const tc_tensor *x, int64_t dim);
 /* logits [N,K], targets [N] int64 -> mean loss [] (label smoothing in [0,1)) */
 tc_tensor *tc_cross_entropy(const tc_tensor *logits, const tc_tensor *targets,
                             double label_smoothing);
+/* The same with a weight per class (weights [K] float), as cross_entropy(weight=...): the mean
+ * is over the targets' weights. */
+tc_tensor *tc_cross_entropy_weighted(const tc_tensor *logits, const tc_tensor *targets,
+                                     const tc_tensor *weights, double label_smoothing);
 tc_tensor *tc_argmax(const tc_tensor *x, int64_t dim); /* int64 */
 /* x [..., D] -> values and indices [..., k] along `dim`, largest first. */
 int tc_topk(const tc_tensor *x, int64_t k, int64_t dim, tc_tensor **values, tc_tensor **indices);
@@ -256,6 +260,14 @@ struct tc_adam_options {
     bool decoupled_weight_decay; /* true: AdamW */
     bool amsgrad;
 };
+/* RMSprop: alpha is the decay of the squared-gradient average (the built-in algorithm's gamma). */
+struct tc_rmsprop_options {
+    double lr;
+    double alpha;
+    double eps;
+    double weight_decay;
+    double momentum;
+};
 struct tc_sgd_options tc_sgd_default_options(void);   /* lr 0.01, everything else 0 */
 struct tc_adam_options tc_adam_default_options(void); /* lr 1e-3, betas (0.9,0.999), eps 1e-8 */
 
@@ -263,6 +275,7 @@ struct tc_adam_options tc_adam_default_options(void); /* lr 1e-3, betas (0.9,0.9
  * its own references, so the handles may be freed afterwards. They form parameter group 0. */
 tc_optimizer *tc_sgd_new(tc_tensor *const *params, size_t n, const struct tc_sgd_options *o);
 tc_optimizer *tc_adam_new(tc_tensor *const *params, size_t n, const struct tc_adam_options *o);
+tc_optimizer *tc_rmsprop_new(tc_tensor *const *params, size_t n, const struct tc_rmsprop_options *o);
 /* Adds a group with its own learning rate and weight decay; returns its index or < 0. */
 int tc_optimizer_add_group(tc_optimizer *opt, tc_tensor *const *params, size_t n, double lr,
                            double weight_decay);

@@ -971,6 +971,46 @@ static void test_resample_normalized(void)
     printf("ok   resample_normalized = resample then normalize_chw, bit for bit\n");
 }
 
+/* The built-in algorithm's augmentations and the squash eval box. */
+static void test_builtin_augmentations(void)
+{
+    /* squash: the whole image, whatever its shape; crop: shorter side then centre. */
+    struct image_box b = image_eval_box(70, 30, IMAGE_RESIZE_SQUASH, 37, 32);
+    CHECK(b.x == 0 && b.y == 0 && b.w == 70 && b.h == 30);
+    b = image_eval_box(70, 30, IMAGE_RESIZE_CROP, 37, 32);
+    struct image_box c = image_center_crop_box(70, 30, 37, 32);
+    CHECK(b.x == c.x && b.y == c.y && b.w == c.w && b.h == c.h);
+    /* random crop: inside the image, the crop's size in resized pixels, positions vary. */
+    uint64_t rng = image_rng_seed(1, 2, 3);
+    double xs[2] = {1e9, -1};
+    for (int i = 0; i < 200; i++) {
+        b = image_random_crop_box(64, 48, IMAGE_RESIZE_CROP, 40, 32, &rng);
+        CHECK(b.x >= 0 && b.y >= 0 && b.x + b.w <= 64 + 1e-9 && b.y + b.h <= 48 + 1e-9);
+        CHECK(fabs(b.h - 32 * 48.0 / 40) < 1e-9);
+        xs[0] = fmin(xs[0], b.x);
+        xs[1] = fmax(xs[1], b.x);
+    }
+    CHECK(xs[0] == 0 && xs[1] > 20);
+    b = image_random_crop_box(64, 48, IMAGE_RESIZE_CROP, 20, 32, &rng); /* resize < crop */
+    CHECK(b.w == 0 && b.h == 0);
+    /* HLS shift: zero is the identity (within rounding); lightness +50 brightens. */
+    uint8_t px[6] = {200, 30, 90, 10, 120, 240}, orig[6];
+    memcpy(orig, px, sizeof px);
+    image_jitter_hls(px, 2, 0, 0, 0);
+    for (int i = 0; i < 6; i++)
+        CHECK(abs(px[i] - orig[i]) <= 1);
+    image_jitter_hls(px, 2, 0, 0, 50);
+    CHECK(px[0] + px[1] + px[2] > orig[0] + orig[1] + orig[2]);
+    /* affine: no rotation/shear/aspect is the identity; 10 degrees moves pixels. */
+    uint8_t src[16 * 16 * 3], out[16 * 16 * 3];
+    for (size_t i = 0; i < sizeof src; i++)
+        src[i] = (uint8_t)(i * 7);
+    image_affine_jitter(src, 16, 0, 0, 0, out);
+    CHECK(memcmp(src, out, sizeof src) == 0);
+    image_affine_jitter(src, 16, 10, 0.1, 0.25, out);
+    CHECK(memcmp(src, out, sizeof src) != 0);
+}
+
 int main(int argc, char **argv)
 {
     REQUIRE(argc == 2, "usage: %s DIR", argv[0]);
@@ -999,5 +1039,6 @@ int main(int argc, char **argv)
     test_random_resized_crop();
     test_center_crop_box();
     test_normalize();
+    test_builtin_augmentations();
     return test_finish("test_image");
 }

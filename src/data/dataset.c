@@ -15,8 +15,10 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/log.h"
 #include "common/opt_ml.h"
 #include "common/stop_flag.h"
+#include "data/recordio.h"
 
 #define CIFAR_PIXELS 3072
 #define MAX_ITEMS (50u * 1000 * 1000)
@@ -217,6 +219,8 @@ static int find_lst(const char *dir, char *out, size_t len)
     return 0;
 }
 
+static int set_index_class_names(struct dataset *d, int n);
+
 static int open_lst(struct dataset *d, const char *lst_path, char *const *classes, int num_classes)
 {
     char *text;
@@ -244,7 +248,7 @@ static int open_lst(struct dataset *d, const char *lst_path, char *const *classe
         *f2++ = '\0';
         char *end;
         double label = strtod(f1 + 1, &end); /* "3" or "3.000000" */
-        /* Range first (NaN fails it too): casting 1e300 to int is undefined behaviour. */
+        /* The range first: casting 1e300 or NaN to int is undefined behaviour. */
         if (end == f1 + 1 || !(label >= 0 && label < DATASET_MAX_CLASSES) || label != (int)label) {
             rc = err_set("%s line %zu: label \"%s\" is not a class index", lst_path, line_no, f1 + 1);
             break;
@@ -270,19 +274,138 @@ static int open_lst(struct dataset *d, const char *lst_path, char *const *classe
         rc = set_class_names(d, classes, num_classes);
     } else {
         /* .lst files carry no names: classes are called by their index. */
-        int n = max_label + 1;
-        char **names = calloc((size_t)n + 1, sizeof *names);
-        for (int i = 0; names && i < n; i++) {
-            names[i] = malloc(16);
-            if (names[i])
-                snprintf(names[i], 16, "%d", i);
-        }
-        rc = names ? set_class_names(d, names, n) : err_set("out of memory");
-        for (int i = 0; names && i < n; i++)
-            free(names[i]);
-        free(names);
+        rc = set_index_class_names(d, max_label + 1);
     }
     snprintf(d->format, sizeof d->format, ".lst manifest");
+    return rc;
+}
+
+/* Class names for labels 0..n-1 that have none (.lst, RecordIO): the index itself. */
+static int set_index_class_names(struct dataset *d, int n)
+{
+    char **names = calloc((size_t)n + 1, sizeof *names);
+    int rc = names ? 0 : err_set("out of memory");
+    for (int i = 0; rc == 0 && i < n; i++) {
+        names[i] = malloc(16);
+        if (names[i])
+            snprintf(names[i], 16, "%d", i);
+        else
+            rc = err_set("out of memory");
+    }
+    if (rc == 0)
+        rc = set_class_names(d, names, n);
+    for (int i = 0; names && i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+/* Every record of one .rec file, appended. A file that ends inside its last record keeps the
+ * records before it (with a warning); any other damage refuses the channel. */
+static int index_rec_file(struct dataset *d, const char *path, int file_index, size_t *cap,
+                          size_t *rec_cap, int *max_label)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return err_set("cannot open %s: %s", path, strerror(errno));
+    uint64_t offset = 0, next = 0;
+    size_t record = 0;
+    int rc = 0;
+    for (;; record++, offset = next) {
+        uint8_t *data;
+        uint32_t len, image_at, labels;
+        bool truncated;
+        int got = recordio_read(f, offset, &data, &len, &next, &truncated);
+        if (got == 0)
+            break;
+        if (got < 0 && truncated && record > 0) {
+            log_warn("%s: %s; the %zu records before it are used", path, err_msg(), record);
+            break;
+        }
+        if (got < 0) {
+            rc = err_prefix("%s record %zu: ", path, record);
+            break;
+        }
+        double label;
+        rc = recordio_parse(data, len, &label, &image_at, &labels);
+        free(data);
+        if (rc < 0) {
+            rc = err_prefix("%s record %zu: ", path, record);
+            break;
+        }
+        if (!(label >= 0 && label < DATASET_MAX_CLASSES) || label != (int)label) {
+            rc = err_set("%s record %zu: label %g is not a class index", path, record, label);
+            break;
+        }
+        if (d->records == *rec_cap) {
+            size_t n = *rec_cap ? *rec_cap * 2 : 1024;
+            uint64_t *o = realloc(d->rec_offset, n * sizeof *o);
+            if (o)
+                d->rec_offset = o;
+            uint16_t *fi = o ? realloc(d->rec_file, n * sizeof *fi) : NULL;
+            if (!fi) {
+                rc = err_set("out of memory indexing %s", path);
+                break;
+            }
+            d->rec_file = fi;
+            *rec_cap = n;
+        }
+        d->rec_offset[d->records] = offset;
+        d->rec_file[d->records] = (uint16_t)file_index;
+        if ((rc = push_item(d, cap, NULL, (int32_t)label, (uint32_t)d->records)) < 0)
+            break;
+        d->records++;
+        if ((int)label > *max_label)
+            *max_label = (int)label;
+    }
+    fclose(f);
+    return rc;
+}
+
+static int open_recordio(struct dataset *d, struct strings *files, char *const *classes,
+                         int num_classes)
+{
+    if (files->n > 1000)
+        return err_set("%s holds %zu .rec files, more than 1000", d->dir, files->n);
+    d->source = DATASET_RECORDIO;
+    snprintf(d->format, sizeof d->format, "RecordIO");
+    d->rec_files = calloc(files->n, sizeof *d->rec_files);
+    if (!d->rec_files)
+        return err_set("out of memory");
+    size_t cap = 0, rec_cap = 0;
+    int max_label = -1, rc = 0;
+    char path[4096];
+    for (size_t i = 0; rc == 0 && i < files->n; i++) {
+        snprintf(path, sizeof path, "%s/%s", d->dir, files->v[i]);
+        if (!(d->rec_files[i] = strdup(path)))
+            return err_set("out of memory");
+        d->rec_file_count = (int)i + 1;
+        rc = index_rec_file(d, path, (int)i, &cap, &rec_cap, &max_label);
+    }
+    if (rc < 0)
+        return rc;
+    if (classes) {
+        if (max_label >= num_classes)
+            return err_set("%s: RecordIO label %d, but the train channel has %d classes", d->dir,
+                           max_label, num_classes);
+        return set_class_names(d, classes, num_classes);
+    }
+    return set_index_class_names(d, max_label + 1);
+}
+
+/* Every *.rec file directly in dir, sorted. */
+static int find_rec_files(const char *dir, struct strings *out)
+{
+    struct strings files = {0};
+    if (list_dir(dir, false, &files) < 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < files.n; i++) {
+        const char *dot = strrchr(files.v[i], '.');
+        if (dot && strcasecmp(dot, ".rec") == 0)
+            rc = strings_push(out, files.v[i]);
+    }
+    strings_free(&files);
     return rc;
 }
 
@@ -410,15 +533,22 @@ int dataset_open(const char *dir, const char *lst_dir, char *const *classes, int
         return err_set("channel directory %s does not exist", dir);
     snprintf(out->dir, sizeof out->dir, "%s", dir);
     char lst[4096];
-    int rc = find_lst(lst_dir ? lst_dir : dir, lst, sizeof lst);
+    struct strings recs = {0};
+    int rc = find_rec_files(dir, &recs);
+    if (rc == 0)
+        rc = find_lst(lst_dir ? lst_dir : dir, lst, sizeof lst);
     bool cifar = false;
-    if (rc == 0 && lst[0])
+    if (rc == 0 && recs.n)
+        rc = open_recordio(out, &recs, classes, num_classes);
+    else if (rc == 0 && lst[0])
         rc = open_lst(out, lst, classes, num_classes);
     else if (rc == 0 && (rc = try_cifar(out, &cifar, classes, num_classes)) == 0 && !cifar)
         rc = open_class_folders(out, classes, num_classes);
+    strings_free(&recs);
     if (rc == 0 && out->count == 0)
-        rc = err_set("channel %s has no images (looked for .jpg/.jpeg/.png under %d class "
-                     "folders, a .lst manifest, and CIFAR binary batches)",
+        rc = err_set("channel %s has no images (looked for .rec RecordIO files, "
+                     ".jpg/.jpeg/.png under %d class folders, a .lst manifest, and CIFAR "
+                     "binary batches)",
                      dir, out->num_classes);
     if (rc < 0)
         dataset_free(out);
@@ -433,8 +563,14 @@ void dataset_free(struct dataset *d)
     for (int i = 0; d->class_names && i < d->num_classes; i++)
         free(d->class_names[i]);
     free(d->class_names);
-    if (!d->borrowed_pixels)
+    if (!d->borrowed_pixels) {
         free(d->pixels);
+        for (int i = 0; d->rec_files && i < d->rec_file_count; i++)
+            free(d->rec_files[i]);
+        free(d->rec_files);
+        free(d->rec_offset);
+        free(d->rec_file);
+    }
     memset(d, 0, sizeof *d);
 }
 
@@ -497,13 +633,50 @@ int dataset_split(struct dataset *src, double fraction, uint64_t seed, struct da
     /* The pixels move rather than being copied twice (150 MB for CIFAR-10). */
     train->pixels = val->pixels = src->pixels;
     train->records = val->records = src->records;
+    train->rec_files = val->rec_files = src->rec_files;
+    train->rec_file_count = val->rec_file_count = src->rec_file_count;
+    train->rec_offset = val->rec_offset = src->rec_offset;
+    train->rec_file = val->rec_file = src->rec_file;
     val->borrowed_pixels = true;
     src->pixels = NULL;
+    src->rec_files = NULL;
+    src->rec_file_count = 0;
+    src->rec_offset = NULL;
+    src->rec_file = NULL;
+    return 0;
+}
+
+/* The encoded image of RecordIO item i: its record read again, the header stripped. */
+static int read_rec_image(const struct dataset *d, size_t i, char **data, size_t *len)
+{
+    uint32_t r = d->items[i].record;
+    const char *path = d->rec_files[d->rec_file[r]];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return err_set("cannot open %s: %s", path, strerror(errno));
+    uint8_t *rec;
+    uint32_t n, image_at, labels;
+    uint64_t next;
+    bool truncated;
+    double label;
+    int rc = recordio_read(f, d->rec_offset[r], &rec, &n, &next, &truncated);
+    fclose(f);
+    if (rc <= 0)
+        return err_prefix("%s record at byte %llu: ", path, (unsigned long long)d->rec_offset[r]);
+    if (recordio_parse(rec, n, &label, &image_at, &labels) < 0) {
+        free(rec);
+        return err_prefix("%s: ", path);
+    }
+    memmove(rec, rec + image_at, n - image_at);
+    *data = (char *)rec;
+    *len = n - image_at;
     return 0;
 }
 
 int dataset_read_file(const struct dataset *d, size_t i, char **data, size_t *len)
 {
+    if (d->source == DATASET_RECORDIO)
+        return read_rec_image(d, i, data, len);
     if (d->source != DATASET_FILES)
         return err_set("dataset_read_file: %s holds no files", d->dir);
     return fileio_read_all(d->items[i].path, DATASET_MAX_FILE_BYTES, data, len);
@@ -529,6 +702,8 @@ int dataset_load_image(const struct dataset *d, size_t i, int min_side, struct i
         return -1;
     int rc = image_decode((const uint8_t *)data, len, min_side, out);
     free(data);
+    if (rc < 0 && d->source == DATASET_RECORDIO)
+        return err_prefix("%s record %u: ", d->rec_files[d->rec_file[it->record]], it->record);
     if (rc < 0)
         return err_prefix("%s: ", it->path);
     return 0;

@@ -8,7 +8,10 @@
  *     "index<TAB>label<TAB>relative/path", in the channel itself or in a "<channel>_lst"
  *     channel, with the images under the channel directory;
  *   - CIFAR-10/100 binary batches (data_batch_*.bin / test_batch.bin, or train.bin /
- *     test.bin), held in memory.
+ *     test.bin), held in memory;
+ *   - RecordIO: every *.rec file in the channel (im2rec's output, recordio.h), indexed by a
+ *     scan; a channel with .rec files is read as RecordIO even when im2rec's .lst is beside
+ *     them.
  * Knows nothing of libtorch; decoding happens in the loader.
  */
 #ifndef DATA_DATASET_H
@@ -23,12 +26,12 @@
 #define DATASET_MAX_CLASSES 100000
 #define DATASET_MAX_FILE_BYTES (64u << 20) /* one image file */
 
-enum dataset_source { DATASET_FILES, DATASET_CIFAR };
+enum dataset_source { DATASET_FILES, DATASET_CIFAR, DATASET_RECORDIO };
 
 struct dataset_item {
     char *path;    /* DATASET_FILES: the image file; NULL for CIFAR */
     int32_t label; /* class index */
-    uint32_t record; /* DATASET_CIFAR: record index into pixels */
+    uint32_t record; /* DATASET_CIFAR: record index into pixels; RECORDIO: into rec_* */
 };
 
 struct dataset {
@@ -41,7 +44,12 @@ struct dataset {
     int num_classes;
     uint8_t *pixels; /* CIFAR: records x 3072 bytes, planar R,G,B 32x32 */
     size_t records;
-    bool borrowed_pixels; /* a split's validation half reads its train half's pixels */
+    char **rec_files;      /* RECORDIO: the channel's .rec files */
+    int rec_file_count;
+    uint64_t *rec_offset;  /* RECORDIO: [records] where each record starts */
+    uint16_t *rec_file;    /* RECORDIO: [records] in which file */
+    bool borrowed_pixels; /* a split's validation half reads its train half's pixels (and
+                             RecordIO tables) */
 };
 
 /* Indexes `dir`. lst_dir: a separate channel holding the .lst file (or NULL).

@@ -135,11 +135,50 @@ static int decode_random_crop(struct loader *l, size_t idx, uint64_t *rng, struc
         rc = image_decode(bytes, len, min_side, img);
     }
     free(data);
+    if (rc < 0 && !l->d->items[idx].path)
+        return err_prefix("RecordIO record %u: ", l->d->items[idx].record);
     if (rc < 0)
         return err_prefix("%s: ", l->d->items[idx].path);
     double sx = (double)img->width / w, sy = (double)img->height / h;
     *box = (struct image_box){box->x * sx, box->y * sy, box->w * sx, box->h * sy};
     return 0;
+}
+
+/* The built-in algorithm's crop levels: random crop + flip, then optionally an HLS shift and
+ * an affine jitter, on the 8-bit crop, then normalisation. */
+static int crop_augment(struct loader *l, size_t idx, uint64_t *rng, float *out)
+{
+    const struct loader_config *c = &l->c;
+    struct image img = {0};
+    int s = c->image_size;
+    uint8_t *crop = malloc((size_t)s * s * 3 * 2);
+    int rc = crop ? dataset_load_image(l->d, idx, c->resize_size, &img) : err_set("out of memory");
+    if (rc == 0) {
+        struct image_box box = image_random_crop_box(img.width, img.height, c->resize_mode,
+                                                     c->resize_size, s, rng);
+        rc = image_resample(&img, box, s, s, crop);
+    }
+    if (rc == 0) {
+        bool flip = image_rng_uniform(rng) < 0.5;
+        uint8_t *pixels = crop;
+        if (c->augment >= IMAGE_AUGMENT_CROP_COLOR) {
+            int dh = (int)lrint(image_rng_uniform(rng) * 72 - 36);
+            int ds = (int)lrint(image_rng_uniform(rng) * 100 - 50);
+            int dl = (int)lrint(image_rng_uniform(rng) * 100 - 50);
+            image_jitter_hls(crop, (size_t)s * s, dh, ds, dl);
+        }
+        if (c->augment == IMAGE_AUGMENT_CROP_COLOR_TRANSFORM) {
+            double angle = image_rng_uniform(rng) * 20 - 10;
+            double shear = image_rng_uniform(rng) * 0.2 - 0.1;
+            double aspect = image_rng_uniform(rng) * 0.5 - 0.25;
+            pixels = crop + (size_t)s * s * 3;
+            image_affine_jitter(crop, s, angle, shear, aspect, pixels);
+        }
+        image_normalize_chw(pixels, s, c->mean, c->std, flip, out);
+    }
+    image_free(&img);
+    free(crop);
+    return rc;
 }
 
 /* Decodes and transforms sample `idx` into out [3,S,S]; false if it had to be skipped. */
@@ -151,12 +190,15 @@ static bool load_sample(struct loader *l, size_t idx, float *out)
     struct image_box box;
     bool flip = false;
     int rc;
-    if (!c->train || !c->augment) {
+    if (!c->train || c->augment == IMAGE_AUGMENT_NONE) {
         rc = dataset_load_image(l->d, idx, c->resize_size, &img);
         if (rc == 0)
-            rc = image_eval_transform(&img, c->resize_size, c->image_size, c->mean, c->std, out);
+            rc = image_eval_transform(&img, c->resize_mode, c->resize_size, c->image_size, c->mean,
+                                      c->std, out);
+    } else if (c->augment != IMAGE_AUGMENT_RANDOM_RESIZED) {
+        rc = crop_augment(l, idx, &rng, out);
     } else {
-        if (l->d->source == DATASET_FILES) {
+        if (l->d->source != DATASET_CIFAR) {
             rc = decode_random_crop(l, idx, &rng, &img, &box);
         } else {
             rc = dataset_load_image(l->d, idx, c->image_size, &img);

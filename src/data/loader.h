@@ -24,13 +24,15 @@
 #include <stdint.h>
 
 #include "data/dataset.h"
+#include "image/transform.h"
 
 struct loader_config {
     int batch_size;
     int image_size;     /* output side S */
     int resize_size;    /* eval: shorter side before the centre crop */
-    bool train;         /* shuffle, random-resized-crop and flip (if augment) */
-    bool augment;
+    enum image_resize_mode resize_mode; /* eval: shorter side + centre crop, or squash */
+    bool train;         /* shuffle, and augment */
+    enum image_augment augment;
     double min_crop_scale;
     float mean[3], std[3];
     int threads;        /* >= 1 */

@@ -73,10 +73,54 @@ struct image_box image_center_crop_box(int width, int height, int resize_to, int
 int image_resample_normalized(const struct image *src, struct image_box box, int size,
                               const float mean[3], const float std[3], bool flip, float *out);
 
+/* Training augmentation (the `augment` and `augmentation_type` hyperparameters):
+ *   IMAGE_AUGMENT_NONE           the evaluation transform (the built-in algorithm's default)
+ *   IMAGE_AUGMENT_RANDOM_RESIZED RandomResizedCrop(min_crop_scale) + flip (torchvision style)
+ *   IMAGE_AUGMENT_CROP           random crop of the resized image + flip (built-in `crop`)
+ *   IMAGE_AUGMENT_CROP_COLOR     and a random HLS shift (built-in `crop_color`)
+ *   IMAGE_AUGMENT_CROP_COLOR_TRANSFORM  and rotation, shear, aspect (`crop_color_transform`) */
+enum image_augment {
+    IMAGE_AUGMENT_NONE = 0,
+    IMAGE_AUGMENT_RANDOM_RESIZED = 1,
+    IMAGE_AUGMENT_CROP,
+    IMAGE_AUGMENT_CROP_COLOR,
+    IMAGE_AUGMENT_CROP_COLOR_TRANSFORM,
+};
+const char *image_augment_name(enum image_augment a);
+
+/* How an image becomes size x size for evaluation (the `eval_resize` hyperparameter):
+ *   IMAGE_RESIZE_CROP    Resize(resize_size) on the shorter side + CenterCrop(size), as the
+ *                        torchvision scripts evaluate;
+ *   IMAGE_RESIZE_SQUASH  Resize((size, size)): the whole image squashed to the square, as the
+ *                        binimages seed's script does (resize_size is not used). */
+enum image_resize_mode { IMAGE_RESIZE_CROP = 0, IMAGE_RESIZE_SQUASH = 1 };
+const char *image_resize_mode_name(enum image_resize_mode m);
+
+/* The source box the evaluation transform resamples to size x size. */
+struct image_box image_eval_box(int width, int height, enum image_resize_mode mode,
+                                int resize_size, int size);
+
 /* The evaluation transform, one function for train's validation and serve's requests:
- * Resize(resize_size) + CenterCrop(size) + ToTensor + Normalize into out [3,size,size]. */
-int image_eval_transform(const struct image *img, int resize_size, int size, const float mean[3],
-                         const float std[3], float *out);
+ * image_eval_box + ToTensor + Normalize into out [3,size,size]. */
+int image_eval_transform(const struct image *img, enum image_resize_mode mode, int resize_size,
+                         int size, const float mean[3], const float std[3], float *out);
+
+/* The built-in algorithm's `crop` augmentation: the image resized as for evaluation (shorter
+ * side to resize_to, or squashed to resize_to x resize_to), then a crop x crop window at a
+ * uniformly random integer position in it (MXNet's rand_crop), as a source box. */
+struct image_box image_random_crop_box(int width, int height, enum image_resize_mode mode,
+                                       int resize_to, int crop, uint64_t *rng);
+
+/* `crop_color`: adds dh to hue (OpenCV's 8-bit scale, 0..180, wrapping), ds to saturation and
+ * dl to lightness (0..255, clamped) of n RGB pixels in place, in HLS space as MXNet's
+ * random_h/random_s/random_l do. */
+void image_jitter_hls(uint8_t *rgb, size_t n, int dh, int ds, int dl);
+
+/* `crop_color_transform`: an affine warp of rgb [size,size,3] about its centre into out (same
+ * shape): rotation by angle_deg, horizontal shear, and the aspect ratio scaled by
+ * (1 + aspect) horizontally and 1 / (1 + aspect) vertically; bilinear, edges clamped. */
+void image_affine_jitter(const uint8_t *rgb, int size, double angle_deg, double shear,
+                         double aspect, uint8_t *out);
 
 void image_normalize_chw(const uint8_t *rgb, int size, const float mean[3], const float std[3],
                          bool flip, float *out);

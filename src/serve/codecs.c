@@ -96,14 +96,8 @@ static float *batch_item(const struct sm_context *ctx, struct sm_batch *b, int64
 static int transform_into(const struct sm_context *ctx, const struct image *img, float *out,
                           struct sm_error *err)
 {
-    int rc;
-    if (ctx->squash) { /* Resize((size, size)): the whole image onto the square */
-        struct image_box whole = {0, 0, img->width, img->height};
-        rc = image_resample_normalized(img, whole, ctx->image_size, ctx->mean, ctx->std, false, out);
-    } else {
-        rc = image_eval_transform(img, ctx->resize_size, ctx->image_size, ctx->mean, ctx->std, out);
-    }
-    if (rc < 0)
+    if (image_eval_transform(img, ctx->squash ? IMAGE_RESIZE_SQUASH : IMAGE_RESIZE_CROP,
+                             ctx->resize_size, ctx->image_size, ctx->mean, ctx->std, out) < 0)
         return fail(err, 400, "cannot preprocess the image: %s", err_msg());
     return 0;
 }

@@ -315,6 +315,8 @@ static int metadata_preprocessing(const cJSON *j, const char *path, struct serve
     const cJSON *mean = cJSON_GetObjectItemCaseSensitive(j, "mean");
     const cJSON *std = cJSON_GetObjectItemCaseSensitive(j, "std");
     const cJSON *mode = cJSON_GetObjectItemCaseSensitive(j, "resize_mode");
+    if (!mode) /* the hyperparameter's own name, as some metadata.json files have it */
+        mode = cJSON_GetObjectItemCaseSensitive(j, "eval_resize");
     int rc = 0;
     if (size && !cJSON_IsNumber(size))
         rc = err_set("%s image_size must be a number", path);

@@ -166,6 +166,22 @@ extern "C" tc_tensor *tc_cross_entropy(const tc_tensor *logits, const tc_tensor 
     });
 }
 
+extern "C" tc_tensor *tc_cross_entropy_weighted(const tc_tensor *logits, const tc_tensor *targets,
+                                                const tc_tensor *weights, double label_smoothing)
+{
+    TC_NEED_TENSOR(logits);
+    TC_NEED_TENSOR(targets);
+    TC_NEED_TENSOR(weights);
+    return guard_tensor(__func__, [&] {
+        if (!(label_smoothing >= 0.0 && label_smoothing < 1.0))
+            throw std::invalid_argument("label_smoothing must be in [0, 1), got " +
+                                        std::to_string(label_smoothing));
+        at::Tensor w = weights->t.to(logits->t.device(), logits->t.scalar_type());
+        return at::cross_entropy_loss(logits->t, targets->t, w, at::Reduction::Mean, -100,
+                                      label_smoothing);
+    });
+}
+
 extern "C" tc_tensor *tc_argmax(const tc_tensor *x, int64_t dim)
 {
     TC_NEED_TENSOR(x);

@@ -1,5 +1,5 @@
 /*
- * optim.cpp - SGD (momentum, nesterov, weight decay), Adam and AdamW over parameter groups,
+ * optim.cpp - SGD (momentum, nesterov, weight decay), Adam, AdamW and RMSprop over parameter groups,
  * on libtorch's own optimizers so that the update rules are PyTorch's.
  */
 #include <torch/optim/adam.h>
@@ -19,7 +19,7 @@
 
 using tc::guard_status;
 
-enum class optimizer_kind { sgd, adam, adamw };
+enum class optimizer_kind { sgd, adam, adamw, rmsprop };
 
 struct tc_optimizer {
     optimizer_kind kind;
@@ -123,6 +123,23 @@ extern "C" tc_optimizer *tc_adam_new(tc_tensor *const *params, size_t n,
     return rc == TC_OK ? opt.release() : nullptr;
 }
 
+extern "C" tc_optimizer *tc_rmsprop_new(tc_tensor *const *params, size_t n,
+                                        const struct tc_rmsprop_options *o)
+{
+    std::unique_ptr<tc_optimizer> opt;
+    int rc = guard_status(__func__, [&] {
+        check_lr(o->lr);
+        auto options = torch::optim::RMSpropOptions(o->lr)
+                           .alpha(o->alpha)
+                           .eps(o->eps)
+                           .weight_decay(o->weight_decay)
+                           .momentum(o->momentum);
+        opt.reset(new tc_optimizer{optimizer_kind::rmsprop, std::make_unique<torch::optim::RMSprop>(
+                                                                collect(params, n), options)});
+    });
+    return rc == TC_OK ? opt.release() : nullptr;
+}
+
 extern "C" int tc_optimizer_add_group(tc_optimizer *opt, tc_tensor *const *params, size_t n,
                                       double lr, double weight_decay)
 {
@@ -145,6 +162,9 @@ extern "C" int tc_optimizer_add_group(tc_optimizer *opt, tc_tensor *const *param
             break;
         case optimizer_kind::adamw:
             static_cast<torch::optim::AdamWOptions &>(*options).weight_decay(weight_decay);
+            break;
+        case optimizer_kind::rmsprop:
+            static_cast<torch::optim::RMSpropOptions &>(*options).weight_decay(weight_decay);
             break;
         }
         opt->impl->add_param_group(

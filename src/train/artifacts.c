@@ -45,6 +45,21 @@ static cJSON *hyperparams_json(const struct hyperparams *hp, const struct train_
     cJSON_AddNumberToObject(h, "weight_decay", hp->weight_decay);
     cJSON_AddStringToObject(h, "optimizer", optimizer_name(hp->optimizer));
     cJSON_AddStringToObject(h, "lr_scheduler", lr_schedule_name(hp->lr_scheduler));
+    cJSON_AddNumberToObject(h, "lr_scheduler_factor", hp->lr_gamma);
+    if (hp->lr_step_count) {
+        cJSON *steps = cJSON_AddArrayToObject(h, "lr_scheduler_step");
+        for (int i = 0; i < hp->lr_step_count; i++)
+            cJSON_AddItemToArray(steps, cJSON_CreateNumber(hp->lr_steps[i]));
+    }
+    cJSON_AddStringToObject(h, "augmentation", image_augment_name(hp->augment));
+    cJSON_AddStringToObject(h, "eval_resize", image_resize_mode_name(job->resize_mode));
+    cJSON_AddNumberToObject(h, "resize", job->resize_size);
+    cJSON_AddItemToObject(h, "mean", float_array(job->mean, 3));
+    cJSON_AddItemToObject(h, "std", float_array(job->std, 3));
+    cJSON_AddBoolToObject(h, "use_weighted_loss", hp->use_weighted_loss);
+    cJSON_AddNumberToObject(h, "early_stopping_patience", hp->early_stopping_patience);
+    cJSON_AddNumberToObject(h, "early_stopping_min_epochs", hp->early_stopping_min_epochs);
+    cJSON_AddNumberToObject(h, "early_stopping_tolerance", hp->early_stopping_tolerance);
     cJSON_AddNumberToObject(h, "warmup_epochs", hp->warmup_epochs);
     cJSON_AddNumberToObject(h, "label_smoothing", hp->label_smoothing);
     cJSON_AddNumberToObject(h, "image_size", job->image_size);
@@ -101,6 +116,7 @@ static int write_metadata(const struct train_job *job, bool final)
     cJSON_AddNumberToObject(j, "resize_size", job->resize_size);
     cJSON_AddItemToObject(j, "mean", float_array(job->mean, 3));
     cJSON_AddItemToObject(j, "std", float_array(job->std, 3));
+    cJSON_AddStringToObject(j, "resize_mode", image_resize_mode_name(job->resize_mode));
     cJSON_AddItemToObject(j, "hyperparameters", hyperparams_json(&job->hp, job));
     cJSON *m = cJSON_AddObjectToObject(j, "metrics");
     cJSON_AddNumberToObject(m, "best_epoch", job->best_epoch);

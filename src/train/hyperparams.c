@@ -32,8 +32,17 @@ enum kind {
     K_SCHEDULE,
     K_IMAGE_SHAPE, /* built-in algorithm: "3,224,224" */
     K_NUM_LAYERS,  /* built-in algorithm: ResNet depth */
-    K_IGNORED,     /* known, accepted, unused (said once in the log) */
     K_STEP_RANGE,  /* "5-10", "7" or "none": steps to trace */
+    K_TRIBOOL,     /* a bool into an int that starts at -1 (unset) */
+    K_AUGMENT,     /* augment=true/false: RandomResizedCrop + flip, or none */
+    K_AUG_TYPE,    /* built-in algorithm: crop, crop_color, crop_color_transform */
+    K_LR_STEPS,    /* built-in algorithm: "10,20" */
+    K_TRIPLE,      /* "0.5" or "0.485,0.456,0.406" (or a JSON list) into float[3] */
+    K_RESIZE_MODE, /* crop or squash */
+    K_PRECISION,   /* float32 or float16 */
+    K_LONG,        /* a count into long long */
+    K_KV_STORE,    /* dist_sync or dist_async (meaningless here: said in the log) */
+    K_MULTI_LABEL, /* 0, or refused */
 };
 
 struct field {
@@ -53,10 +62,15 @@ static const struct field fields[] = {
     {{"lr", "learning_rate"}, K_DOUBLE, F(lr), 1e-12, 10, "a number in (0, 10]"},
     {{"momentum"}, K_DOUBLE, F(momentum), 0, 0.999999, "a number in [0, 1)"},
     {{"weight_decay", "wd"}, K_DOUBLE, F(weight_decay), 0, 1, "a number in [0, 1]"},
-    {{"optimizer"}, K_OPTIMIZER, F(optimizer), 0, 0, "sgd, adam or adamw"},
+    {{"optimizer"}, K_OPTIMIZER, F(optimizer), 0, 0, "sgd, nag, adam, adamw or rmsprop"},
+    {{"beta_1", "beta1"}, K_DOUBLE, F(beta1), 0, 0.999999, "a number in [0, 1)"},
+    {{"beta_2", "beta2"}, K_DOUBLE, F(beta2), 0, 0.999999, "a number in [0, 1)"},
+    {{"eps", "epsilon"}, K_DOUBLE, F(eps), 1e-30, 1, "a number in (0, 1]"},
+    {{"gamma", "rmsprop_gamma"}, K_DOUBLE, F(rms_gamma), 0, 0.999999, "a number in [0, 1)"},
     {{"lr_scheduler", "scheduler"}, K_SCHEDULE, F(lr_scheduler), 0, 0, "none, step or cosine"},
     {{"lr_step_size", "lr_scheduler_step_size"}, K_INT, F(lr_step_size), 1, 100000, "an integer >= 1"},
     {{"lr_gamma", "lr_scheduler_factor"}, K_DOUBLE, F(lr_gamma), 1e-6, 1, "a number in (0, 1]"},
+    {{"lr_scheduler_step", "lr_steps"}, K_LR_STEPS, F(lr_steps), 1, 100000, "epochs separated by commas, ascending, such as \"10,20\""},
     {{"warmup_epochs"}, K_INT, F(warmup_epochs), 0, 100000, "an integer >= 0"},
     {{"label_smoothing"}, K_DOUBLE, F(label_smoothing), 0, 0.999, "a number in [0, 1)"},
     {{"image_size", "input_size"}, K_INT, F(image_size), 16, 1024, "an integer from 16 to 1024"},
@@ -65,13 +79,29 @@ static const struct field fields[] = {
     {{"freeze_backbone", "feature_extract"}, K_BOOL, F(freeze_backbone), 0, 0, "true or false"},
     {{"seed", "random_seed"}, K_SEED, F(seed), 0, 0, "an integer >= 0"},
     {{"num_workers", "workers"}, K_INT, F(num_workers), 0, 256, "an integer from 0 to 256"},
+    {{"early_stopping"}, K_TRIBOOL, F(early_stopping), 0, 0, "true or false"},
     {{"early_stopping_patience"}, K_INT, F(early_stopping_patience), 0, 100000, "an integer >= 0"},
+    {{"early_stopping_min_epochs"}, K_INT, F(early_stopping_min_epochs), 0, 100000, "an integer >= 0"},
+    {{"early_stopping_tolerance"}, K_DOUBLE, F(early_stopping_tolerance), 0, 1, "a number in [0, 1]"},
     {{"amp", "bf16"}, K_AUTO_BOOL, F(amp), 0, 0, "auto, true or false"},
     {{"channels_last"}, K_AUTO_BOOL, F(channels_last), 0, 0, "auto, true or false"},
     {{"tf32", "allow_tf32"}, K_BOOL, F(tf32), 0, 0, "true or false"},
     {{"validation_fraction", "val_fraction"}, K_DOUBLE, F(validation_fraction), 0.001, 0.9, "a number in [0.001, 0.9]"},
     {{"min_crop_scale"}, K_DOUBLE, F(min_crop_scale), 0.01, 1, "a number in [0.01, 1]"},
-    {{"augment", "augmentation"}, K_BOOL, F(augment), 0, 0, "true or false"},
+    {{"augment", "augmentation"}, K_AUGMENT, F(augment), 0, 0, "true or false"},
+    {{"augmentation_type"}, K_AUG_TYPE, F(augment), 0, 0, "crop, crop_color or crop_color_transform"},
+    {{"mean", "normalize_mean"}, K_TRIPLE, F(mean), -10, 10, "one number or three separated by commas, each in [-10, 10]"},
+    {{"std", "normalize_std"}, K_TRIPLE, F(std), 1e-6, 100, "one number or three separated by commas, each in (0, 100]"},
+    {{"eval_resize", "resize_mode"}, K_RESIZE_MODE, F(eval_resize), 0, 0, "crop (shorter side + centre crop) or squash (the whole image to the square)"},
+    {{"resize"}, K_INT, F(resize), 16, 4096, "an integer from 16 to 4096"},
+    {{"use_weighted_loss"}, K_BOOL, F(use_weighted_loss), 0, 0, "true or false (1 or 0)"},
+    {{"precision_dtype"}, K_PRECISION, F(precision), 0, 0, "float32 or float16"},
+    {{"checkpoint_frequency"}, K_INT, F(checkpoint_frequency), 1, 100000, "an integer >= 1"},
+    {{"top_k"}, K_INT, F(top_k), 2, 1000000, "an integer >= 2"},
+    {{"num_training_samples"}, K_LONG, F(num_training_samples), 1, 1e15, "a positive integer"},
+    {{"use_pretrained_model"}, K_BOOL, F(use_pretrained_model), 0, 0, "0 or 1"},
+    {{"kv_store"}, K_KV_STORE, F(kv_store), 0, 0, "dist_sync or dist_async"},
+    {{"multi_label"}, K_MULTI_LABEL, 0, 0, 0, "0"},
     {{"num_processes", "processes_per_host"}, K_INT, F(num_processes), 0, 256, "an integer from 0 to 256 (0: one per GPU, or 1 without GPUs)"},
     {{"master_port"}, K_INT, F(master_port), 1024, 65535, "an integer from 1024 to 65535"},
     {{"dist_timeout", "collective_timeout"}, K_DOUBLE, F(dist_timeout_s), 1, 86400, "seconds, from 1 to 86400"},
@@ -79,11 +109,10 @@ static const struct field fields[] = {
      "\"FIRST-LAST\" (steps counted from 0, at most 1000 of them), one step, or \"none\""},
     {{"gradient_norm_interval"}, K_INT, F(grad_norm_interval), 0, 1000000, "an integer >= 0 (0: off)"},
     {{"training_report"}, K_BOOL, F(training_report), 0, 0, "true or false"},
-    {{"num_training_samples", "use_pretrained_model", "augmentation_type", "early_stopping"},
-     K_IGNORED, 0, 0, 0, NULL},
 };
 #undef F
 #define FIELD_COUNT (sizeof fields / sizeof *fields)
+_Static_assert(FIELD_COUNT <= 64, "hyperparams.given has one bit per field");
 
 void hyperparams_default(struct hyperparams *hp)
 {
@@ -103,8 +132,19 @@ void hyperparams_default(struct hyperparams *hp)
     hp->channels_last = -1;
     hp->tf32 = true; /* PyTorch's default for cuDNN convolutions */
     hp->validation_fraction = 0.1;
+    hp->beta1 = 0.9;
+    hp->beta2 = 0.999;
+    hp->eps = 1e-8;
+    hp->rms_gamma = 0.9;
+    hp->early_stopping = -1;
+    hp->early_stopping_min_epochs = -1;
     hp->min_crop_scale = 0.08;
-    hp->augment = true;
+    /* No augmentation unless asked, as the built-in algorithm and the seeds' scripts train:
+     * README.md "Augmentation" has the measurements behind this default. */
+    hp->augment = IMAGE_AUGMENT_NONE;
+    hp->eval_resize = IMAGE_RESIZE_CROP;
+    hp->precision = -1;
+    hp->checkpoint_frequency = 1;
     hp->master_port = 7777;
     hp->dist_timeout_s = 600;
     hp->profile_steps_from = 0;
@@ -115,12 +155,14 @@ void hyperparams_default(struct hyperparams *hp)
 
 const char *optimizer_name(enum optimizer_kind k)
 {
-    return k == OPTIMIZER_ADAM ? "adam" : k == OPTIMIZER_ADAMW ? "adamw" : "sgd";
+    static const char *names[] = {"sgd", "adam", "adamw", "rmsprop", "nag"};
+    return (unsigned)k < 5 ? names[k] : "sgd";
 }
 
 const char *lr_schedule_name(enum lr_schedule s)
 {
-    return s == LR_SCHEDULE_STEP ? "step" : s == LR_SCHEDULE_COSINE ? "cosine" : "none";
+    static const char *names[] = {"none", "step", "cosine", "multistep"};
+    return (unsigned)s < 4 ? names[s] : "none";
 }
 
 static const struct field *find_field(const char *key)
@@ -168,9 +210,64 @@ static bool parse_double(const char *v, double *out)
     return *v != '\0' && *end == '\0' && !errno && isfinite(*out);
 }
 
+/* "10,20" -> {10, 20}: positive, strictly ascending. */
+static bool parse_steps(const char *v, const struct field *f, int *steps, int *count)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", v);
+    int n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        long long e;
+        while (isspace((unsigned char)*tok))
+            tok++;
+        char *end = tok + strlen(tok);
+        while (end > tok && isspace((unsigned char)end[-1]))
+            *--end = '\0';
+        if (n >= HP_MAX_LR_STEPS || !parse_long(tok, &e) || e < f->min || e > f->max ||
+            (n > 0 && e <= steps[n - 1]))
+            return false;
+        steps[n++] = (int)e;
+    }
+    *count = n;
+    return n > 0;
+}
+
+/* "0.5", "0.485,0.456,0.406" or "[0.485, 0.456, 0.406]" -> float[3] */
+static bool parse_triple(const char *v, const struct field *f, float *out)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", v);
+    char *p = buf;
+    size_t n = strlen(p);
+    if (n >= 2 && p[0] == '[' && p[n - 1] == ']') {
+        p[n - 1] = '\0';
+        p++;
+    }
+    double d[3];
+    int count = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(p, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (isspace((unsigned char)*tok))
+            tok++;
+        char *end = tok + strlen(tok);
+        while (end > tok && isspace((unsigned char)end[-1]))
+            *--end = '\0';
+        if (count >= 3 || !parse_double(tok, &d[count]) || d[count] < f->min || d[count] > f->max)
+            return false;
+        count++;
+    }
+    if (count != 1 && count != 3)
+        return false;
+    for (int c = 0; c < 3; c++)
+        out[c] = (float)d[count == 1 ? 0 : c];
+    return true;
+}
+
 static int set_field(struct hyperparams *hp, const struct field *f, const char *key, const char *v)
 {
     char *base = (char *)hp + f->offset;
+    hp->given |= 1ull << (f - fields);
     long long i;
     double d;
     bool b;
@@ -220,6 +317,12 @@ static int set_field(struct hyperparams *hp, const struct field *f, const char *
         return 0;
     }
     case K_NUM_LAYERS:
+        if (parse_long(v, &i) && (i == 20 || i == 32 || i == 44 || i == 56 || i == 110 || i == 200))
+            return err_set("hyperparameter %s=\"%s\": the built-in algorithm's ResNet-%lld is not "
+                           "one this image has (no CIFAR-style 20/32/44/56/110 nor 200-layer "
+                           "ResNet); 18, 34, 50, 101 or 152 expected, or model=lenet for small "
+                           "images",
+                           key, v, i);
         if (!parse_long(v, &i) || !(i == 18 || i == 34 || i == 50 || i == 101 || i == 152))
             return bad_value(f, key, v);
         snprintf(hp->model, sizeof hp->model, "resnet%lld", i);
@@ -231,6 +334,10 @@ static int set_field(struct hyperparams *hp, const struct field *f, const char *
             hp->optimizer = OPTIMIZER_ADAM;
         else if (strcasecmp(v, "adamw") == 0)
             hp->optimizer = OPTIMIZER_ADAMW;
+        else if (strcasecmp(v, "rmsprop") == 0)
+            hp->optimizer = OPTIMIZER_RMSPROP;
+        else if (strcasecmp(v, "nag") == 0)
+            hp->optimizer = OPTIMIZER_NAG;
         else
             return bad_value(f, key, v);
         return 0;
@@ -241,6 +348,8 @@ static int set_field(struct hyperparams *hp, const struct field *f, const char *
             hp->lr_scheduler = LR_SCHEDULE_STEP;
         else if (strcasecmp(v, "cosine") == 0)
             hp->lr_scheduler = LR_SCHEDULE_COSINE;
+        else if (strcasecmp(v, "multistep") == 0)
+            hp->lr_scheduler = LR_SCHEDULE_MULTISTEP;
         else
             return bad_value(f, key, v);
         return 0;
@@ -270,8 +379,74 @@ static int set_field(struct hyperparams *hp, const struct field *f, const char *
         hp->profile_steps_from = first, hp->profile_steps_to = last;
         return 0;
     }
-    case K_IGNORED:
-        log_info("hyperparameter %s=\"%s\" is accepted for compatibility and not used", key, v);
+    case K_TRIBOOL:
+        if (!parse_bool(v, &b))
+            return bad_value(f, key, v);
+        *(int *)base = b;
+        return 0;
+    case K_AUGMENT:
+        if (!parse_bool(v, &b))
+            return bad_value(f, key, v);
+        hp->augment = b ? IMAGE_AUGMENT_RANDOM_RESIZED : IMAGE_AUGMENT_NONE;
+        return 0;
+    case K_AUG_TYPE:
+        if (strcasecmp(v, "crop") == 0)
+            hp->augment = IMAGE_AUGMENT_CROP;
+        else if (strcasecmp(v, "crop_color") == 0)
+            hp->augment = IMAGE_AUGMENT_CROP_COLOR;
+        else if (strcasecmp(v, "crop_color_transform") == 0)
+            hp->augment = IMAGE_AUGMENT_CROP_COLOR_TRANSFORM;
+        else
+            return bad_value(f, key, v);
+        return 0;
+    case K_LR_STEPS:
+        if (!parse_steps(v, f, hp->lr_steps, &hp->lr_step_count))
+            return bad_value(f, key, v);
+        return 0;
+    case K_TRIPLE:
+        if (!parse_triple(v, f, (float *)base))
+            return bad_value(f, key, v);
+        if (f->offset == offsetof(struct hyperparams, mean))
+            hp->mean_set = true;
+        else
+            hp->std_set = true;
+        return 0;
+    case K_RESIZE_MODE:
+        if (strcasecmp(v, "crop") == 0 || strcasecmp(v, "center_crop") == 0)
+            hp->eval_resize = IMAGE_RESIZE_CROP;
+        else if (strcasecmp(v, "squash") == 0)
+            hp->eval_resize = IMAGE_RESIZE_SQUASH;
+        else
+            return bad_value(f, key, v);
+        return 0;
+    case K_PRECISION:
+        if (strcasecmp(v, "float32") == 0)
+            hp->precision = 32;
+        else if (strcasecmp(v, "float16") == 0)
+            hp->precision = 16;
+        else
+            return bad_value(f, key, v);
+        return 0;
+    case K_LONG:
+        if (!parse_long(v, &i) || i < f->min || i > f->max)
+            return bad_value(f, key, v);
+        *(long long *)base = i;
+        return 0;
+    case K_KV_STORE:
+        if (strcasecmp(v, "dist_sync") != 0 && strcasecmp(v, "dist_async") != 0 &&
+            strcasecmp(v, "local") != 0 && strcasecmp(v, "device") != 0)
+            return bad_value(f, key, v);
+        snprintf(hp->kv_store, sizeof hp->kv_store, "%s", v);
+        return 0;
+    case K_MULTI_LABEL:
+        if (!parse_bool(v, &b))
+            return bad_value(f, key, v);
+        if (b)
+            return err_set("hyperparameter %s=\"%s\": multi-label training (several labels per "
+                           "image, sigmoid outputs) is not supported by this image; it trains one "
+                           "label per image with softmax outputs. Use the built-in algorithm for "
+                           "multi-label jobs, or give each image one class",
+                           key, v);
         return 0;
     }
     return bad_value(f, key, v);
@@ -292,6 +467,94 @@ static void unwrap_value(const char *raw, char *out, size_t len)
             snprintf(out, len, "%s", s->valuestring);
         cJSON_Delete(s);
     }
+}
+
+bool hyperparams_given(const struct hyperparams *hp, const char *key)
+{
+    const struct field *f = find_field(key);
+    return f && (hp->given >> (f - fields) & 1);
+}
+
+int hyperparams_finish(struct hyperparams *hp)
+{
+    const char *opt = optimizer_name(hp->optimizer);
+    bool adam = hp->optimizer == OPTIMIZER_ADAM || hp->optimizer == OPTIMIZER_ADAMW;
+    if (hyperparams_given(hp, "augment") && hyperparams_given(hp, "augmentation_type"))
+        return err_set("hyperparameters augment and augmentation_type are both given: use "
+                       "augmentation_type (crop, crop_color, crop_color_transform) or augment=true "
+                       "(RandomResizedCrop + flip), not both");
+    if (hyperparams_given(hp, "min_crop_scale") && hp->augment != IMAGE_AUGMENT_RANDOM_RESIZED)
+        log_info("hyperparameter min_crop_scale is not used: it bounds augment=true's "
+                 "RandomResizedCrop, and this job trains with augmentation %s",
+                 image_augment_name(hp->augment));
+    /* Early stopping: the built-in algorithm's switch and defaults (patience 5, at least 10
+     * epochs), or this image's own early_stopping_patience alone. */
+    if (hp->early_stopping == 1) {
+        if (!hp->early_stopping_patience)
+            hp->early_stopping_patience = 5;
+        if (hp->early_stopping_min_epochs < 0)
+            hp->early_stopping_min_epochs = 10;
+    } else if (hp->early_stopping == 0) {
+        if (hyperparams_given(hp, "early_stopping_patience") ||
+            hyperparams_given(hp, "early_stopping_min_epochs") ||
+            hyperparams_given(hp, "early_stopping_tolerance"))
+            log_info("early_stopping=false: the other early_stopping_* hyperparameters are not used");
+        hp->early_stopping_patience = 0;
+    }
+    if (hp->early_stopping_min_epochs < 0)
+        hp->early_stopping_min_epochs = 0;
+    if (hp->early_stopping != 1 && hp->early_stopping_patience == 0 &&
+        (hyperparams_given(hp, "early_stopping_min_epochs") ||
+         hyperparams_given(hp, "early_stopping_tolerance")))
+        log_info("early stopping is off (early_stopping=true or early_stopping_patience turn it "
+                 "on): early_stopping_min_epochs and early_stopping_tolerance are not used");
+    /* The learning-rate schedule: lr_scheduler_step is the built-in algorithm's multistep. */
+    if (hp->lr_step_count > 0) {
+        if (hyperparams_given(hp, "lr_scheduler") && hp->lr_scheduler != LR_SCHEDULE_MULTISTEP)
+            return err_set("hyperparameters lr_scheduler=%s and lr_scheduler_step are both given: "
+                           "lr_scheduler_step is a multistep schedule; leave lr_scheduler out",
+                           lr_schedule_name(hp->lr_scheduler));
+        hp->lr_scheduler = LR_SCHEDULE_MULTISTEP;
+    } else if (hp->lr_scheduler == LR_SCHEDULE_MULTISTEP) {
+        return err_set("hyperparameter lr_scheduler=multistep needs lr_scheduler_step (epochs "
+                       "such as \"10,20\")");
+    }
+    /* What each optimizer reads, named when the user set something it does not read. */
+    if (hp->optimizer == OPTIMIZER_NAG && hp->momentum <= 0) {
+        log_info("optimizer=nag with momentum=0 is plain sgd (Nesterov needs momentum > 0)");
+        hp->optimizer = OPTIMIZER_SGD;
+    }
+    if (hyperparams_given(hp, "momentum") && (adam || hp->optimizer == OPTIMIZER_RMSPROP))
+        log_info("hyperparameter momentum is not used by optimizer=%s (only sgd and nag use it, "
+                 "as in the built-in algorithm)", opt);
+    if ((hyperparams_given(hp, "beta_1") || hyperparams_given(hp, "beta_2")) && !adam)
+        log_info("hyperparameters beta_1/beta_2 are not used by optimizer=%s (only adam)", opt);
+    if (hyperparams_given(hp, "eps") && !adam && hp->optimizer != OPTIMIZER_RMSPROP)
+        log_info("hyperparameter eps is not used by optimizer=%s (only adam and rmsprop)", opt);
+    if (hyperparams_given(hp, "gamma") && hp->optimizer != OPTIMIZER_RMSPROP)
+        log_info("hyperparameter gamma is not used by optimizer=%s (only rmsprop)", opt);
+    if (hyperparams_given(hp, "weight_decay") && (adam || hp->optimizer == OPTIMIZER_RMSPROP))
+        log_info("hyperparameter weight_decay applies to optimizer=%s here too (the built-in "
+                 "algorithm uses it with sgd and nag only)", opt);
+    /* precision_dtype: float16 is served by bfloat16 autocast, which needs no loss scaling. */
+    if (hp->precision == 16) {
+        if (hyperparams_given(hp, "amp") && hp->amp == 0)
+            return err_set("hyperparameters precision_dtype=float16 and amp=false contradict "
+                           "each other");
+        hp->amp = 1;
+        log_info("precision_dtype=float16: training runs under bfloat16 autocast (float32 "
+                 "weights, bf16 activations, no loss scaling needed) rather than float16");
+    } else if (hp->precision == 32) {
+        if (hyperparams_given(hp, "amp") && hp->amp == 1)
+            return err_set("hyperparameters precision_dtype=float32 and amp=true contradict "
+                           "each other");
+        hp->amp = 0;
+    }
+    if (hp->kv_store[0])
+        log_info("hyperparameter kv_store=%s has no meaning here: gradients are always averaged "
+                 "synchronously across every process (all-reduce, as dist_sync)",
+                 hp->kv_store);
+    return 0;
 }
 
 int hyperparams_set(struct hyperparams *hp, const char *raw_key, const char *raw_value)
@@ -317,7 +580,7 @@ int hyperparams_load(const char *path, struct hyperparams *hp)
     hyperparams_default(hp);
     FILE *probe = fopen(path, "r");
     if (!probe)
-        return 0; /* no file: every default */
+        return hyperparams_finish(hp); /* no file: every default */
     fclose(probe);
     cJSON *json;
     if (json_read_file(path, 1 << 20, &json) < 0)
@@ -349,5 +612,5 @@ int hyperparams_load(const char *path, struct hyperparams *hp)
         rc = hyperparams_set(hp, item->string, value);
     }
     cJSON_Delete(json);
-    return rc;
+    return rc < 0 ? rc : hyperparams_finish(hp);
 }

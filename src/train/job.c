@@ -20,6 +20,7 @@
 
 static const float imagenet_mean[3] = {0.485f, 0.456f, 0.406f};
 static const float imagenet_std[3] = {0.229f, 0.224f, 0.225f};
+static const float half[3] = {0.5f, 0.5f, 0.5f};
 
 /* resourceconfig.json and the launcher's layout: which host and rank this process is. */
 static int read_layout(struct train_job *job)
@@ -107,6 +108,100 @@ static int load_pretrained(struct train_job *job)
     return 0;
 }
 
+/* Resize, normalisation and augmentation: from the hyperparameters, else the defaults, said
+ * in one line with the reason. */
+static int preprocessing(struct train_job *job, bool lenet)
+{
+    const struct hyperparams *hp = &job->hp;
+    job->resize_mode = hp->eval_resize;
+    job->resize_size = hp->resize ? hp->resize : (int)lround(job->image_size * 8.0 / 7.0); /* 224 -> 256 */
+    if (hp->resize && hp->resize < job->image_size)
+        return err_set("hyperparameter resize=%d is smaller than the %dx%d input: it must be at "
+                       "least image_size",
+                       hp->resize, job->image_size, job->image_size);
+    const char *why;
+    if (hp->mean_set || hp->std_set)
+        why = "from the mean/std hyperparameters";
+    else if (lenet)
+        why = "lenet default, as the CIFAR LeNet script's Normalize(0.5, 0.5)";
+    else
+        why = "ImageNet statistics, what torchvision's pretrained weights expect";
+    memcpy(job->mean, hp->mean_set ? hp->mean : lenet ? half : imagenet_mean, sizeof job->mean);
+    memcpy(job->std, hp->std_set ? hp->std : lenet ? half : imagenet_std, sizeof job->std);
+    const char *aug_why = hp->augment == IMAGE_AUGMENT_NONE
+                              ? "the default, as the built-in algorithm without augmentation_type "
+                                "and the seeds' scripts train; augmentation_type or augment=true "
+                                "turn it on"
+                          : hyperparams_given(hp, "augmentation_type") ? "augmentation_type"
+                                                                        : "augment=true";
+    log_info("preprocessing: augmentation %s (%s); normalisation mean (%g, %g, %g) std (%g, %g, "
+             "%g) (%s); eval resize %s to %d then %dx%d",
+             image_augment_name(hp->augment), aug_why, job->mean[0], job->mean[1], job->mean[2],
+             job->std[0], job->std[1], job->std[2], why, image_resize_mode_name(job->resize_mode),
+             job->resize_size, job->image_size, job->image_size);
+    return 0;
+}
+
+/* The built-in algorithm's settings that depend on the data or the channels. */
+static int check_builtin_settings(struct train_job *job, int classes)
+{
+    const struct hyperparams *hp = &job->hp;
+    if (hp->use_pretrained_model && !job->channels.pretrained[0])
+        return err_set("hyperparameter use_pretrained_model=1: this image downloads nothing. Save "
+                       "torchvision's weights (torchvision.models.%s(weights=\"DEFAULT\")."
+                       "state_dict(), with torch.save) to a model.pth and pass it as the "
+                       "\"pretrained\" channel; the classifier head is re-initialised as the "
+                       "built-in algorithm does",
+                       hp->model);
+    if (hp->num_training_samples) {
+        size_t total = job->train.count + (job->channels.validation[0] ? 0 : job->val.count);
+        if ((size_t)hp->num_training_samples != total)
+            log_warn("hyperparameter num_training_samples=%lld, but the train channel holds %zu "
+                     "images: training uses the %zu images found (the schedule counts epochs, "
+                     "not samples)",
+                     hp->num_training_samples, total, total);
+    }
+    if (hp->top_k > classes)
+        return err_set("hyperparameter top_k=%d is more than the %d classes", hp->top_k, classes);
+    return 0;
+}
+
+/* use_weighted_loss: each class weighs total / (classes * its count), as sklearn's
+ * "balanced" weights; a class without training images gets weight 0. */
+static int make_class_weights(struct train_job *job, int classes)
+{
+    if (!job->hp.use_weighted_loss)
+        return 0;
+    float *w = calloc((size_t)classes, sizeof *w);
+    size_t *count = calloc((size_t)classes, sizeof *count);
+    if (!w || !count) {
+        free(w);
+        free(count);
+        return err_set("out of memory for class weights");
+    }
+    for (size_t i = 0; i < job->train.count; i++)
+        if (job->train.items[i].label >= 0 && job->train.items[i].label < classes)
+            count[job->train.items[i].label]++;
+    float lo = 0, hi = 0;
+    for (int c = 0; c < classes; c++) {
+        w[c] = count[c] ? (float)((double)job->train.count / ((double)classes * (double)count[c])) : 0.0f;
+        if (count[c] && (lo == 0 || w[c] < lo))
+            lo = w[c];
+        if (w[c] > hi)
+            hi = w[c];
+    }
+    int64_t shape[1] = {classes};
+    job->class_weights = tc_own(tc_from_data(w, shape, 1, TC_FLOAT32));
+    free(w);
+    free(count);
+    if (!job->class_weights)
+        return err_set("class weights: %s", tc_last_error());
+    log_info("use_weighted_loss: cross entropy weighted by inverse class frequency (weights "
+             "%.3g to %.3g)",
+             lo, hi);
+    return 0;
+}
+
 static int make_optimizer(struct train_job *job)
 {
     tc_tensor **params;
@@ -114,15 +209,23 @@ static int make_optimizer(struct train_job *job)
     if (model_parameters(job->model, MODEL_PARAMS_TRAINABLE, &params, &n) < 0)
         return -1;
     const struct hyperparams *hp = &job->hp;
-    if (hp->optimizer == OPTIMIZER_SGD) {
+    if (hp->optimizer == OPTIMIZER_SGD || hp->optimizer == OPTIMIZER_NAG) {
         struct tc_sgd_options o = tc_sgd_default_options();
         o.lr = hp->lr;
         o.momentum = hp->momentum;
         o.weight_decay = hp->weight_decay;
+        o.nesterov = hp->optimizer == OPTIMIZER_NAG;
         job->optimizer = tc_sgd_new(params, n, &o);
+    } else if (hp->optimizer == OPTIMIZER_RMSPROP) {
+        struct tc_rmsprop_options o = {.lr = hp->lr, .alpha = hp->rms_gamma, .eps = hp->eps,
+                                       .weight_decay = hp->weight_decay};
+        job->optimizer = tc_rmsprop_new(params, n, &o);
     } else {
         struct tc_adam_options o = tc_adam_default_options();
         o.lr = hp->lr;
+        o.beta1 = hp->beta1;
+        o.beta2 = hp->beta2;
+        o.eps = hp->eps;
         o.weight_decay = hp->weight_decay;
         o.decoupled_weight_decay = hp->optimizer == OPTIMIZER_ADAMW;
         job->optimizer = tc_adam_new(params, n, &o);
@@ -202,9 +305,8 @@ int job_setup(struct train_job *job)
     job->image_size = hp->image_size ? hp->image_size : lenet ? 32 : 224;
     if (lenet && job->image_size != 32)
         return err_set("hyperparameter image_size=%d: lenet takes 32x32 images only", job->image_size);
-    job->resize_size = (int)lround(job->image_size * 8.0 / 7.0); /* 224 -> 256 */
-    memcpy(job->mean, imagenet_mean, sizeof job->mean);
-    memcpy(job->std, imagenet_std, sizeof job->std);
+    if (preprocessing(job, lenet) < 0 || check_builtin_settings(job, classes) < 0)
+        return -1;
     /* The cores are shared by this host's training processes. */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int share = (int)(cores > 0 ? cores : 1) / job->layout.local_world_size;
@@ -221,7 +323,7 @@ int job_setup(struct train_job *job)
         return -1;
     if (hp->freeze_backbone && model_freeze_backbone(job->model, true) < 0)
         return -1;
-    if (choose_device(job) < 0 || make_optimizer(job) < 0)
+    if (choose_device(job) < 0 || make_optimizer(job) < 0 || make_class_weights(job, classes) < 0)
         return -1;
     log_info("model %s: %d classes, %lld parameters (%lld trainable), %dx%d inputs", hp->model,
              classes, (long long)model_parameter_count(job->model, MODEL_PARAMS_ALL),
@@ -230,6 +332,20 @@ int job_setup(struct train_job *job)
     log_info("training: %d epochs, batch %d, %s lr %g (schedule %s, warmup %d), %d loader threads",
              hp->epochs, hp->batch_size, optimizer_name(hp->optimizer), hp->lr,
              lr_schedule_name(hp->lr_scheduler), hp->warmup_epochs, job->threads);
+    if (hp->lr_scheduler == LR_SCHEDULE_MULTISTEP) {
+        char steps[256] = "";
+        for (int i = 0, n = 0; i < hp->lr_step_count && n < (int)sizeof steps - 16; i++)
+            n += snprintf(steps + n, sizeof steps - (size_t)n, "%s%d", i ? ", " : "", hp->lr_steps[i]);
+        log_info("lr schedule: lr x %g after each of epochs %s (lr_scheduler_step)", hp->lr_gamma, steps);
+    }
+    if (hp->early_stopping_patience > 0)
+        log_info("early stopping: after %d epochs without a validation accuracy better by a "
+                 "relative %g, from epoch %d on",
+                 hp->early_stopping_patience, hp->early_stopping_tolerance,
+                 hp->early_stopping_min_epochs);
+    if (hp->checkpoint_frequency > 1)
+        log_info("checkpoints every %d epochs (checkpoint_frequency), and on a stop signal",
+                 hp->checkpoint_frequency);
     return 0;
 }
 
@@ -237,6 +353,8 @@ void job_free(struct train_job *job)
 {
     distributed_stop(job);
     tc_optimizer_free(job->optimizer);
+    tc_free(job->class_weights);
+    job->class_weights = NULL;
     model_free(job->model);
     dataset_free(&job->train);
     dataset_free(&job->val);

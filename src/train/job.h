@@ -21,6 +21,7 @@
 
 struct eval_result {
     double loss, accuracy;
+    double top_k_accuracy; /* when hp.top_k > 0 */
     size_t count;
     int num_classes;
     int64_t *per_class_total, *per_class_correct; /* [num_classes] */
@@ -40,7 +41,9 @@ struct train_job {
     bool has_test;
     char val_source[128]; /* "the validation channel" or "10% held out of train" */
     int image_size, resize_size;
+    enum image_resize_mode resize_mode;
     float mean[3], std[3];
+    tc_tensor *class_weights; /* use_weighted_loss: [num_classes], else NULL */
     struct model *model;
     tc_optimizer *optimizer;
     tc_device device;

@@ -77,6 +77,8 @@ static int evaluate_best(struct train_job *job)
         if (trainer_evaluate(job, &job->test, &job->final_test) < 0)
             return err_prefix("test evaluation: ");
         log_metric("test_loss=%.4f test_acc=%.4f", job->final_test.loss, job->final_test.accuracy);
+        if (job->hp.top_k > 1)
+            log_metric("test_top_%d_acc=%.4f", job->hp.top_k, job->final_test.top_k_accuracy);
         /* The line the Python seeds' metric definitions look for. */
         log_metric("Testing Loss: %.4f, Testing Accuracy: %.4f", job->final_test.loss,
                    job->final_test.accuracy);

@@ -6,6 +6,7 @@
  * regexes for them and tests/python/check_train_e2e.py applies exactly those:
  *   epoch=2/10 train_loss=0.6931 train_acc=0.5012 val_loss=0.6802 val_acc=0.5600 lr=0.01 images_per_sec=812.3 epoch_time_s=3.1
  *   test_loss=0.4102 test_acc=0.8750
+ * and with top_k=K: epoch=2/10 val_top_K_acc=0.9900 (and test_top_K_acc=... at the end).
  */
 #include <math.h>
 #include <stdio.h>
@@ -27,6 +28,14 @@ double trainer_lr_at(const struct hyperparams *hp, double epoch)
     switch (hp->lr_scheduler) {
     case LR_SCHEDULE_STEP:
         return hp->lr * pow(hp->lr_gamma, floor(epoch / hp->lr_step_size));
+    case LR_SCHEDULE_MULTISTEP: {
+        /* "10,20": lr x factor after the 10th epoch and again after the 20th (0-based epochs
+         * 10 and 20 start lower), as the built-in algorithm's lr_scheduler_step. */
+        int passed = 0;
+        for (int i = 0; i < hp->lr_step_count; i++)
+            passed += epoch >= hp->lr_steps[i];
+        return hp->lr * pow(hp->lr_gamma, passed);
+    }
     case LR_SCHEDULE_COSINE: {
         double span = hp->epochs - warm;
         double t = span > 0 ? (epoch - warm) / span : 1.0;
@@ -43,6 +52,7 @@ static struct loader_config loader_config_for(const struct train_job *job, bool 
         .batch_size = job->hp.batch_size,
         .image_size = job->image_size,
         .resize_size = job->resize_size,
+        .resize_mode = job->resize_mode,
         .train = train,
         .augment = job->hp.augment,
         .min_crop_scale = job->hp.min_crop_scale,
@@ -96,7 +106,7 @@ static int reduce_eval(struct train_job *job, struct eval_result *r, double *los
 {
     if (job->layout.world_size <= 1)
         return 0;
-    size_t k = (size_t)r->num_classes, n = 2 + 2 * k + (r->confusion ? k * k : 0);
+    size_t k = (size_t)r->num_classes, n = 3 + 2 * k + (r->confusion ? k * k : 0);
     double *v = malloc(n * sizeof *v);
     if (!v)
         return err_set("out of memory for evaluation");
@@ -108,6 +118,7 @@ static int reduce_eval(struct train_job *job, struct eval_result *r, double *los
     }
     for (size_t i = 0; r->confusion && i < k * k; i++)
         v[2 + 2 * k + i] = (double)r->confusion[i];
+    v[n - 1] = r->top_k_accuracy; /* the count of top-k hits until the end of evaluate */
     int rc = distributed_sum(job, v, n);
     if (rc == 0) {
         *loss_sum = v[0];
@@ -118,6 +129,7 @@ static int reduce_eval(struct train_job *job, struct eval_result *r, double *los
         }
         for (size_t i = 0; r->confusion && i < k * k; i++)
             r->confusion[i] = (int64_t)v[2 + 2 * k + i];
+        r->top_k_accuracy = v[n - 1];
     }
     free(v);
     return rc;
@@ -133,7 +145,8 @@ int trainer_evaluate(struct train_job *job, const struct dataset *d, struct eval
     out->per_class_correct = calloc((size_t)k, sizeof(int64_t));
     if (k <= CONFUSION_MAX_CLASSES)
         out->confusion = calloc((size_t)k * (size_t)k, sizeof(int64_t));
-    int64_t *pred = malloc((size_t)job->hp.batch_size * sizeof *pred);
+    int top_k = job->hp.top_k;
+    int64_t *pred = malloc((size_t)job->hp.batch_size * (size_t)(top_k > 1 ? top_k : 1) * sizeof *pred);
     if (!out->per_class_total || !out->per_class_correct || !pred ||
         (k <= CONFUSION_MAX_CLASSES && !out->confusion)) {
         free(pred);
@@ -156,10 +169,22 @@ int trainer_evaluate(struct train_job *job, const struct dataset *d, struct eval
             batch_tensors(job, b, &x, &y);
             tc_tensor *logits = forward(job, x, false);
             double loss = 0;
+            tc_tensor *top_values, *top_indices = NULL;
             if (tc_item_double(tc_cross_entropy(logits, y, 0.0), &loss) < 0 ||
-                tc_to_data(tc_argmax(logits, 1), pred, (size_t)b->n * sizeof *pred) < 0) {
+                (top_k > 1 && (tc_topk(logits, top_k, 1, &top_values, &top_indices) < 0 ||
+                               tc_to_data(top_indices, pred, (size_t)b->n * top_k * sizeof *pred) < 0))) {
                 rc = err_set("evaluating: %s", tc_last_error());
-            } else {
+            } else if (top_k > 1) {
+                for (int i = 0; i < b->n; i++)
+                    for (int j = 0; j < top_k; j++)
+                        if (pred[(size_t)i * top_k + j] == b->labels[i]) {
+                            out->top_k_accuracy += 1; /* a count until the end */
+                            break;
+                        }
+            }
+            if (rc == 0 && tc_to_data(tc_argmax(logits, 1), pred, (size_t)b->n * sizeof *pred) < 0) {
+                rc = err_set("evaluating: %s", tc_last_error());
+            } else if (rc == 0) {
                 report_eval_batch(job, d, b, pred);
                 loss_sum += loss * b->n;
                 for (int i = 0; i < b->n; i++) {
@@ -191,6 +216,7 @@ int trainer_evaluate(struct train_job *job, const struct dataset *d, struct eval
         correct += out->per_class_correct[i];
     out->loss = loss_sum / (double)out->count;
     out->accuracy = (double)correct / (double)out->count;
+    out->top_k_accuracy /= (double)out->count;
     return 0;
 }
 
@@ -292,7 +318,10 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
             batch_tensors(job, b, &x, &y);
             tc_optimizer_zero_grad(job->optimizer);
             tc_tensor *logits = distributed_sync_buffers(job) < 0 ? NULL : forward(job, x, true);
-            tc_tensor *loss = tc_cross_entropy(logits, y, job->hp.label_smoothing);
+            tc_tensor *loss = job->class_weights
+                                  ? tc_cross_entropy_weighted(logits, y, job->class_weights,
+                                                              job->hp.label_smoothing)
+                                  : tc_cross_entropy(logits, y, job->hp.label_smoothing);
             prof_lap(prof, PROF_FORWARD);
             /* (prof_lap(), next) marks a phase boundary inside the chain of steps. */
             if (!loss || distributed_before_backward(job) < 0 || tc_backward(loss) < 0 ||
@@ -407,41 +436,55 @@ int trainer_run(struct train_job *job)
                    "images_per_sec=%.1f epoch_time_s=%.1f",
                    m.epoch, hp->epochs, m.train_loss, m.train_acc, m.val_loss, m.val_acc, m.lr,
                    m.images_per_sec, m.seconds);
+        if (hp->top_k > 1)
+            log_metric("epoch=%d/%d val_top_%d_acc=%.4f", m.epoch, hp->epochs, hp->top_k,
+                       job->final_val.top_k_accuracy);
         if (job_history_add(job, &m) < 0)
             return -1;
 
+        /* Early stopping counts an epoch as better when its gain over the best so far is more
+         * than early_stopping_tolerance relative to that best (the built-in algorithm's rule). */
+        double best = job->best_val_acc;
+        bool improved = job->best_epoch == 0 ||
+                        (m.val_acc - best) > hp->early_stopping_tolerance * fmax(best, 1e-12);
+        if (hp->early_stopping_tolerance == 0)
+            improved = job->best_epoch == 0 || m.val_acc > best;
+        job->epochs_without_improvement = improved ? 0 : job->epochs_without_improvement + 1;
         if (job->best_epoch == 0 || m.val_acc > job->best_val_acc) {
             job->best_epoch = m.epoch;
             job->best_val_acc = m.val_acc;
-            job->epochs_without_improvement = 0;
             double t_save = clock_now_s();
             if (job->layout.rank == 0 && artifacts_save_best_model(job) < 0)
                 return -1;
             prof_add(report_profile(job), PROF_CHECKPOINT, clock_now_s() - t_save);
-        } else {
-            job->epochs_without_improvement++;
         }
         job->next_epoch = epoch + 1;
         job->next_batch = 0;
         job->partial_loss_sum = job->partial_correct = job->partial_seen = 0;
         bool stop_early = hp->early_stopping_patience > 0 &&
-                          job->epochs_without_improvement >= hp->early_stopping_patience;
+                          job->epochs_without_improvement >= hp->early_stopping_patience &&
+                          m.epoch >= hp->early_stopping_min_epochs;
         if (stop_early) {
-            log_info("early stopping: no better validation accuracy for %d epochs (best %.4f at "
-                     "epoch %d)",
-                     job->epochs_without_improvement, job->best_val_acc, job->best_epoch);
+            log_info("early stopping at epoch %d: no better validation accuracy for %d epochs "
+                     "(best %.4f at epoch %d)",
+                     m.epoch, job->epochs_without_improvement, job->best_val_acc, job->best_epoch);
             job->next_epoch = hp->epochs;
         }
         bool stop, unused;
+        bool checkpoint_now = stop_early || job->next_epoch >= hp->epochs ||
+                              m.epoch % hp->checkpoint_frequency == 0;
         double t_checkpoint = clock_now_s();
-        if (checkpoint_save(job) < 0)
+        if (checkpoint_now && checkpoint_save(job) < 0)
             return -1;
         prof_add(report_profile(job), PROF_CHECKPOINT, clock_now_s() - t_checkpoint);
         report_epoch_done(job);
         if (distributed_agree(job, *job->stop_requested, true, &stop, &unused) < 0)
             return -1;
-        if (stop)
+        if (stop) {
+            if (!checkpoint_now && checkpoint_save(job) < 0)
+                return -1;
             return 1;
+        }
     }
     return 0;
 }

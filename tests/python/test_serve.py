@@ -284,6 +284,49 @@ def test_execution_parameters(trained, tmp_path):
     assert s.stop() == 0
 
 
+def test_metadata_resize_mode_and_normalisation_are_honoured(trained, tmp_path):
+    """metadata.json's resize_mode, mean and std (train's eval_resize, mean and std
+    hyperparameters) are what serve applies: squash to the square, as the binimages seed's
+    Resize((224, 224)) does."""
+    opt_ml = tmp_path / "opt_ml"
+    shutil.copytree(trained[0] / "model", opt_ml / "model")
+    meta_path = opt_ml / "model/metadata.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["resize_mode"] == "crop"  # what train wrote
+    meta.update(resize_mode="squash", mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0])
+    meta_path.write_text(json.dumps(meta))
+    img = Image.fromarray(np.random.default_rng(3).integers(0, 256, (30, 70, 3), dtype=np.uint8))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    s = Server(opt_ml)
+    try:
+        status, _, body = s.invoke(buf.getvalue(), "image/png")
+    finally:
+        assert s.stop() == 0
+    assert status == 200, body
+    net = make_model("lenet", meta["num_classes"])
+    net.load_state_dict(torch.load(opt_ml / "model/model.pth", weights_only=True))
+    net.eval()
+    tf = transforms.Compose([transforms.Resize((32, 32)), transforms.ToTensor()])
+    crop = transforms.Compose([transforms.Resize(meta["resize_size"]), transforms.CenterCrop(32),
+                               transforms.ToTensor()])
+    with torch.no_grad():
+        want = torch.softmax(net(tf(img)[None]), 1)[0].numpy()
+        other = torch.softmax(net(crop(img)[None]), 1)[0].numpy()
+    got = json.loads(body)["predictions"][0]["probabilities"]
+    # Relative: a trained LeNet's softmax is saturated, the small probabilities tell apart.
+    np.testing.assert_allclose(got, want, rtol=0.03, atol=1e-12)
+    assert (np.abs(other - want) / np.maximum(want, 1e-30)).max() > 0.1  # the modes differ here
+    meta_path.write_text(json.dumps(dict(meta, resize_mode="stretch")))
+    bad = Server(opt_ml, wait=False)
+    try:
+        assert bad.proc.wait(timeout=60) != 0
+    finally:
+        if bad.proc.poll() is None:
+            bad.proc.kill()
+    assert 'resize_mode is "stretch"; it must be "crop"' in bad.output()
+
+
 def test_python_saved_torchvision_state_dict(tmp_path):
     opt_ml = tmp_path / "opt_ml"
     (opt_ml / "model").mkdir(parents=True)

@@ -234,7 +234,8 @@ def test_early_stopping(tmp_path):
     dataset(root / "input/data/train", 60, seed=9)
     r = run_train(root)
     assert r.returncode == 0, r.stderr
-    assert "early stopping: no better validation accuracy for 2 epochs" in r.stderr
+    assert re.search(r"early stopping at epoch \d+: no better validation accuracy for 2 epochs",
+                     r.stderr)
     epochs = re.findall(r"^epoch=(\d+)/40", r.stdout, re.M)
     assert 3 <= len(epochs) < 40, epochs
     meta = json.loads((root / "model/metadata.json").read_text())
@@ -246,17 +247,79 @@ def test_early_stopping(tmp_path):
     ("model", "resnet19", "hyperparameter model=\"resnet19\" is not a model this image has"),
     ("batch_size", "abc", "hyperparameter batch_size=\"abc\" is not valid: an integer from 1"),
     ("epochs", "0", "hyperparameter epochs=\"0\" is not valid"),
-    ("optimizer", "rmsprop", "hyperparameter optimizer=\"rmsprop\" is not valid: sgd, adam or adamw"),
+    ("optimizer", "adagrad", "hyperparameter optimizer=\"adagrad\" is not valid: sgd, nag, adam, adamw or rmsprop"),
+    # The built-in algorithm's hyperparameters: each honoured, or refused naming the difference.
+    ("multi_label", "1", "multi-label training (several labels per image, sigmoid outputs) is not supported"),
+    ("num_layers", "20", "the built-in algorithm's ResNet-20 is not one this image has"),
+    ("augmentation_type", "flip", "hyperparameter augmentation_type=\"flip\" is not valid: crop, crop_color or crop_color_transform"),
+    ("lr_scheduler_step", "20,10", "hyperparameter lr_scheduler_step=\"20,10\" is not valid: epochs separated by commas, ascending"),
+    ("precision_dtype", "float64", "hyperparameter precision_dtype=\"float64\" is not valid: float32 or float16"),
+    ("kv_store", "nccl", "hyperparameter kv_store=\"nccl\" is not valid: dist_sync or dist_async"),
+    ("mean", "0.5,0.5", "hyperparameter mean=\"0.5,0.5\" is not valid: one number or three"),
+    ("std", "0", "hyperparameter std=\"0\" is not valid"),
+    ("eval_resize", "stretch", "hyperparameter eval_resize=\"stretch\" is not valid: crop (shorter side + centre crop) or squash"),
+    ("top_k", "1", "hyperparameter top_k=\"1\" is not valid: an integer >= 2"),
+    ("top_k", "5", "hyperparameter top_k=5 is more than the 3 classes"),
+    ("resize", "20", "hyperparameter resize=20 is smaller than the 32x32 input"),
+    ("use_pretrained_model", "1", "use_pretrained_model=1: this image downloads nothing. Save torchvision's weights"),
+    ("augment", "true\", \"augmentation_type\": \"crop", "augment and augmentation_type are both given"),
+    ("precision_dtype", "float16\", \"amp\": \"false", "precision_dtype=float16 and amp=false contradict"),
+    ("lr_scheduler_step", "2\", \"lr_scheduler\": \"cosine", "lr_scheduler=cosine and lr_scheduler_step are both given"),
     ("image_shape", "3,32,48", "hyperparameter image_shape=\"3,32,48\" is not valid"),
     ("freeze_backbone", "maybe", "hyperparameter freeze_backbone=\"maybe\" is not valid: true or false"),
 ])
 def test_bad_hyperparameter_fails_before_any_work(tmp_path, key, value, message):
-    root = make_opt_ml(tmp_path / "opt_ml", dict(LENET_FAST, **{key: value}))
+    hp = dict(LENET_FAST, **{key: value})
+    if '", "' in value:  # a second key rides along: 'v1", "key2": "v2'
+        first, rest = value.split('", "', 1)
+        key2, value2 = rest.split('": "', 1)
+        hp = dict(LENET_FAST, **{key: first, key2: value2})
+    root = make_opt_ml(tmp_path / "opt_ml", hp)
     dataset(root / "input/data/train", 5, seed=1)
     r = run_train(root)
     assert r.returncode == 1
     assert message in failure_text(root)
     assert "epoch=" not in r.stdout
+
+
+def test_builtin_algorithm_hyperparameters_are_followed(tmp_path):
+    """The built-in image-classification algorithm's names and meanings, each visibly used."""
+    hp = {"model": "lenet", "epochs": 8, "mini_batch_size": 16, "learning_rate": 0.05,
+          "optimizer": "nag", "momentum": 0.9, "lr_scheduler_step": "2,3",
+          "lr_scheduler_factor": 0.5, "early_stopping": True, "early_stopping_min_epochs": 4,
+          "early_stopping_patience": 1, "early_stopping_tolerance": 1.0,
+          "augmentation_type": "crop", "top_k": 2, "use_weighted_loss": 1,
+          "num_training_samples": 999, "kv_store": "dist_sync", "precision_dtype": "float32",
+          "checkpoint_frequency": 2, "resize": 40, "image_shape": "3,32,32",
+          "mean": "0.4,0.45,0.5", "std": "0.25", "eval_resize": "squash",
+          "use_pretrained_model": 0, "multi_label": 0, "seed": 3}
+    root = make_opt_ml(tmp_path / "opt_ml", hp)
+    dataset(root / "input/data/train", 40, seed=4)
+    dataset(root / "input/data/test", 10, seed=5)
+    r = run_train(root)
+    assert r.returncode == 0, r.stderr[-3000:]
+    log = r.stderr
+    # lr_scheduler_step "2,3" with factor 0.5: epochs 1-2 at 0.05, 3 at 0.025, 4 on at 0.0125.
+    lrs = {int(e): float(v) for e, v in re.findall(r"^epoch=(\d+)/8 .* lr=([0-9.e-]+)", r.stdout, re.M)}
+    want = {1: 0.05, 2: 0.05, 3: 0.025, 4: 0.0125, 5: 0.0125}
+    assert all(abs(lrs[e] - want[e]) < 1e-9 for e in lrs), lrs
+    # early stopping: a doubling is needed to count as better, so it stops once epoch 4 is
+    # reached and an epoch fails to double the best (at epoch 4 or 5).
+    stop = re.search(r"early stopping at epoch (\d+)", log)
+    assert stop and int(stop.group(1)) in (4, 5), log[-2000:]
+    assert len(lrs) == int(stop.group(1))
+    assert "lr schedule: lr x 0.5 after each of epochs 2, 3" in log
+    assert "training: 8 epochs, batch 16, nag lr 0.05" in log
+    assert "augmentation crop (random crop + horizontal flip) (augmentation_type)" in log
+    assert "use_weighted_loss: cross entropy weighted by inverse class frequency" in log
+    assert "num_training_samples=999, but the train channel holds 120 images" in log
+    assert "kv_store=dist_sync has no meaning here" in log
+    assert "checkpoints every 2 epochs" in log
+    assert re.search(r"^epoch=1/8 val_top_2_acc=[0-9.]+$", r.stdout, re.M)
+    assert re.search(r"^test_top_2_acc=[0-9.]+$", r.stdout, re.M)
+    meta = json.loads((root / "model/metadata.json").read_text())
+    assert meta["resize_mode"] == "squash" and meta["resize_size"] == 40
+    assert meta["mean"] == pytest.approx([0.4, 0.45, 0.5]) and meta["std"] == pytest.approx([0.25] * 3)
 
 
 def test_missing_and_empty_channels(tmp_path):
