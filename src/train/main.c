@@ -90,9 +90,11 @@ static int evaluate_best(struct train_job *job)
 static int run_training(struct train_job *job, const char *failure_path)
 {
     int rc = job_setup(job);
-    if (*job->stop_requested) {
+    if (*job->stop_requested && job->layout.world_size <= 1) {
         /* Set-up (listing and checking data, loading weights) can be long; a stop during it
-         * ends the job here, before training, with nothing to checkpoint yet. */
+         * ends the job here, before training, with nothing to checkpoint yet. With several
+         * processes the ranks agree on the stop at their first step instead, so that none of
+         * them waits for a peer that has already left. */
         log_info("stopped by a signal during set-up, before training started");
         failure_write(failure_path, "stopped by a signal during set-up, before training started; "
                                     "no checkpoint was written");
