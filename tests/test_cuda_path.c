@@ -13,7 +13,7 @@
  *   - optimizer state saved from the GPU and loaded back lands on the parameters' device and
  *     the next step runs (the resume path);
  *   - data parallelism over NCCL with one rank: the process group forms, host values reduce,
- *     and a backward pass runs through gradient sync (gradients as bucket views).
+ *     and two training steps run through gradient sync.
  */
 #include <math.h>
 #include <stdio.h>
