@@ -546,9 +546,8 @@ int dataset_open(const char *dir, const char *lst_dir, char *const *classes, int
         rc = open_class_folders(out, classes, num_classes);
     strings_free(&recs);
     if (rc == 0 && out->count == 0)
-        rc = err_set("channel %s has no images (looked for .rec RecordIO files, "
-                     ".jpg/.jpeg/.png under %d class folders, a .lst manifest, and CIFAR "
-                     "binary batches)",
+        rc = err_set("channel %s has no images (looked for .jpg/.jpeg/.png under %d class "
+                     "folders, a .lst manifest, CIFAR binary batches and .rec RecordIO files)",
                      dir, out->num_classes);
     if (rc < 0)
         dataset_free(out);

