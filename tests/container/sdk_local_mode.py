@@ -121,8 +121,10 @@ def main():
     transformer = est.transformer(instance_count=1, instance_type="local", strategy="MultiRecord",
                                   assemble_with="Line", accept="application/jsonlines",
                                   output_path=f"file://{work}/transform-output")
-    transformer.transform(f"file://{lines_dir}", content_type="application/jsonlines", split_type="Line")
-    transformer.wait()
+    # Local mode runs the job within transform(); logs=True would ask CloudWatch for them.
+    transformer.transform(f"file://{lines_dir}", content_type="application/jsonlines", split_type="Line",
+                          wait=False)
+    transformer.wait(logs=False)
     out_path = os.path.join(work, "transform-output", "images.jsonl.out")
     if not os.path.exists(out_path):
         fail(f"the transform wrote no {out_path}")
