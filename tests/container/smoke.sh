@@ -220,7 +220,7 @@ skip_sdk() {
 sdk_local_mode() {
     if [ "${SMOKE_SDK:-1}" = 0 ]; then skip_sdk "SMOKE_SDK=0"; return 0; fi
     local venv=$CACHE/sdk-venv bin=$work/sdk-bin
-    if ! "$venv/bin/python" -c 'import sagemaker, podman_compose, PIL, numpy' 2>/dev/null; then
+    if ! "$venv/bin/python" -c 'import sagemaker, podman_compose, PIL, numpy' >/dev/null 2>&1; then
         log "installing sagemaker<3 and podman-compose into $venv (not the shared venv)"
         rm -rf "$venv"
         python3 -m venv "$venv" &&
@@ -267,7 +267,7 @@ SHIM
     fi
     local sdk_port
     sdk_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    log "SDK local mode: fit, deploy, predict, transform through sagemaker $("$venv/bin/python" -c 'import sagemaker; print(sagemaker.__version__)')"
+    log "SDK local mode: fit, deploy, predict, transform through sagemaker $("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("sagemaker"))')"
     local status=0
     PATH="$bin:$venv/bin:$PATH" "$venv/bin/python" tests/container/sdk_local_mode.py --image "$IMAGE" \
         --data opt_ml_layout/input/data --work "$work/sdk" --port "$sdk_port" >"$work/sdk.log" 2>&1 ||
