@@ -37,6 +37,15 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     args = ap.parse_args()
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    work = os.path.abspath(args.work)
+    os.makedirs(os.path.join(work, "containers"), exist_ok=True)
+    # No telemetry: the SDK would otherwise report each call to an AWS address (nothing may
+    # leave the machine during the tests).
+    config = os.path.join(work, "sagemaker-config.yaml")
+    with open(config, "w") as f:
+        f.write("SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
+    os.environ["SAGEMAKER_USER_CONFIG_OVERRIDE"] = config
+    os.environ["SAGEMAKER_SUPPRESS_V2_WARNING"] = "1"
 
     from PIL import Image
     from sagemaker.deserializers import JSONDeserializer
@@ -44,8 +53,6 @@ def main():
     from sagemaker.local import LocalSession
     from sagemaker.serializers import IdentitySerializer, JSONSerializer, NumpySerializer
 
-    work = os.path.abspath(args.work)
-    os.makedirs(os.path.join(work, "containers"), exist_ok=True)
     session = LocalSession()
     session.config = {"local": {"local_code": True, "serving_port": args.port,
                                 "container_root": os.path.join(work, "containers")}}
@@ -55,10 +62,13 @@ def main():
 
     t = time.time()
     step(f"Estimator(image_uri={args.image}, instance_type='local').fit(train, validation, test)")
+    # The hyperparameters of the sample job (opt_ml_layout/), as a notebook would pass them.
+    layout = os.path.join(os.path.dirname(data), "config", "hyperparameters.json")
+    hyperparameters = {k: json.loads(v) if v.startswith('"') else v
+                       for k, v in json.load(open(layout)).items()}
     est = Estimator(image_uri=args.image, role=role, instance_count=1, instance_type="local",
                     sagemaker_session=session, output_path=f"file://{work}/output",
-                    hyperparameters={"model": "lenet", "epochs": 8, "batch_size": 16, "lr": 0.003,
-                                     "optimizer": "adam", "min_crop_scale": 0.7, "seed": 1})
+                    hyperparameters=hyperparameters)
     est.fit({c: f"file://{data}/{c}" for c in ("train", "validation", "test")})
     artifacts = est.model_data
     step(f"fit done in {time.time() - t:.0f} s; model data {artifacts}")
@@ -71,15 +81,17 @@ def main():
                            serializer=IdentitySerializer("image/jpeg"), deserializer=JSONDeserializer())
     try:
         step(f"endpoint up in {time.time() - t:.0f} s")
-        test_images = sorted(glob.glob(os.path.join(data, "test", "*", "*.jpg")))[:6]
-        if not test_images:
-            fail("no test JPEGs")
+        test_images = [p for c in classes for p in sorted(glob.glob(os.path.join(data, "test", c, "*.jpg")))[:3]]
+        if len(test_images) < 2 * len(classes):
+            fail("too few test JPEGs")
         right = 0
         for path in test_images:
             with open(path, "rb") as f:
                 answer = predictor.predict(f.read())
-            label = answer["predictions"][0]["predicted_label"]
-            right += label == os.path.basename(os.path.dirname(path))
+            pred = answer["predictions"][0]
+            if pred["predicted_label"] not in classes or abs(sum(pred["probabilities"]) - 1) > 1e-4:
+                fail(f"a malformed answer for {path}: {answer}")
+            right += pred["predicted_label"] == os.path.basename(os.path.dirname(path))
         step(f"IdentitySerializer('image/jpeg'): {right}/{len(test_images)} right")
         if right < len(test_images) // 2:
             fail("the model trained through the SDK gets most test images wrong")
@@ -109,8 +121,10 @@ def main():
     transformer = est.transformer(instance_count=1, instance_type="local", strategy="MultiRecord",
                                   assemble_with="Line", accept="application/jsonlines",
                                   output_path=f"file://{work}/transform-output")
-    transformer.transform(f"file://{lines_dir}", content_type="application/jsonlines", split_type="Line")
-    transformer.wait()
+    # Local mode runs the job within transform(); logs=True would ask CloudWatch for them.
+    transformer.transform(f"file://{lines_dir}", content_type="application/jsonlines", split_type="Line",
+                          wait=False)
+    transformer.wait(logs=False)
     out_path = os.path.join(work, "transform-output", "images.jsonl.out")
     if not os.path.exists(out_path):
         fail(f"the transform wrote no {out_path}")
