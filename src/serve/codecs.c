@@ -51,17 +51,6 @@
  * for minutes. */
 #define MAX_URLS 16
 
-static int fail(struct sm_error *err, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(struct sm_error *err, int status, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return status;
-}
-
 /* ---- batches ---- */
 
 /* How many preprocessed images one request may hold. */
@@ -78,11 +67,11 @@ static int batch_alloc(const struct sm_context *ctx, int64_t n, struct sm_batch 
     size_t per = 3 * (size_t)ctx->image_size * (size_t)ctx->image_size;
     size_t limit = max_images(ctx);
     if (n < 1 || (size_t)n > limit)
-        return fail(err, 400, "a request may hold 1 to %zu images of %dx%d, this one holds %lld",
+        return serve_fail(err, 400, "a request may hold 1 to %zu images of %dx%d, this one holds %lld",
                     limit, ctx->image_size, ctx->image_size, (long long)n);
     out->data = malloc((size_t)n * per * sizeof(float));
     if (!out->data)
-        return fail(err, 500, "out of memory for %lld images", (long long)n);
+        return serve_fail(err, 500, "out of memory for %lld images", (long long)n);
     out->n = n;
     out->height = out->width = ctx->image_size;
     return 0;
@@ -98,7 +87,7 @@ static int transform_into(const struct sm_context *ctx, const struct image *img,
 {
     if (image_eval_transform(img, ctx->squash ? IMAGE_RESIZE_SQUASH : IMAGE_RESIZE_CROP,
                              ctx->resize_size, ctx->image_size, ctx->mean, ctx->std, out) < 0)
-        return fail(err, 400, "cannot preprocess the image: %s", err_msg());
+        return serve_fail(err, 400, "cannot preprocess the image: %s", err_msg());
     return 0;
 }
 
@@ -108,7 +97,7 @@ static int decode_image_into(const struct sm_context *ctx, const uint8_t *data, 
 {
     struct image img = {0};
     if (image_decode(data, len, ctx->squash ? ctx->image_size : ctx->resize_size, &img) < 0)
-        return fail(err, 400, "the image cannot be decoded: %s", err_msg());
+        return serve_fail(err, 400, "the image cannot be decoded: %s", err_msg());
     int rc = transform_into(ctx, &img, out, err);
     image_free(&img);
     return rc;
@@ -126,13 +115,13 @@ static int pixels_to_batch(const struct sm_context *ctx, const struct pixels *p,
                            struct sm_batch *out, struct sm_error *err)
 {
     if (p->h < 1 || p->w < 1 || p->h > MAX_PIXEL_SIDE || p->w > MAX_PIXEL_SIDE)
-        return fail(err, 400, "images must be 1 to %d pixels a side, got %lldx%lld",
+        return serve_fail(err, 400, "images must be 1 to %d pixels a side, got %lldx%lld",
                     MAX_PIXEL_SIDE, (long long)p->h, (long long)p->w);
     size_t total = (size_t)(p->n * 3 * p->h * p->w);
     double max = 0;
     for (size_t i = 0; i < total; i++) {
         if (!isfinite(p->v[i]))
-            return fail(err, 400, "pixel values must be finite numbers");
+            return serve_fail(err, 400, "pixel values must be finite numbers");
         if (p->v[i] > max)
             max = p->v[i];
     }
@@ -140,7 +129,7 @@ static int pixels_to_batch(const struct sm_context *ctx, const struct pixels *p,
     int rc = batch_alloc(ctx, p->n, out, err);
     struct image img = {malloc((size_t)(p->h * p->w * 3)), (int)p->w, (int)p->h};
     if (rc == 0 && !img.pixels)
-        rc = fail(err, 500, "out of memory");
+        rc = serve_fail(err, 500, "out of memory");
     size_t plane = (size_t)(p->h * p->w);
     for (int64_t i = 0; rc == 0 && i < p->n; i++) {
         const double *src = p->v + (size_t)i * 3 * plane;
@@ -170,7 +159,7 @@ static int check_shape(const int64_t *dims, int ndim, struct pixels *p, struct s
         p->n = dims[0], p->h = dims[2], p->w = dims[3];
         return 0;
     }
-    return fail(err, 400, "arrays must be shaped [N,3,H,W] or [3,H,W] (RGB, channels first)");
+    return serve_fail(err, 400, "arrays must be shaped [N,3,H,W] or [3,H,W] (RGB, channels first)");
 }
 
 /* ---- NPY ---- */
@@ -212,7 +201,7 @@ static int npy_parse_dtype(const char *descr, struct npy_dtype *t, struct sm_err
                    (t->size == 1 || t->size == 2 || t->size == 4 || t->size == 8);
     bool real = t->kind == 'f' && (t->size == 4 || t->size == 8);
     if (!integer && !real)
-        return fail(err, 400, "The .npy array's dtype '%s' is not accepted: send pixels as an "
+        return serve_fail(err, 400, "The .npy array's dtype '%s' is not accepted: send pixels as an "
                               "integer type (uint8, int8 to int64, uint16 to uint64) holding 0 to "
                               "255, or as float32 or float64.",
                     text);
@@ -253,7 +242,7 @@ static double npy_element(const uint8_t *d, size_t i, const struct npy_dtype *t)
 static int npy_decode(const uint8_t *body, size_t len, struct pixels *p, struct sm_error *err)
 {
     if (len < 10 || memcmp(body, "\x93NUMPY", 6) != 0)
-        return fail(err, 400, "The body is not a NumPy .npy array: it does not start with the "
+        return serve_fail(err, 400, "The body is not a NumPy .npy array: it does not start with the "
                               "\\x93NUMPY magic.");
     size_t hlen, start;
     if (body[6] == 1) {
@@ -263,25 +252,25 @@ static int npy_decode(const uint8_t *body, size_t len, struct pixels *p, struct 
         hlen = (size_t)body[8] | (size_t)body[9] << 8 | (size_t)body[10] << 16 | (size_t)body[11] << 24;
         start = 12;
     } else {
-        return fail(err, 400, "The .npy format version %d is not supported: send version 1, 2 or 3.",
+        return serve_fail(err, 400, "The .npy format version %d is not supported: send version 1, 2 or 3.",
                     body[6]);
     }
     if (hlen > 65536 || start + hlen > len)
-        return fail(err, 400, "The .npy header is truncated or longer than 64 KiB.");
+        return serve_fail(err, 400, "The .npy header is truncated or longer than 64 KiB.");
     char header[65537];
     memcpy(header, body + start, hlen);
     header[hlen] = '\0';
     const char *descr = npy_field(header, "descr"), *fortran = npy_field(header, "fortran_order"),
                *shape = npy_field(header, "shape");
     if (!descr || !fortran || !shape)
-        return fail(err, 400, "The .npy header lacks descr, fortran_order or shape.");
+        return serve_fail(err, 400, "The .npy header lacks descr, fortran_order or shape.");
     if (strncmp(fortran, "False", 5) != 0)
-        return fail(err, 400, "Fortran-ordered .npy arrays are not accepted: send C order.");
+        return serve_fail(err, 400, "Fortran-ordered .npy arrays are not accepted: send C order.");
     struct npy_dtype type;
     if (npy_parse_dtype(descr, &type, err))
         return 400;
     if (*shape != '(')
-        return fail(err, 400, "The .npy shape is malformed: expected a tuple such as (1, 3, 224, 224).");
+        return serve_fail(err, 400, "The .npy shape is malformed: expected a tuple such as (1, 3, 224, 224).");
     int64_t dims[8];
     int ndim = 0;
     const char *q = shape + 1;
@@ -291,10 +280,10 @@ static int npy_decode(const uint8_t *body, size_t len, struct pixels *p, struct 
         if (end == q)
             break;
         if (ndim == 8)
-            return fail(err, 400, "The .npy array has more than 8 dimensions: send [N,3,H,W] or [3,H,W].");
+            return serve_fail(err, 400, "The .npy array has more than 8 dimensions: send [N,3,H,W] or [3,H,W].");
         /* Each dimension is bounded here, before any product of them is formed. */
         if (d < 0 || d > MAX_PIXEL_SIDE * (long long)MAX_BATCH_IMAGES)
-            return fail(err, 400, "The .npy dimension %lld is impossible for an image batch.", d);
+            return serve_fail(err, 400, "The .npy dimension %lld is impossible for an image batch.", d);
         dims[ndim++] = d;
         q = end;
         while (*q == ',' || *q == ' ')
@@ -304,21 +293,21 @@ static int npy_decode(const uint8_t *body, size_t len, struct pixels *p, struct 
         return 400;
     if (p->n < 1 || p->n > MAX_BATCH_IMAGES || p->h < 1 || p->w < 1 || p->h > MAX_PIXEL_SIDE ||
         p->w > MAX_PIXEL_SIDE)
-        return fail(err, 400, "The .npy array is shaped [%lld,3,%lld,%lld]: send at most %d images "
+        return serve_fail(err, 400, "The .npy array is shaped [%lld,3,%lld,%lld]: send at most %d images "
                               "(at least 1) of 1 to %d pixels a side.",
                     (long long)p->n, (long long)p->h, (long long)p->w, MAX_BATCH_IMAGES, MAX_PIXEL_SIDE);
     size_t count, bytes;
     if (__builtin_mul_overflow((size_t)p->n * 3, (size_t)p->h, &count) ||
         __builtin_mul_overflow(count, (size_t)p->w, &count) ||
         __builtin_mul_overflow(count, type.size, &bytes))
-        return fail(err, 400, "The .npy array is too large.");
+        return serve_fail(err, 400, "The .npy array is too large.");
     size_t data_len = len - start - hlen;
     if (data_len != bytes)
-        return fail(err, 400, "The .npy data holds %zu bytes, but its header promises %zu.",
+        return serve_fail(err, 400, "The .npy data holds %zu bytes, but its header promises %zu.",
                     data_len, bytes);
     p->v = malloc(count * sizeof *p->v + 1);
     if (!p->v)
-        return fail(err, 500, "Out of memory decoding the .npy array.");
+        return serve_fail(err, 500, "Out of memory decoding the .npy array.");
     const uint8_t *d = body + start + hlen;
     p->integers = type.kind != 'f';
     for (size_t i = 0; i < count; i++) {
@@ -327,7 +316,7 @@ static int npy_decode(const uint8_t *body, size_t len, struct pixels *p, struct 
             double bad = p->v[i];
             free(p->v);
             p->v = NULL;
-            return fail(err, 400, "The .npy array holds the integer %.0f at element %zu: integer "
+            return serve_fail(err, 400, "The .npy array holds the integer %.0f at element %zu: integer "
                                   "pixels must lie in 0 to 255.",
                         bad, i);
         }
@@ -373,16 +362,16 @@ static int json_pixels(const cJSON *a, size_t body_len, struct pixels *p, struct
     if (check_shape(dims, ndim, p, err))
         return 400;
     if (p->n > MAX_BATCH_IMAGES || p->h > MAX_PIXEL_SIDE || p->w > MAX_PIXEL_SIDE)
-        return fail(err, 400, "the array is too large");
+        return serve_fail(err, 400, "the array is too large");
     size_t cap = (size_t)(p->n * 3 * p->h * p->w), pos = 0;
     if (cap > body_len / 2 + 1)
-        return fail(err, 400, "the JSON array is ragged: its first rows promise %zu values, more "
+        return serve_fail(err, 400, "the JSON array is ragged: its first rows promise %zu values, more "
                               "than the body holds", cap);
     p->v = malloc(cap * sizeof *p->v + 1);
     if (!p->v)
-        return fail(err, 500, "out of memory");
+        return serve_fail(err, 500, "out of memory");
     if (json_fill(a, 0, dims, ndim, p->v, &pos, cap) < 0 || pos != cap)
-        return fail(err, 400, "the JSON array is ragged or holds non-numbers: expected a "
+        return serve_fail(err, 400, "the JSON array is ragged or holds non-numbers: expected a "
                               "[N,3,H,W] or [3,H,W] nested list of pixel values");
     p->integers = true;
     for (size_t i = 0; p->integers && i < cap; i++)
@@ -446,7 +435,7 @@ static int json_record(const struct sm_context *ctx, const cJSON *rec, size_t bo
     if (rc == 0)
         *images += (size_t)parts[*nparts - 1].n;
     if (rc == 0 && *images > max_images(ctx))
-        rc = fail(err, 400, "a request may hold at most %zu images of %dx%d", max_images(ctx),
+        rc = serve_fail(err, 400, "a request may hold at most %zu images of %dx%d", max_images(ctx),
                   ctx->image_size, ctx->image_size);
     return rc;
 }
@@ -456,7 +445,7 @@ static int url_record(const struct sm_context *ctx, const cJSON *url, struct sm_
                       struct sm_error *err)
 {
     if (!cJSON_IsString(url) || !*url->valuestring)
-        return fail(err, 400, "\"url\" must be a string holding the image's https URL.");
+        return serve_fail(err, 400, "\"url\" must be a string holding the image's https URL.");
     struct url_fetch_options o;
     if (url_fetch_options_from_env(&o, err->message, sizeof err->message) < 0)
         return 500;
@@ -475,7 +464,7 @@ static int json_record_into(const struct sm_context *ctx, const cJSON *rec, size
                             struct sm_batch *parts, int *nparts, struct sm_error *err)
 {
     if (*nparts >= MAX_BATCH_IMAGES)
-        return fail(err, 400, "too many records in one request (at most %d)", MAX_BATCH_IMAGES);
+        return serve_fail(err, 400, "too many records in one request (at most %d)", MAX_BATCH_IMAGES);
     struct sm_batch *b = &parts[(*nparts)++];
     const cJSON *b64 = rec;
     const cJSON *url = cJSON_IsObject(rec) ? cJSON_GetObjectItemCaseSensitive(rec, "url") : NULL;
@@ -492,7 +481,7 @@ static int json_record_into(const struct sm_context *ctx, const cJSON *rec, size
         size_t len;
         uint8_t *bytes = base64_decode(b64->valuestring, &len);
         if (!bytes)
-            return fail(err, 400, "an image string is not valid base64");
+            return serve_fail(err, 400, "an image string is not valid base64");
         int rc = batch_alloc(ctx, 1, b, err);
         if (rc == 0)
             rc = decode_image_into(ctx, bytes, len, b->data, err);
@@ -500,7 +489,7 @@ static int json_record_into(const struct sm_context *ctx, const cJSON *rec, size
         return rc;
     }
     if (!cJSON_IsArray(rec))
-        return fail(err, 400, "Each record must be a nested list of pixels, a base64 image (a "
+        return serve_fail(err, 400, "Each record must be a nested list of pixels, a base64 image (a "
                               "string, or an object with \"b64\") or an object with \"url\".");
     struct pixels p = {0};
     int rc = json_pixels(rec, body_len, &p, err);
@@ -543,14 +532,14 @@ static int json_input(const struct sm_context *ctx, const struct sm_request *req
 {
     struct sm_batch *parts = calloc(MAX_BATCH_IMAGES + 1, sizeof *parts);
     if (!parts)
-        return fail(err, 500, "out of memory");
+        return serve_fail(err, 500, "out of memory");
     int nparts = 0, rc = 0, urls = 0;
     size_t images = 0;
     int64_t *records = lines ? calloc(MAX_BATCH_IMAGES + 1, sizeof *records) : NULL;
     int64_t n_records = 0;
     if (lines && !records) {
         free(parts);
-        return fail(err, 500, "out of memory");
+        return serve_fail(err, 500, "out of memory");
     }
     const char *p = (const char *)req->body, *end = p + req->body_len;
     while (rc == 0 && p < end) {
@@ -564,14 +553,14 @@ static int json_input(const struct sm_context *ctx, const struct sm_request *req
             size_t before = images;
             cJSON *doc = cJSON_ParseWithLength(q, (size_t)(stop - q));
             if (!doc) {
-                rc = fail(err, 400, "the body is not valid JSON%s", lines ? " (in a JSON Lines record)" : "");
+                rc = serve_fail(err, 400, "the body is not valid JSON%s", lines ? " (in a JSON Lines record)" : "");
                 break;
             }
             const cJSON *instances = cJSON_GetObjectItemCaseSensitive(doc, "instances");
             urls += count_urls(doc);
             if (urls > MAX_URLS) {
                 cJSON_Delete(doc);
-                rc = fail(err, 400, "A request may name at most %d image URLs: send the others "
+                rc = serve_fail(err, 400, "A request may name at most %d image URLs: send the others "
                                     "in further requests.", MAX_URLS);
                 break;
             }
@@ -583,7 +572,7 @@ static int json_input(const struct sm_context *ctx, const struct sm_request *req
             }
             cJSON_Delete(doc);
             if (rc == 0 && records && images == before)
-                rc = fail(err, 400, "JSON Lines record %lld holds no image", (long long)n_records + 1);
+                rc = serve_fail(err, 400, "JSON Lines record %lld holds no image", (long long)n_records + 1);
             /* Each line adds a part, and parts are capped at MAX_BATCH_IMAGES: so are lines. */
             if (rc == 0 && records)
                 records[n_records++] = (int64_t)(images - before);
@@ -591,7 +580,7 @@ static int json_input(const struct sm_context *ctx, const struct sm_request *req
         p = stop + 1;
     }
     if (rc == 0 && nparts == 0)
-        rc = fail(err, 400, "the body holds no record");
+        rc = serve_fail(err, 400, "the body holds no record");
     if (rc == 0)
         rc = concat(ctx, parts, nparts, out, err);
     for (int i = 0; i < nparts; i++)
@@ -612,7 +601,7 @@ int serve_input_fn(const struct sm_context *ctx, const struct sm_request *req,
     memset(out, 0, sizeof *out);
     const char *ct = req->content_type;
     if (req->body_len == 0)
-        return fail(err, 400, "the request body is empty");
+        return serve_fail(err, 400, "the request body is empty");
     if (strcmp(ct, "image/jpeg") == 0 || strcmp(ct, "image/png") == 0 ||
         strcmp(ct, "application/x-image") == 0 || strcmp(ct, "image/jpg") == 0) {
         int rc = batch_alloc(ctx, 1, out, err);
@@ -635,7 +624,7 @@ int serve_input_fn(const struct sm_context *ctx, const struct sm_request *req,
     if (strcmp(ct, "application/jsonlines") == 0 || strcmp(ct, "application/jsonl") == 0 ||
         strcmp(ct, "application/x-jsonlines") == 0)
         return json_input(ctx, req, true, out, err);
-    return fail(err, 415, "unsupported Content-Type \"%s\": send image/jpeg, image/png, "
+    return serve_fail(err, 415, "unsupported Content-Type \"%s\": send image/jpeg, image/png, "
                           "application/x-image, application/x-npy, application/json or "
                           "application/jsonlines",
                 ct);
@@ -790,7 +779,7 @@ static cJSON *default_record(const struct sm_context *ctx, const struct sm_score
 static int set_body(struct sm_response *out, char *text, const char *type, struct sm_error *err)
 {
     if (!text)
-        return fail(err, 500, "out of memory encoding the response");
+        return serve_fail(err, 500, "out of memory encoding the response");
     out->body = (uint8_t *)text;
     out->len = strlen(text);
     snprintf(out->content_type, sizeof out->content_type, "%s", type);
@@ -817,7 +806,7 @@ static int npy_output(const float *values, int64_t rows, int64_t k, struct sm_re
     size_t data = (size_t)(rows * k) * sizeof(float);
     uint8_t *buf = malloc(10 + hlen + data);
     if (!buf)
-        return fail(err, 500, "out of memory encoding the response");
+        return serve_fail(err, 500, "out of memory encoding the response");
     memcpy(buf, "\x93NUMPY\x01\x00", 8);
     buf[8] = (uint8_t)(hlen & 0xff);
     buf[9] = (uint8_t)(hlen >> 8);
@@ -860,12 +849,12 @@ static int jsonlines_output(const struct sm_context *ctx, const struct sm_scores
     int64_t total = 0;
     for (int64_t r = 0; s->records && r < s->n_records; r++) {
         if (s->records[r] < 1 || s->records[r] > s->n - total)
-            return fail(err, 500, "input_fn's records do not add up to the batch's %lld images",
+            return serve_fail(err, 500, "input_fn's records do not add up to the batch's %lld images",
                         (long long)s->n);
         total += s->records[r];
     }
     if (s->records && total != s->n)
-        return fail(err, 500, "input_fn's records count %lld images, the batch has %lld",
+        return serve_fail(err, 500, "input_fn's records count %lld images, the batch has %lld",
                     (long long)total, (long long)s->n);
     int64_t records = s->records ? s->n_records : s->n;
     size_t cap = 1024, used = 0;
@@ -885,7 +874,7 @@ static int jsonlines_output(const struct sm_context *ctx, const struct sm_scores
         if (!grown) {
             free(line);
             free(text);
-            return fail(err, 500, "out of memory encoding the response");
+            return serve_fail(err, 500, "out of memory encoding the response");
         }
         text = grown;
         if (r > 0)
@@ -903,7 +892,7 @@ int serve_output_fn(const struct sm_context *ctx, const struct sm_scores *scores
 {
     struct serve_accept a;
     if (serve_accept_parse(req->accept, &a) < 0)
-        return fail(err, 406, "unsupported Accept \"%.200s\": ask for application/json, "
+        return serve_fail(err, 406, "unsupported Accept \"%.200s\": ask for application/json, "
                               "application/x-npy or application/jsonlines (optionally with "
                               "format=default, builtin or pytorch), with a q above 0",
                     req->accept);
@@ -913,7 +902,7 @@ int serve_output_fn(const struct sm_context *ctx, const struct sm_scores *scores
     struct line_style st = {serve_accept_shape(&a, endpoint), a.verbose, 5, -1, NULL};
     float *raw = NULL;
     if (st.shape == SERVE_SHAPE_PYTORCH && !(raw = raw_outputs(scores)))
-        return fail(err, 500, "out of memory encoding the response");
+        return serve_fail(err, 500, "out of memory encoding the response");
     st.raw = raw;
     int rc;
     if (a.type == SERVE_OUT_NPY) {

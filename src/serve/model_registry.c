@@ -253,29 +253,18 @@ void model_registry_free(struct model_registry *r)
     free(r);
 }
 
-static int fail(struct sm_error *err, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(struct sm_error *err, int status, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return status;
-}
-
 static int check_url(const char *url, struct sm_error *err)
 {
     size_t n = strlen(url);
     if (n < 2 || n > MODEL_URL_MAX || url[0] != '/')
-        return fail(err, 400, "\"url\" must be an absolute path of at most %d characters, such "
+        return serve_fail(err, 400, "\"url\" must be an absolute path of at most %d characters, such "
                               "as /opt/ml/models/<name>/model", MODEL_URL_MAX);
     for (const char *p = url; (p = strstr(p, "..")); p += 2)
         if ((p == url || p[-1] == '/') && (p[2] == '/' || p[2] == '\0'))
-            return fail(err, 400, "\"url\" %s contains a \"..\" component", url);
+            return serve_fail(err, 400, "\"url\" %s contains a \"..\" component", url);
     struct stat st;
     if (stat(url, &st) != 0 || !S_ISDIR(st.st_mode))
-        return fail(err, 400, "the model directory %s does not exist or is not a directory", url);
+        return serve_fail(err, 400, "the model directory %s does not exist or is not a directory", url);
     return 0;
 }
 
@@ -293,7 +282,7 @@ int model_registry_load(struct model_registry *r, const char *name, const char *
                         struct sm_error *err)
 {
     if (!model_registry_valid_name(name))
-        return fail(err, 400, "\"model_name\" must be 1 to %d of A-Z a-z 0-9 . _ - (not "
+        return serve_fail(err, 400, "\"model_name\" must be 1 to %d of A-Z a-z 0-9 . _ - (not "
                               "starting with '.')", MODEL_NAME_MAX);
     int status = check_url(url, err);
     if (status)
@@ -301,7 +290,7 @@ int model_registry_load(struct model_registry *r, const char *name, const char *
     double t0 = clock_now_s();
     struct entry *e = calloc(1, sizeof *e);
     if (!e)
-        return fail(err, 507, "out of memory");
+        return serve_fail(err, 507, "out of memory");
     snprintf(e->m.name, sizeof e->m.name, "%s", name);
     snprintf(e->m.url, sizeof e->m.url, "%s", url);
     e->refs = 1;
@@ -313,13 +302,13 @@ int model_registry_load(struct model_registry *r, const char *name, const char *
     pthread_mutex_unlock(&r->mu);
     if (old) {
         free(e);
-        return fail(err, 409, "model %s is already %s", name, old_ready ? "loaded" : "loading");
+        return serve_fail(err, 409, "model %s is already %s", name, old_ready ? "loaded" : "loading");
     }
 
     /* Files first (an archive extracted, the user's handlers): they tell the estimate. */
     serve_default_handlers(&e->m.handlers);
     if (model_dir_prepare(url) < 0 || serve_load_custom_handlers(url, &e->m.handlers) < 0) {
-        status = fail(err, 500, "cannot load model %s: %s", name, err_msg());
+        status = serve_fail(err, 500, "cannot load model %s: %s", name, err_msg());
         drop_placeholder(r, e);
         return status;
     }
@@ -340,11 +329,11 @@ int model_registry_load(struct model_registry *r, const char *name, const char *
     }
     if (fits < 0) {
         if (need > budget)
-            status = fail(err, 507, "model %s needs about %.1f MiB, more than the whole %.1f MiB "
+            status = serve_fail(err, 507, "model %s needs about %.1f MiB, more than the whole %.1f MiB "
                                     "budget (SERVE_MODEL_MEMORY_MB)",
                           name, (double)need / (1 << 20), (double)budget / (1 << 20));
         else
-            status = fail(err, 507, "model %s needs about %.1f MiB; %.1f of the %.1f MiB budget "
+            status = serve_fail(err, 507, "model %s needs about %.1f MiB; %.1f of the %.1f MiB budget "
                                     "(SERVE_MODEL_MEMORY_MB) are held by models in use or "
                                     "loading",
                           name, (double)need / (1 << 20), (double)used / (1 << 20),
@@ -359,13 +348,13 @@ int model_registry_load(struct model_registry *r, const char *name, const char *
     if (status != 0) {
         char reason[SM_ERROR_MAX];
         snprintf(reason, sizeof reason, "%s", err->message[0] ? err->message : "model_fn failed");
-        fail(err, 500, "cannot load model %s: %s", name, reason);
+        serve_fail(err, 500, "cannot load model %s: %s", name, reason);
         drop_placeholder(r, e);
         return 500;
     }
     if (batcher_start(&e->m.batcher, &e->m.ctx, e->m.handlers.predict_fn, r->config.max_batch,
                       r->config.batch_delay_us) < 0) {
-        status = fail(err, 500, "cannot load model %s: %s", name, err_msg());
+        status = serve_fail(err, 500, "cannot load model %s: %s", name, err_msg());
         drop_placeholder(r, e);
         return status;
     }

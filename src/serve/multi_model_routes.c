@@ -40,10 +40,9 @@ static void reply_error(struct http_reply *out, int status, const char *fmt, ...
     va_start(ap, fmt);
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "error", message);
-    cJSON_AddNumberToObject(j, "status", status);
-    reply_json(out, status, j);
+    out->status = status;
+    out->body = serve_error_json(status, message, &out->len);
+    snprintf(out->content_type, sizeof out->content_type, "application/json");
 }
 
 static void reply_status(struct http_reply *out, int status, const char *fmt, const char *name)

@@ -41,6 +41,14 @@ int model_dir_extract(const char *tarball, const char *dir);
 int model_dir_prepare(const char *dir);
 int model_dir_infer_arch(const tc_state_dict *sd, char *arch, size_t len, int *num_classes);
 
+/* serve_error.c: a failure as the serve side states it. serve_fail writes the sentence into
+ * err and returns status (`return serve_fail(err, 400, "...", ...)`); serve_error_json makes
+ * an error answer's body, {"error": message, "status": status} (malloc'd, NULL when out of
+ * memory). */
+int serve_fail(struct sm_error *err, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+char *serve_error_json(int status, const char *message, size_t *len);
+
 /* codecs.c: the default input_fn and output_fn, and the NPY format */
 int serve_input_fn(const struct sm_context *ctx, const struct sm_request *req,
                    struct sm_batch *out, struct sm_error *err);

@@ -132,10 +132,9 @@ static enum MHD_Result send_error(struct MHD_Connection *c, struct request_state
     va_start(ap, fmt);
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "error", message);
-    cJSON_AddNumberToObject(j, "status", status);
-    return send_json(c, st, status, j);
+    size_t len = 0;
+    char *body = serve_error_json(status, message, &len);
+    return send_body(c, st, status, body, len, "application/json", NULL);
 }
 
 /* The paths of the multi-model container contract: /models, /models/<name>[/invoke]. */
@@ -174,21 +173,6 @@ static void media_type(const char *raw, char *out, size_t len)
 }
 
 /* A JSON error body {"error": message, "status": status}, or NULL when out of memory. */
-static char *error_body(int status, const char *message, size_t *len)
-{
-    cJSON *j = cJSON_CreateObject();
-    if (!j || !cJSON_AddStringToObject(j, "error", message) ||
-        !cJSON_AddNumberToObject(j, "status", status)) {
-        cJSON_Delete(j);
-        return NULL;
-    }
-    char *text = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    if (text)
-        *len = strlen(text);
-    return text;
-}
-
 /* A multi-model route for st on a worker thread (a load, an invocation...); leaves the answer
  * in st. */
 static void run_multi_model(struct server *srv, struct request_state *st)
@@ -225,7 +209,7 @@ static void run_pipeline(struct server *srv, struct request_state *st)
         return;
     }
     st->result_status = status;
-    st->result_body = error_body(status, err.message[0] ? err.message : "request failed",
+    st->result_body = serve_error_json(status, err.message[0] ? err.message : "request failed",
                                  &st->result_len);
     snprintf(st->result_type, sizeof st->result_type, "application/json");
 }
@@ -248,7 +232,7 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&srv->inflight_mu);
         if (stopping) {
             st->result_status = 503;
-            st->result_body = error_body(503, "the server is shutting down", &st->result_len);
+            st->result_body = serve_error_json(503, "the server is shutting down", &st->result_len);
             snprintf(st->result_type, sizeof st->result_type, "application/json");
         } else {
             run_pipeline(srv, st);
