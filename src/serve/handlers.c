@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/opt_ml.h"
 #include "serve/serve.h"
 
 int serve_predict_fn(const struct sm_context *ctx, const struct sm_batch *in, struct sm_scores *out,
@@ -59,7 +60,8 @@ void serve_default_handlers(struct sm_handlers *h)
 int serve_load_custom_handlers(const char *model_dir, struct sm_handlers *h)
 {
     char dir[4096], path[4096 + 256];
-    snprintf(dir, sizeof dir, "%s/code", model_dir);
+    if (opt_ml_join(dir, sizeof dir, model_dir, "code") < 0)
+        return -1;
     DIR *d = opendir(dir);
     if (!d)
         return 0; /* no code/ folder: the defaults */
@@ -69,7 +71,10 @@ int serve_load_custom_handlers(const char *model_dir, struct sm_handlers *h)
         size_t n = strlen(e->d_name);
         if (n < 4 || strcmp(e->d_name + n - 3, ".so") != 0)
             continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (opt_ml_join(path, sizeof path, dir, e->d_name) < 0) {
+            rc = -1;
+            break;
+        }
         /* The library stays loaded for the life of the process. */
         void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
         if (!lib) {

@@ -31,6 +31,7 @@
 #include "common/error.h"
 #include "common/json_file.h"
 #include "common/log.h"
+#include "common/opt_ml.h"
 
 #define TAR_MAX_BYTES ((int64_t)8 << 30)
 #define TAR_MAX_ENTRIES 10000
@@ -82,7 +83,10 @@ int model_dir_extract(const char *tarball, const char *dir)
             break;
         }
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, name);
+        if (opt_ml_join(path, sizeof path, dir, name) < 0) {
+            rc = err_prefix("extracting %s: ", tarball);
+            break;
+        }
         archive_entry_set_pathname(e, path);
         archive_entry_set_perm(e, type == AE_IFDIR ? 0755 : 0644);
         if (archive_write_header(out, e) != ARCHIVE_OK) {
@@ -411,8 +415,9 @@ static int read_metadata(const char *path, const tc_state_dict *sd, struct serve
 int model_dir_prepare(const char *dir)
 {
     char pth[4096], tarball[4096];
-    snprintf(pth, sizeof pth, "%s/model.pth", dir);
-    snprintf(tarball, sizeof tarball, "%s/model.tar.gz", dir);
+    if (opt_ml_join(pth, sizeof pth, dir, "model.pth") < 0 ||
+        opt_ml_join(tarball, sizeof tarball, dir, "model.tar.gz") < 0)
+        return -1;
     if (access(pth, F_OK) == 0 || access(tarball, F_OK) != 0)
         return 0;
     log_info("extracting %s", tarball);
@@ -422,9 +427,8 @@ int model_dir_prepare(const char *dir)
 static int load(const char *dir, struct serve_model *sm)
 {
     char pth[4096], meta[4096];
-    snprintf(pth, sizeof pth, "%s/model.pth", dir);
-    snprintf(meta, sizeof meta, "%s/metadata.json", dir);
-    if (model_dir_prepare(dir) < 0)
+    if (opt_ml_join(pth, sizeof pth, dir, "model.pth") < 0 ||
+        opt_ml_join(meta, sizeof meta, dir, "metadata.json") < 0 || model_dir_prepare(dir) < 0)
         return -1;
     if (access(pth, F_OK) != 0)
         return err_set("no model.pth in %s (nor a model.tar.gz holding one)", dir);

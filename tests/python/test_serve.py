@@ -368,6 +368,18 @@ def test_model_tarball_extracted_and_traversal_refused(trained, tmp_path):
     assert "would leave the model directory" in s.output()
     assert not (tmp_path / "escaped.pth").exists()
 
+    # An entry whose name is longer than any path the extraction makes (a pax header allows
+    # that): refused as such, never extracted under a silently shortened name.
+    long = tmp_path / "long"
+    (long / "model").mkdir(parents=True)
+    long_name = "/".join(["d" * 200] * 25) + "/model.pth"  # 5,034 characters
+    with tarfile.open(long / "model/model.tar.gz", "w:gz", format=tarfile.PAX_FORMAT) as t:
+        t.add(trained[0] / "model/model.pth", arcname=long_name)
+    s = Server(long, wait=False)
+    assert s.proc.wait(timeout=30) == 1
+    assert "does not fit" in s.output() or "too long" in s.output(), s.output()[-2000:]
+    assert not any(p.name == "model.pth" for p in (long / "model").rglob("*"))
+
     # A hard link whose target lies outside: refused, and the target untouched.
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
