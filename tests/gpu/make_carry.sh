@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make_carry.sh - builds tests/gpu/carry/: the C libraries the project builds and runs with
-# (libmicrohttpd, cJSON, libjpeg-turbo, libpng, libarchive, zlib; Gloo's headers; pkgconf),
+# (libmicrohttpd, cJSON, libjpeg-turbo, libpng, libarchive, zlib, libcurl; Gloo's headers; pkgconf),
 # headers and shared objects, with the shared objects they need in turn, as this machine's
 # Debian packages unpacked into a prefix. The GPU machines have a CUDA PyTorch, CMake and
 # nvcc but none of these and no network; run_gpu_check.sh builds against this prefix there.
@@ -18,7 +18,10 @@ PACKAGES=(libmicrohttpd-dev libmicrohttpd12 libcjson-dev libcjson1 libjpeg62-tur
           libjpeg62-turbo libpng-dev libpng16-16 libarchive-dev libarchive13 zlib1g-dev zlib1g
           libgloo-dev pkgconf-bin libpkgconf3
           libgnutls30 libgmp10 libhogweed6 libnettle8 libidn2-0 libp11-kit0 libtasn1-6
-          libunistring2 libffi8 libacl1 libbz2-1.0 liblz4-1 liblzma5 libxml2 libicu72 libzstd1)
+          libunistring2 libffi8 libacl1 libbz2-1.0 liblz4-1 liblzma5 libxml2 libicu72 libzstd1
+          libcurl4-openssl-dev libcurl4 libnghttp2-14 librtmp1 libssh2-1 libpsl5 libbrotli1
+          libldap-2.5-0 libgssapi-krb5-2 libkrb5-3 libk5crypto3 libkrb5support0 libkeyutils1
+          libcom-err2 libsasl2-2 libsasl2-modules-db libdb5.3 libssl3)
 
 command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null ||
     { echo "make_carry.sh: needs apt-get and dpkg-deb (a Debian machine)" >&2; exit 1; }
