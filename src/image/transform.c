@@ -337,31 +337,42 @@ struct image_box image_random_resized_crop_box(int width, int height, double min
     return box;
 }
 
+/* Resize(resize_to)'s output size, as torchvision's _compute_resized_output_size: the shorter
+ * side becomes resize_to and the long side is truncated, not rounded; squash makes both sides
+ * resize_to. */
+static void resized_size(int width, int height, enum image_resize_mode mode, int resize_to,
+                         int *new_w, int *new_h)
+{
+    *new_w = *new_h = resize_to;
+    if (mode != IMAGE_RESIZE_CROP)
+        return;
+    if (width <= height)
+        *new_h = (int)((double)resize_to * height / width);
+    else
+        *new_w = (int)((double)resize_to * width / height);
+}
+
+/* The source box whose pixels become the crop x crop square at (left, top) of the image
+ * resized to new_w x new_h: resized pixel i has its centre at source (i + 0.5) * width / new_w,
+ * so the crop's pixels are those of the source box scaled by the same factor. */
+static struct image_box source_box(int width, int height, int new_w, int new_h, double left,
+                                   double top, int crop)
+{
+    double sx = (double)width / new_w, sy = (double)height / new_h;
+    struct image_box box = {left * sx, top * sy, crop * sx, crop * sy};
+    return box;
+}
+
 struct image_box image_center_crop_box(int width, int height, int resize_to, int crop)
 {
     struct image_box box = {0, 0, 0, 0};
     if (width < 1 || height < 1 || resize_to < 1 || crop < 1)
         return box;
-    /* torchvision's _compute_resized_output_size: the long side is truncated, not rounded. */
     int new_w, new_h;
-    if (width <= height) {
-        new_w = resize_to;
-        new_h = (int)((double)resize_to * height / width);
-    } else {
-        new_h = resize_to;
-        new_w = (int)((double)resize_to * width / height);
-    }
+    resized_size(width, height, IMAGE_RESIZE_CROP, resize_to, &new_w, &new_h);
     /* center_crop: int(round((size - crop) / 2.0)), a half rounding to even. */
-    double top = rint((new_h - crop) / 2.0);
-    double left = rint((new_w - crop) / 2.0);
-    /* Resized pixel i has its centre at source (i + 0.5) * width / new_w, so the crop's
-     * pixels are those of the source box scaled by the same factor. */
-    double sx = (double)width / new_w, sy = (double)height / new_h;
-    box.x = left * sx;
-    box.y = top * sy;
-    box.w = crop * sx;
-    box.h = crop * sy;
-    return box;
+    return source_box(width, height, new_w, new_h, rint((new_w - crop) / 2.0),
+                      rint((new_h - crop) / 2.0), crop);
 }
 
 struct image_box image_random_crop_box(int width, int height, enum image_resize_mode mode,
@@ -370,20 +381,10 @@ struct image_box image_random_crop_box(int width, int height, enum image_resize_
     struct image_box box = {0, 0, 0, 0};
     if (width < 1 || height < 1 || resize_to < crop || crop < 1)
         return box;
-    int new_w = resize_to, new_h = resize_to;
-    if (mode == IMAGE_RESIZE_CROP) {
-        if (width <= height)
-            new_h = (int)((double)resize_to * height / width);
-        else
-            new_w = (int)((double)resize_to * width / height);
-    }
+    int new_w, new_h;
+    resized_size(width, height, mode, resize_to, &new_w, &new_h);
     int top = rng_below(rng, new_h - crop + 1), left = rng_below(rng, new_w - crop + 1);
-    double sx = (double)width / new_w, sy = (double)height / new_h;
-    box.x = left * sx;
-    box.y = top * sy;
-    box.w = crop * sx;
-    box.h = crop * sy;
-    return box;
+    return source_box(width, height, new_w, new_h, left, top, crop);
 }
 
 /* ---- colour and geometry jitter (the built-in algorithm's augmentation levels) ---- */
