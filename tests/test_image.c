@@ -980,6 +980,23 @@ static void test_builtin_augmentations(void)
     b = image_eval_box(70, 30, IMAGE_RESIZE_CROP, 37, 32);
     struct image_box c = image_center_crop_box(70, 30, 37, 32);
     CHECK(b.x == c.x && b.y == c.y && b.w == c.w && b.h == c.h);
+    /* auto: an image already 32 on its shorter side is only centre-cropped (32x40: the middle
+     * 32 rows at full resolution); any other size is resized as crop does. */
+    b = image_eval_box(32, 40, IMAGE_RESIZE_AUTO, 37, 32);
+    CHECK(b.x == 0 && b.y == 4 && b.w == 32 && b.h == 32);
+    b = image_eval_box(32, 32, IMAGE_RESIZE_AUTO, 37, 32);
+    CHECK(b.x == 0 && b.y == 0 && b.w == 32 && b.h == 32);
+    b = image_eval_box(33, 33, IMAGE_RESIZE_AUTO, 37, 32);
+    c = image_center_crop_box(33, 33, 37, 32);
+    CHECK(b.x == c.x && b.y == c.y && b.w == c.w && b.h == c.h && b.w < 32);
+    b = image_eval_box(32, 32, IMAGE_RESIZE_CROP, 37, 32); /* crop enlarges even these */
+    CHECK(b.w < 32 && b.x > 0);
+    b = image_random_crop_box(32, 32, IMAGE_RESIZE_AUTO, 37, 32, &(uint64_t){7});
+    CHECK(b.x == 0 && b.y == 0 && b.w == 32 && b.h == 32); /* no room: the whole image */
+    enum image_resize_mode m = IMAGE_RESIZE_CROP;
+    CHECK(image_resize_mode_parse("Auto", &m) == 0 && m == IMAGE_RESIZE_AUTO);
+    CHECK(image_resize_mode_parse("squash", &m) == 0 && m == IMAGE_RESIZE_SQUASH);
+    CHECK(image_resize_mode_parse("stretch", &m) < 0 && m == IMAGE_RESIZE_SQUASH);
     /* random crop: inside the image, the crop's size in resized pixels, positions vary. */
     uint64_t rng = image_rng_seed(1, 2, 3);
     double xs[2] = {1e9, -1};

@@ -30,7 +30,7 @@ struct loader_config {
     int batch_size;
     int image_size;     /* output side S */
     int resize_size;    /* eval: shorter side before the centre crop */
-    enum image_resize_mode resize_mode; /* eval: shorter side + centre crop, or squash */
+    enum image_resize_mode resize_mode; /* eval: crop, squash or auto (image/transform.h) */
     bool train;         /* shuffle, and augment */
     enum image_augment augment;
     double min_crop_scale;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/error.h"
 
@@ -265,7 +266,28 @@ const char *image_augment_name(enum image_augment a)
 
 const char *image_resize_mode_name(enum image_resize_mode m)
 {
-    return m == IMAGE_RESIZE_SQUASH ? "squash" : "crop";
+    return m == IMAGE_RESIZE_SQUASH ? "squash" : m == IMAGE_RESIZE_AUTO ? "auto" : "crop";
+}
+
+int image_resize_mode_parse(const char *name, enum image_resize_mode *mode)
+{
+    static const enum image_resize_mode all[] = {IMAGE_RESIZE_CROP, IMAGE_RESIZE_SQUASH,
+                                                 IMAGE_RESIZE_AUTO};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (strcasecmp(name, image_resize_mode_name(all[i])) == 0) {
+            *mode = all[i];
+            return 0;
+        }
+    return -1;
+}
+
+/* The shorter side the image is resized to before a size x size crop: resize_to, or under
+ * IMAGE_RESIZE_AUTO the image's own when it already is `size`. */
+static int crop_resize_to(int width, int height, enum image_resize_mode mode, int resize_to,
+                          int size)
+{
+    int shorter = width < height ? width : height;
+    return mode == IMAGE_RESIZE_AUTO && shorter == size ? size : resize_to;
 }
 
 struct image_box image_eval_box(int width, int height, enum image_resize_mode mode,
@@ -275,7 +297,8 @@ struct image_box image_eval_box(int width, int height, enum image_resize_mode mo
         struct image_box whole = {0, 0, width, height};
         return width < 1 || height < 1 ? (struct image_box){0, 0, 0, 0} : whole;
     }
-    return image_center_crop_box(width, height, resize_size, size);
+    return image_center_crop_box(width, height,
+                                 crop_resize_to(width, height, mode, resize_size, size), size);
 }
 
 int image_eval_transform(const struct image *img, enum image_resize_mode mode, int resize_size,
@@ -344,7 +367,7 @@ static void resized_size(int width, int height, enum image_resize_mode mode, int
                          int *new_w, int *new_h)
 {
     *new_w = *new_h = resize_to;
-    if (mode != IMAGE_RESIZE_CROP)
+    if (mode == IMAGE_RESIZE_SQUASH)
         return;
     if (width <= height)
         *new_h = (int)((double)resize_to * height / width);
@@ -381,6 +404,7 @@ struct image_box image_random_crop_box(int width, int height, enum image_resize_
     struct image_box box = {0, 0, 0, 0};
     if (width < 1 || height < 1 || resize_to < crop || crop < 1)
         return box;
+    resize_to = crop_resize_to(width, height, mode, resize_to, crop);
     int new_w, new_h;
     resized_size(width, height, mode, resize_to, &new_w, &new_h);
     int top = rng_below(rng, new_h - crop + 1), left = rng_below(rng, new_w - crop + 1);

@@ -88,13 +88,19 @@ enum image_augment {
 };
 const char *image_augment_name(enum image_augment a);
 
-/* How an image becomes size x size for evaluation (the `eval_resize` hyperparameter):
+/* How an image becomes size x size for evaluation (the `resize_mode` hyperparameter):
  *   IMAGE_RESIZE_CROP    Resize(resize_size) on the shorter side + CenterCrop(size), as the
  *                        torchvision scripts evaluate;
  *   IMAGE_RESIZE_SQUASH  Resize((size, size)): the whole image squashed to the square, as the
- *                        binimages seed's script does (resize_size is not used). */
-enum image_resize_mode { IMAGE_RESIZE_CROP = 0, IMAGE_RESIZE_SQUASH = 1 };
+ *                        binimages seed's script does (resize_size is not used);
+ *   IMAGE_RESIZE_AUTO    as CROP, except that an image whose shorter side already is `size`
+ *                        is only centre-cropped, not enlarged to resize_size first: datasets
+ *                        stored at the model's size (CIFAR's 32x32) go in as their scripts
+ *                        and the built-in algorithm (no `resize`) feed them. train's default. */
+enum image_resize_mode { IMAGE_RESIZE_CROP = 0, IMAGE_RESIZE_SQUASH = 1, IMAGE_RESIZE_AUTO = 2 };
 const char *image_resize_mode_name(enum image_resize_mode m);
+/* "crop", "squash" or "auto" (case-insensitive) into *mode; -1 for anything else. */
+int image_resize_mode_parse(const char *name, enum image_resize_mode *mode);
 
 /* The source box the evaluation transform resamples to size x size. */
 struct image_box image_eval_box(int width, int height, enum image_resize_mode mode,
@@ -106,7 +112,8 @@ int image_eval_transform(const struct image *img, enum image_resize_mode mode, i
                          int size, const float mean[3], const float std[3], float *out);
 
 /* The built-in algorithm's `crop` augmentation: the image resized as for evaluation (shorter
- * side to resize_to, or squashed to resize_to x resize_to), then a crop x crop window at a
+ * side to resize_to, or squashed to resize_to x resize_to, or left as it is under
+ * IMAGE_RESIZE_AUTO when its shorter side is `crop`), then a crop x crop window at a
  * uniformly random integer position in it (MXNet's rand_crop), as a source box. */
 struct image_box image_random_crop_box(int width, int height, enum image_resize_mode mode,
                                        int resize_to, int crop, uint64_t *rng);

@@ -12,8 +12,8 @@
  *   application/jsonlines  one of the JSON forms per line (batch transform, SplitType=Line)
  * Pixel arrays hold values 0..255; float arrays whose values all lie in [0, 1] are taken as
  * 0..1 and scaled. Every image then gets the training's evaluation transform
- * (image_eval_transform), so what was validated is what is served, or, when the model says
- * resize_mode "squash", a resize of the whole image to the square (Resize((s, s))).
+ * (image_eval_transform) under the model's resize_mode (crop, squash or auto), so what was
+ * validated is what is served.
  *
  * Outputs (Accept, negotiated by accept.c): application/json (also with no Accept, or the
  * wildcards), application/x-npy (float32 [N,K]), application/jsonlines (one line per JSON
@@ -85,7 +85,7 @@ static float *batch_item(const struct sm_context *ctx, struct sm_batch *b, int64
 static int transform_into(const struct sm_context *ctx, const struct image *img, float *out,
                           struct sm_error *err)
 {
-    if (image_eval_transform(img, ctx->squash ? IMAGE_RESIZE_SQUASH : IMAGE_RESIZE_CROP,
+    if (image_eval_transform(img, (enum image_resize_mode)ctx->resize_mode,
                              ctx->resize_size, ctx->image_size, ctx->mean, ctx->std, out) < 0)
         return serve_fail(err, 400, "cannot preprocess the image: %s", err_msg());
     return 0;
@@ -96,7 +96,7 @@ static int decode_image_into(const struct sm_context *ctx, const uint8_t *data, 
                              float *out, struct sm_error *err)
 {
     struct image img = {0};
-    if (image_decode(data, len, ctx->squash ? ctx->image_size : ctx->resize_size, &img) < 0)
+    if (image_decode(data, len, ctx->resize_mode == IMAGE_RESIZE_SQUASH ? ctx->image_size : ctx->resize_size, &img) < 0)
         return serve_fail(err, 400, "the image cannot be decoded: %s", err_msg());
     int rc = transform_into(ctx, &img, out, err);
     image_free(&img);

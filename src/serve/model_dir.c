@@ -11,7 +11,8 @@
  *      are read off the tensors' names and shapes; ImageNet preprocessing at 224 (32 for lenet).
  * Preprocessing stated in SM_MODEL_MEAN, SM_MODEL_STD, SM_MODEL_IMAGE_SIZE,
  * SM_MODEL_RESIZE_SIZE and SM_MODEL_RESIZE_MODE ("crop": shorter side to resize_size, centre
- * crop; "squash": both sides to image_size) wins over metadata.json and the defaults.
+ * crop; "squash": both sides to image_size; "auto": as crop, but an image already image_size on
+ * its shorter side is only centre-cropped) wins over metadata.json and the defaults.
  * The network is then moved to the GPU when there is one and run once (warm-up), so that
  * /ping only says 200 for a model that has really produced an output.
  */
@@ -179,7 +180,7 @@ static void default_preprocessing(struct serve_model *sm)
     bool lenet = strcmp(sm->arch, "lenet") == 0;
     sm->image_size = lenet ? 32 : 224;
     sm->resize_size = lenet ? 32 : 256;
-    sm->squash = false;
+    sm->resize_mode = IMAGE_RESIZE_CROP;
     memcpy(sm->mean, mean, sizeof mean);
     memcpy(sm->std, std, sizeof std);
 }
@@ -225,14 +226,11 @@ static int set_size(int *dst, double v, int lo, int hi, const char *what, const 
 
 static int set_resize_mode(struct serve_model *sm, const char *mode, const char *where)
 {
-    if (strcmp(mode, "crop") == 0)
-        sm->squash = false;
-    else if (strcmp(mode, "squash") == 0)
-        sm->squash = true;
-    else
+    if (image_resize_mode_parse(mode, &sm->resize_mode) < 0)
         return err_set("%s resize_mode is \"%.32s\"; it must be \"crop\" (shorter side to "
-                       "resize_size, then the centre image_size square) or \"squash\" (the whole "
-                       "image resized to image_size x image_size)",
+                       "resize_size, then the centre image_size square), \"squash\" (the whole "
+                       "image resized to image_size x image_size) or \"auto\" (as crop, but an "
+                       "image already image_size on its shorter side is only centre-cropped)",
                        where, mode);
     return 0;
 }
@@ -357,7 +355,7 @@ static int env_preprocessing(struct serve_model *sm)
     const char *mode = getenv("SM_MODEL_RESIZE_MODE");
     if (rc == 0 && mode && *mode)
         rc = set_resize_mode(sm, mode, "SM_MODEL_RESIZE_MODE:");
-    if (rc == 0 && !sm->squash && sm->resize_size < sm->image_size)
+    if (rc == 0 && sm->resize_mode != IMAGE_RESIZE_SQUASH && sm->resize_size < sm->image_size)
         rc = err_set("resize_size %d is smaller than image_size %d: the centre crop would leave "
                      "the image (use resize_mode \"squash\" to resize to the square instead)",
                      sm->resize_size, sm->image_size);
@@ -452,7 +450,7 @@ static int load(const char *dir, struct serve_model *sm)
         log_info("%s: serving %s with %d classes; preprocessing: %s to %d (resize %d), mean "
                  "%g,%g,%g, std %g,%g,%g",
                  has_metadata ? "metadata.json" : "no metadata.json", sm->arch, sm->num_classes,
-                 sm->squash ? "squash" : "crop", sm->image_size, sm->resize_size, sm->mean[0],
+                 image_resize_mode_name(sm->resize_mode), sm->image_size, sm->resize_size, sm->mean[0],
                  sm->mean[1], sm->mean[2], sm->std[0], sm->std[1], sm->std[2]);
     if (rc == 0)
         rc = model_create(sm->arch, sm->num_classes, &sm->net);
@@ -513,7 +511,7 @@ int serve_model_fn(const char *model_dir, struct sm_context *ctx, struct sm_erro
     ctx->num_classes = sm->num_classes;
     ctx->image_size = sm->image_size;
     ctx->resize_size = sm->resize_size;
-    ctx->squash = sm->squash;
+    ctx->resize_mode = (int)sm->resize_mode;
     memcpy(ctx->mean, sm->mean, sizeof ctx->mean);
     memcpy(ctx->std, sm->std, sizeof ctx->std);
     return 0;

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "image/transform.h"
 #include "models/model.h"
 #include "sm_handlers.h"
 #include "torchc.h"
@@ -23,7 +24,7 @@ struct serve_model {
     char **class_names;
     int image_size, resize_size;
     float mean[3], std[3];
-    bool squash; /* resize_mode "squash": Resize((image_size, image_size)), no crop */
+    enum image_resize_mode resize_mode; /* crop, squash or auto (image/transform.h) */
     struct model *net;
     tc_device device;
     bool channels_last;

@@ -38,7 +38,7 @@ enum kind {
     K_AUG_TYPE,    /* built-in algorithm: crop, crop_color, crop_color_transform */
     K_LR_STEPS,    /* built-in algorithm: "10,20" */
     K_TRIPLE,      /* "0.5" or "0.485,0.456,0.406" (or a JSON list) into float[3] */
-    K_RESIZE_MODE, /* crop or squash */
+    K_RESIZE_MODE, /* auto, crop or squash */
     K_PRECISION,   /* float32 or float16 */
     K_LONG,        /* a count into long long */
     K_KV_STORE,    /* dist_sync or dist_async (meaningless here: said in the log) */
@@ -92,7 +92,7 @@ static const struct field fields[] = {
     {{"augmentation_type"}, K_AUG_TYPE, F(augment), 0, 0, "crop, crop_color or crop_color_transform"},
     {{"mean", "normalize_mean"}, K_TRIPLE, F(mean), -10, 10, "one number or three separated by commas, each in [-10, 10]"},
     {{"std", "normalize_std"}, K_TRIPLE, F(std), 1e-6, 100, "one number or three separated by commas, each in (0, 100]"},
-    {{"eval_resize", "resize_mode"}, K_RESIZE_MODE, F(eval_resize), 0, 0, "crop (shorter side + centre crop) or squash (the whole image to the square)"},
+    {{"eval_resize", "resize_mode"}, K_RESIZE_MODE, F(eval_resize), 0, 0, "auto, crop (shorter side + centre crop) or squash (the whole image to the square)"},
     {{"resize"}, K_INT, F(resize), 16, 4096, "an integer from 16 to 4096"},
     {{"use_weighted_loss"}, K_BOOL, F(use_weighted_loss), 0, 0, "true or false (1 or 0)"},
     {{"precision_dtype"}, K_PRECISION, F(precision), 0, 0, "float32 or float16"},
@@ -142,7 +142,8 @@ void hyperparams_default(struct hyperparams *hp)
     /* No augmentation unless asked, as the built-in algorithm and the seeds' scripts train:
      * README.md "Augmentation" has the measurements behind this default. */
     hp->augment = IMAGE_AUGMENT_NONE;
-    hp->eval_resize = IMAGE_RESIZE_CROP;
+    /* Images already at image_size go in as they are (README.md "Resizing"). */
+    hp->eval_resize = IMAGE_RESIZE_AUTO;
     hp->precision = -1;
     hp->checkpoint_frequency = 1;
     hp->master_port = 7777;
@@ -412,11 +413,10 @@ static int set_field(struct hyperparams *hp, const struct field *f, const char *
             hp->std_set = true;
         return 0;
     case K_RESIZE_MODE:
-        if (strcasecmp(v, "crop") == 0 || strcasecmp(v, "center_crop") == 0)
-            hp->eval_resize = IMAGE_RESIZE_CROP;
-        else if (strcasecmp(v, "squash") == 0)
-            hp->eval_resize = IMAGE_RESIZE_SQUASH;
-        else
+        if (strcasecmp(v, "center_crop") == 0)
+            /* Images already at image_size go in as they are (README.md "Resizing"). */
+    hp->eval_resize = IMAGE_RESIZE_AUTO;
+        else if (image_resize_mode_parse(v, &hp->eval_resize) < 0)
             return bad_value(f, key, v);
         return 0;
     case K_PRECISION:

@@ -114,6 +114,10 @@ static int preprocessing(struct train_job *job, bool lenet)
 {
     const struct hyperparams *hp = &job->hp;
     job->resize_mode = hp->eval_resize;
+    /* An explicit resize is the built-in algorithm's "shorter side after resizing": for every
+     * image, including those already at image_size. */
+    if (hp->resize && job->resize_mode == IMAGE_RESIZE_AUTO)
+        job->resize_mode = IMAGE_RESIZE_CROP;
     job->resize_size = hp->resize ? hp->resize : (int)lround(job->image_size * 8.0 / 7.0); /* 224 -> 256 */
     if (hp->resize && hp->resize < job->image_size)
         return err_set("hyperparameter resize=%d is smaller than the %dx%d input: it must be at "
@@ -134,11 +138,20 @@ static int preprocessing(struct train_job *job, bool lenet)
                                 "turn it on"
                           : hyperparams_given(hp, "augmentation_type") ? "augmentation_type"
                                                                         : "augment=true";
+    char resize[160];
+    int size = job->image_size;
+    if (job->resize_mode == IMAGE_RESIZE_SQUASH)
+        snprintf(resize, sizeof resize, "squash: the whole image to %dx%d", size, size);
+    else if (job->resize_mode == IMAGE_RESIZE_AUTO)
+        snprintf(resize, sizeof resize, "auto: images %d px on the shorter side as they are, "
+                 "others that side to %d, then the centre %dx%d", size, job->resize_size, size, size);
+    else
+        snprintf(resize, sizeof resize, "crop: the shorter side to %d, then the centre %dx%d",
+                 job->resize_size, size, size);
     log_info("preprocessing: augmentation %s (%s); normalisation mean (%g, %g, %g) std (%g, %g, "
-             "%g) (%s); eval resize %s to %d then %dx%d",
+             "%g) (%s); resize %s",
              image_augment_name(hp->augment), aug_why, job->mean[0], job->mean[1], job->mean[2],
-             job->std[0], job->std[1], job->std[2], why, image_resize_mode_name(job->resize_mode),
-             job->resize_size, job->image_size, job->image_size);
+             job->std[0], job->std[1], job->std[2], why, resize);
     return 0;
 }
 

@@ -1,8 +1,27 @@
-"""reference_models.py - the Python side of the parity tests: torchvision's networks and the
-CIFAR-10 seed's wide LeNet (as the seed defines it, with the class count as a parameter)."""
+"""reference_models.py - the Python side of the parity tests: torchvision's networks, the
+CIFAR-10 seed's wide LeNet (as the seed defines it, with the class count as a parameter) and
+the evaluation transform a metadata.json describes, as a PyTorch user would write it."""
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
+from torchvision import transforms
+from torchvision.transforms import functional as TF
+
+
+def metadata_eval_transform(meta):
+    """metadata.json's resize_mode as torchvision transforms (README.md "Resizing"):
+    crop = Resize(resize_size) + CenterCrop(image_size); squash = Resize((s, s)); auto = crop,
+    except that an image already image_size on its shorter side is only centre-cropped."""
+    size, mode = meta["image_size"], meta.get("resize_mode", "crop")
+    if mode == "squash":
+        resize = transforms.Resize((size, size))
+    else:
+        def resize(img):
+            if mode == "auto" and min(img.size) == size:
+                return img
+            return TF.resize(img, meta["resize_size"])
+    return transforms.Compose([resize, transforms.CenterCrop(size), transforms.ToTensor(),
+                               transforms.Normalize(meta["mean"], meta["std"])])
 
 
 class WideLeNet(nn.Module):

@@ -26,7 +26,7 @@ from torchvision import transforms
 
 sys.path.insert(0, os.path.dirname(__file__))
 import make_image_dataset as images  # noqa: E402
-from reference_models import make_model  # noqa: E402
+from reference_models import make_model, metadata_eval_transform  # noqa: E402
 
 TRAIN = os.environ.get("TRAIN_BIN", "build/bin/train")
 SERVE = os.environ.get("SERVE_BIN", "build/bin/serve")
@@ -123,8 +123,7 @@ def reference_probs(root, files):
     net = make_model("lenet", meta["num_classes"])
     net.load_state_dict(torch.load(root / "model/model.pth", weights_only=True))
     net.eval()
-    tf = transforms.Compose([transforms.Resize(meta["resize_size"]), transforms.CenterCrop(meta["image_size"]),
-                             transforms.ToTensor(), transforms.Normalize(meta["mean"], meta["std"])])
+    tf = metadata_eval_transform(meta)
     x = torch.stack([tf(Image.open(f).convert("RGB")) for f in files])
     with torch.no_grad():
         return torch.softmax(net(x), 1).numpy(), meta
@@ -292,7 +291,7 @@ def test_metadata_resize_mode_and_normalisation_are_honoured(trained, tmp_path):
     shutil.copytree(trained[0] / "model", opt_ml / "model")
     meta_path = opt_ml / "model/metadata.json"
     meta = json.loads(meta_path.read_text())
-    assert meta["resize_mode"] == "crop"  # what train wrote
+    assert meta["resize_mode"] == "auto"  # what train wrote by default
     meta.update(resize_mode="squash", mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0])
     meta_path.write_text(json.dumps(meta))
     img = Image.fromarray(np.random.default_rng(3).integers(0, 256, (30, 70, 3), dtype=np.uint8))
@@ -325,6 +324,7 @@ def test_metadata_resize_mode_and_normalisation_are_honoured(trained, tmp_path):
         if bad.proc.poll() is None:
             bad.proc.kill()
     assert 'resize_mode is "stretch"; it must be "crop"' in bad.output()
+    assert '"auto"' in bad.output()
 
 
 def test_python_saved_torchvision_state_dict(tmp_path):

@@ -19,11 +19,10 @@ import time
 import pytest
 import torch
 import torchvision
-from torchvision import transforms
 
 sys.path.insert(0, os.path.dirname(__file__))
 import make_image_dataset as images  # noqa: E402
-from reference_models import make_model  # noqa: E402
+from reference_models import make_model, metadata_eval_transform  # noqa: E402
 
 TRAIN = os.environ.get("TRAIN_BIN", "build/bin/train")
 README = os.environ.get("README", os.path.join(os.path.dirname(__file__), "../../README.md"))
@@ -81,12 +80,7 @@ def no_temporaries(root):
 
 def python_eval(model, metadata, folder):
     """Accuracy of `model` on an ImageFolder with the metadata's eval transform, in PyTorch."""
-    tf = transforms.Compose([
-        transforms.Resize(metadata["resize_size"]),
-        transforms.CenterCrop(metadata["image_size"]),
-        transforms.ToTensor(),
-        transforms.Normalize(metadata["mean"], metadata["std"]),
-    ])
+    tf = metadata_eval_transform(metadata)
     ds = torchvision.datasets.ImageFolder(str(folder), transform=tf)
     assert ds.classes == metadata["class_names"]
     model.eval()
@@ -257,7 +251,7 @@ def test_early_stopping(tmp_path):
     ("kv_store", "nccl", "hyperparameter kv_store=\"nccl\" is not valid: dist_sync or dist_async"),
     ("mean", "0.5,0.5", "hyperparameter mean=\"0.5,0.5\" is not valid: one number or three"),
     ("std", "0", "hyperparameter std=\"0\" is not valid"),
-    ("eval_resize", "stretch", "hyperparameter eval_resize=\"stretch\" is not valid: crop (shorter side + centre crop) or squash"),
+    ("eval_resize", "stretch", "hyperparameter eval_resize=\"stretch\" is not valid: auto, crop (shorter side + centre crop) or squash"),
     ("top_k", "1", "hyperparameter top_k=\"1\" is not valid: an integer >= 2"),
     ("top_k", "5", "hyperparameter top_k=5 is more than the 3 classes"),
     ("resize", "20", "hyperparameter resize=20 is smaller than the 32x32 input"),
