@@ -32,6 +32,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/opt_ml.h"
+#include "serve/model_archive.h"
 #include "serve/multi_model.h"
 #include "serve/server.h"
 
@@ -109,7 +110,7 @@ int main(int argc, char **argv)
     if (serve_shape_from_env(&shape, err.message, sizeof err.message) < 0 ||
         url_fetch_options_from_env(&url_options, err.message, sizeof err.message) < 0)
         rc = -1;
-    else if ((rc = model_dir_prepare(paths.model_dir)) == 0)
+    else if ((rc = model_archive_prepare(paths.model_dir)) == 0)
         rc = serve_load_custom_handlers(paths.model_dir, &srv.handlers);
     if (rc < 0 && !err.message[0])
         snprintf(err.message, sizeof err.message, "%s", err_msg());

@@ -3,7 +3,7 @@
  *
  * Accepted, in this order:
  *   1. model.tar.gz inside the directory (SageMaker usually extracts it for us): extracted in
- *      place, refusing absolute paths, "..", links and anything but files and folders;
+ *      place by model_archive.c before model_fn runs;
  *   2. model.pth + metadata.json as `train` writes them, or as a Python user writes it with
  *      only some fields (arch, class_names, image_size, resize_size, mean, std, resize_mode);
  *   3. a bare model.pth that a Python user saved from torchvision (or the seeds' LeNet): the
@@ -19,8 +19,6 @@
 #define _DEFAULT_SOURCE
 #include "serve/serve.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,85 +31,11 @@
 #include "common/json_file.h"
 #include "common/log.h"
 #include "common/opt_ml.h"
-
-#define TAR_MAX_BYTES ((int64_t)8 << 30)
-#define TAR_MAX_ENTRIES 10000
+#include "serve/model_archive.h"
 
 static void set_error(struct sm_error *err, const char *msg)
 {
     snprintf(err->message, sizeof err->message, "%s", msg);
-}
-
-/* Extracts tarball into dir, refusing every entry that could land outside it. */
-int model_dir_extract(const char *tarball, const char *dir)
-{
-    struct archive *in = archive_read_new();
-    struct archive *out = archive_write_disk_new();
-    archive_read_support_filter_all(in);
-    archive_read_support_format_tar(in);
-    archive_read_support_format_gnutar(in);
-    /* Names are checked below (and made absolute under dir, so libarchive's own absolute-path
-     * check cannot be used); these two guard what the names cannot show. */
-    archive_write_disk_set_options(out, ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-                                            ARCHIVE_EXTRACT_SECURE_NODOTDOT);
-    int rc = 0;
-    if (archive_read_open_filename(in, tarball, 1 << 16) != ARCHIVE_OK)
-        rc = err_set("cannot read %s: %s", tarball, archive_error_string(in));
-    int64_t total = 0;
-    int entries = 0;
-    struct archive_entry *e;
-    while (rc == 0) {
-        int r = archive_read_next_header(in, &e);
-        if (r == ARCHIVE_EOF)
-            break;
-        if (r != ARCHIVE_OK) {
-            rc = err_set("%s is not a valid tar.gz: %s", tarball, archive_error_string(in));
-            break;
-        }
-        const char *name = archive_entry_pathname(e);
-        mode_t type = archive_entry_filetype(e);
-        if (!name || name[0] == '/' || strstr(name, "..") || (type != AE_IFREG && type != AE_IFDIR) ||
-            archive_entry_hardlink(e) || archive_entry_symlink(e)) {
-            rc = err_set("%s holds an entry that would leave the model directory or is not a plain "
-                         "file or folder: \"%s\"; refused",
-                         tarball, name ? name : "");
-            break;
-        }
-        total += archive_entry_size(e);
-        if (++entries > TAR_MAX_ENTRIES || total > TAR_MAX_BYTES) {
-            rc = err_set("%s is larger than %d entries or %lld bytes", tarball, TAR_MAX_ENTRIES,
-                         (long long)TAR_MAX_BYTES);
-            break;
-        }
-        char path[4096];
-        if (opt_ml_join(path, sizeof path, dir, name) < 0) {
-            rc = err_prefix("extracting %s: ", tarball);
-            break;
-        }
-        archive_entry_set_pathname(e, path);
-        archive_entry_set_perm(e, type == AE_IFDIR ? 0755 : 0644);
-        if (archive_write_header(out, e) != ARCHIVE_OK) {
-            rc = err_set("extracting %s: %s", name, archive_error_string(out));
-            break;
-        }
-        const void *buf;
-        size_t len;
-        la_int64_t offset;
-        while (type == AE_IFREG && (r = archive_read_data_block(in, &buf, &len, &offset)) == ARCHIVE_OK)
-            if (archive_write_data_block(out, buf, len, offset) != ARCHIVE_OK) {
-                r = ARCHIVE_FATAL;
-                break;
-            }
-        if (type == AE_IFREG && r != ARCHIVE_EOF) {
-            rc = err_set("extracting %s from %s: %s", name, tarball, archive_error_string(in));
-            break;
-        }
-    }
-    archive_write_close(out);
-    archive_write_free(out);
-    archive_read_close(in);
-    archive_read_free(in);
-    return rc;
 }
 
 /* Max index i such that "<prefix><i>." starts some key, or -1. */
@@ -410,23 +334,11 @@ static int read_metadata(const char *path, const tc_state_dict *sd, struct serve
     return rc;
 }
 
-int model_dir_prepare(const char *dir)
-{
-    char pth[4096], tarball[4096];
-    if (opt_ml_join(pth, sizeof pth, dir, "model.pth") < 0 ||
-        opt_ml_join(tarball, sizeof tarball, dir, "model.tar.gz") < 0)
-        return -1;
-    if (access(pth, F_OK) == 0 || access(tarball, F_OK) != 0)
-        return 0;
-    log_info("extracting %s", tarball);
-    return model_dir_extract(tarball, dir);
-}
-
 static int load(const char *dir, struct serve_model *sm)
 {
     char pth[4096], meta[4096];
     if (opt_ml_join(pth, sizeof pth, dir, "model.pth") < 0 ||
-        opt_ml_join(meta, sizeof meta, dir, "metadata.json") < 0 || model_dir_prepare(dir) < 0)
+        opt_ml_join(meta, sizeof meta, dir, "metadata.json") < 0 || model_archive_prepare(dir) < 0)
         return -1;
     if (access(pth, F_OK) != 0)
         return err_set("no model.pth in %s (nor a model.tar.gz holding one)", dir);

@@ -27,6 +27,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "serve/model_archive.h"
 
 #define MODEL_OVERHEAD_BYTES ((size_t)1 << 20)
 #define DIR_SCAN_MAX_DEPTH 8
@@ -307,7 +308,7 @@ int model_registry_load(struct model_registry *r, const char *name, const char *
 
     /* Files first (an archive extracted, the user's handlers): they tell the estimate. */
     serve_default_handlers(&e->m.handlers);
-    if (model_dir_prepare(url) < 0 || serve_load_custom_handlers(url, &e->m.handlers) < 0) {
+    if (model_archive_prepare(url) < 0 || serve_load_custom_handlers(url, &e->m.handlers) < 0) {
         status = serve_fail(err, 500, "cannot load model %s: %s", name, err_msg());
         drop_placeholder(r, e);
         return status;

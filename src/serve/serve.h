@@ -36,10 +36,6 @@ void serve_model_free(struct serve_model *sm);
 /* The model the calling thread's last successful serve_model_fn made, then forgotten (NULL if
  * none): tells whether a custom model_fn's context is the default's, which the caller frees. */
 struct serve_model *serve_model_fn_take_last(void);
-int model_dir_extract(const char *tarball, const char *dir);
-/* Extracts <dir>/model.tar.gz when there is no model.pth beside it (before custom handlers in
- * its code/ folder are looked for). */
-int model_dir_prepare(const char *dir);
 int model_dir_infer_arch(const tc_state_dict *sd, char *arch, size_t len, int *num_classes);
 
 /* serve_error.c: a failure as the serve side states it. serve_fail writes the sentence into
