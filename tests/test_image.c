@@ -22,6 +22,7 @@
 #include <zlib.h>
 
 #include "common/error.h"
+#include "common/rng.h"
 #include "image/decode.h"
 #include "image/transform.h"
 #include "test_util.h"
@@ -715,9 +716,9 @@ static void test_resample_identity(void)
     const int w = 29, h = 13;
     struct image img = {malloc((size_t)w * h * 3), w, h};
     REQUIRE(img.pixels, "out of memory");
-    uint64_t rng = image_rng_seed(1, 2, 3);
+    uint64_t rng = rng_seed(1, 2, 3);
     for (int i = 0; i < w * h * 3; i++)
-        img.pixels[i] = (uint8_t)(image_rng_uniform(&rng) * 256);
+        img.pixels[i] = (uint8_t)(rng_uniform(&rng) * 256);
     uint8_t out[29 * 13 * 3];
     REQUIRE(image_resample(&img, (struct image_box){0, 0, w, h}, w, h, out) == 0, "%s",
             err_msg());
@@ -807,7 +808,7 @@ static void test_random_resized_crop(void)
 {
     const int w = 320, h = 240;
     const double min_scale = 0.08;
-    uint64_t rng = image_rng_seed(42, 0, 7);
+    uint64_t rng = rng_seed(42, 0, 7);
     int outside = 0, fractional = 0, too_small = 0, too_big = 0, fallbacks = 0;
     double min_frac = 1, max_frac = 0;
     struct image_box first[5];
@@ -838,7 +839,7 @@ static void test_random_resized_crop(void)
            min_frac, max_frac, fallbacks);
 
     /* The same (seed, epoch, index) gives the same crops; another index, others. */
-    uint64_t again = image_rng_seed(42, 0, 7), other = image_rng_seed(42, 0, 8);
+    uint64_t again = rng_seed(42, 0, 7), other = rng_seed(42, 0, 8);
     int same = 0, differ = 0;
     for (int i = 0; i < 5; i++) {
         struct image_box a = image_random_resized_crop_box(w, h, min_scale, &again);
@@ -859,17 +860,17 @@ static void test_random_resized_crop(void)
            tall.w, tall.h, wide.x, wide.y, wide.w, wide.h);
 
     /* The generator: [0, 1), centred. */
-    uint64_t s = image_rng_seed(0, 0, 0);
+    uint64_t s = rng_seed(0, 0, 0);
     double sum = 0;
     int out_of_range = 0;
     for (int i = 0; i < 100000; i++) {
-        double u = image_rng_uniform(&s);
+        double u = rng_uniform(&s);
         out_of_range += !(u >= 0.0 && u < 1.0);
         sum += u;
     }
     CHECK_INT_EQ(out_of_range, 0);
     CHECK(fabs(sum / 100000 - 0.5) < 0.01);
-    CHECK(image_rng_seed(1, 2, 3) != image_rng_seed(1, 3, 2));
+    CHECK(rng_seed(1, 2, 3) != rng_seed(1, 3, 2));
 }
 
 static bool box_near(struct image_box a, struct image_box b)
@@ -998,7 +999,7 @@ static void test_builtin_augmentations(void)
     CHECK(image_resize_mode_parse("squash", &m) == 0 && m == IMAGE_RESIZE_SQUASH);
     CHECK(image_resize_mode_parse("stretch", &m) < 0 && m == IMAGE_RESIZE_SQUASH);
     /* random crop: inside the image, the crop's size in resized pixels, positions vary. */
-    uint64_t rng = image_rng_seed(1, 2, 3);
+    uint64_t rng = rng_seed(1, 2, 3);
     double xs[2] = {1e9, -1};
     for (int i = 0; i < 200; i++) {
         b = image_random_crop_box(64, 48, IMAGE_RESIZE_CROP, 40, 32, &rng);

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "common/error.h"
+#include "common/rng.h"
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/opt_ml.h"
@@ -583,14 +584,6 @@ static int clone_empty(const struct dataset *src, struct dataset *dst)
     return set_class_names(dst, src->class_names, src->num_classes);
 }
 
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 int dataset_split(struct dataset *src, double fraction, uint64_t seed, struct dataset *train,
                   struct dataset *val)
 {
@@ -603,12 +596,7 @@ int dataset_split(struct dataset *src, double fraction, uint64_t seed, struct da
     for (size_t i = 0; i < n; i++)
         order[i] = i;
     uint64_t s = seed ^ 0x5eed5eedull;
-    for (size_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
-        size_t j = (size_t)(splitmix(&s) % (i + 1));
-        size_t t = order[i];
-        order[i] = order[j];
-        order[j] = t;
-    }
+    rng_shuffle(order, n, &s);
     int rc = clone_empty(src, train);
     if (rc == 0)
         rc = clone_empty(src, val);

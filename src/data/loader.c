@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/rng.h"
 #include "image/transform.h"
 
 enum slot_state { SLOT_FREE, SLOT_FILLING, SLOT_READY };
@@ -49,14 +50,6 @@ struct loader {
     bool stopping;
     struct loader_stats stats;
 };
-
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 static size_t shard_length(size_t n, const struct loader_config *c)
 {
@@ -93,12 +86,7 @@ static int make_indices(struct loader *l)
         order[i] = i;
     if (l->c.train) {
         uint64_t s = l->c.seed * 1000003u + (uint64_t)l->epoch;
-        for (size_t i = n - 1; i > 0; i--) {
-            size_t j = (size_t)(splitmix(&s) % (i + 1));
-            size_t t = order[i];
-            order[i] = order[j];
-            order[j] = t;
-        }
+        rng_shuffle(order, n, &s);
     }
     for (size_t k = 0; k < l->shard_len; k++)
         l->indices[k] = order[(k * world + (size_t)l->c.rank) % n];
@@ -159,18 +147,18 @@ static int crop_augment(struct loader *l, size_t idx, uint64_t *rng, float *out)
         rc = image_resample(&img, box, s, s, crop);
     }
     if (rc == 0) {
-        bool flip = image_rng_uniform(rng) < 0.5;
+        bool flip = rng_uniform(rng) < 0.5;
         uint8_t *pixels = crop;
         if (c->augment >= IMAGE_AUGMENT_CROP_COLOR) {
-            int dh = (int)lrint(image_rng_uniform(rng) * 72 - 36);
-            int ds = (int)lrint(image_rng_uniform(rng) * 100 - 50);
-            int dl = (int)lrint(image_rng_uniform(rng) * 100 - 50);
+            int dh = (int)lrint(rng_uniform(rng) * 72 - 36);
+            int ds = (int)lrint(rng_uniform(rng) * 100 - 50);
+            int dl = (int)lrint(rng_uniform(rng) * 100 - 50);
             image_jitter_hls(crop, (size_t)s * s, dh, ds, dl);
         }
         if (c->augment == IMAGE_AUGMENT_CROP_COLOR_TRANSFORM) {
-            double angle = image_rng_uniform(rng) * 20 - 10;
-            double shear = image_rng_uniform(rng) * 0.2 - 0.1;
-            double aspect = image_rng_uniform(rng) * 0.5 - 0.25;
+            double angle = rng_uniform(rng) * 20 - 10;
+            double shear = rng_uniform(rng) * 0.2 - 0.1;
+            double aspect = rng_uniform(rng) * 0.5 - 0.25;
             pixels = crop + (size_t)s * s * 3;
             image_affine_jitter(crop, s, angle, shear, aspect, pixels);
         }
@@ -186,7 +174,7 @@ static bool load_sample(struct loader *l, size_t idx, float *out)
 {
     const struct loader_config *c = &l->c;
     struct image img = {0};
-    uint64_t rng = image_rng_seed(c->seed, (uint64_t)l->epoch, idx);
+    uint64_t rng = rng_seed(c->seed, (uint64_t)l->epoch, idx);
     struct image_box box;
     bool flip = false;
     int rc;
@@ -205,7 +193,7 @@ static bool load_sample(struct loader *l, size_t idx, float *out)
             if (rc == 0)
                 box = image_random_resized_crop_box(img.width, img.height, c->min_crop_scale, &rng);
         }
-        flip = image_rng_uniform(&rng) < 0.5;
+        flip = rng_uniform(&rng) < 0.5;
         if (rc == 0)
             rc = image_resample_normalized(&img, box, c->image_size, c->mean, c->std, flip, out);
     }

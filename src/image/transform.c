@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "common/error.h"
+#include "common/rng.h"
 
 /* ---- resampling ---- */
 
@@ -313,7 +314,7 @@ int image_eval_transform(const struct image *img, enum image_resize_mode mode, i
 /* A uniform integer in [0, n), torch.randint(0, n)'s job. */
 static int rng_below(uint64_t *rng, int n)
 {
-    int k = (int)(image_rng_uniform(rng) * n);
+    int k = (int)(rng_uniform(rng) * n);
     return k < n ? k : n - 1; /* u * n can round up to n when u is just below 1 */
 }
 
@@ -333,8 +334,8 @@ struct image_box image_random_resized_crop_box(int width, int height, double min
 
     for (int attempt = 0; attempt < 10; attempt++) {
         /* Draw order as torchvision's: area, ratio, then top, then left. */
-        double target_area = area * (min_scale + (1.0 - min_scale) * image_rng_uniform(rng));
-        double ratio = exp(log_lo + (log_hi - log_lo) * image_rng_uniform(rng));
+        double target_area = area * (min_scale + (1.0 - min_scale) * rng_uniform(rng));
+        double ratio = exp(log_lo + (log_hi - log_lo) * rng_uniform(rng));
         double w = rint(sqrt(target_area * ratio)); /* Python's round(): halves to even */
         double h = rint(sqrt(target_area / ratio));
         if (w > 0 && w <= width && h > 0 && h <= height) {
@@ -518,31 +519,4 @@ void image_normalize_chw(const uint8_t *rgb, int size, const float mean[3], cons
                     line[x] = table[row[3 * x]];
         }
     }
-}
-
-/* ---- random numbers ---- */
-
-#define GOLDEN_GAMMA 0x9e3779b97f4a7c15ULL
-
-/* splitmix64's output function: a bijection of 64-bit values with good avalanche. */
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-uint64_t image_rng_seed(uint64_t seed, uint64_t a, uint64_t b)
-{
-    /* Chained so that each input passes through a full mix: nearby (seed, epoch, index)
-     * triples give unrelated states, not shifted copies of one stream. */
-    uint64_t h = mix64(seed + GOLDEN_GAMMA);
-    h = mix64(h + a + GOLDEN_GAMMA);
-    return mix64(h + b + GOLDEN_GAMMA);
-}
-
-double image_rng_uniform(uint64_t *state)
-{
-    *state += GOLDEN_GAMMA;
-    return (double)(mix64(*state) >> 11) * 0x1.0p-53;
 }

@@ -15,17 +15,17 @@
  * the crop; ours also weighs the source pixels just outside it (within the filter's support),
  * which changes border pixels slightly and is immaterial for a random augmentation.
  *
- * Randomness comes from a small counter-based generator seeded per (seed, epoch, sample), not
- * from torch's, so crops are reproducible run to run and independent of thread scheduling, but
+ * Randomness comes from common/rng.h's generator seeded per (seed, epoch, sample), not from
+ * torch's, so crops are reproducible run to run and independent of thread scheduling, but
  * are not the same draws as a Python run with the same seed.
  *
  * Not here: decoding (decode.h), batching and tensors (the data loader).
  *
- *     uint64_t rng = image_rng_seed(seed, epoch, index);
+ *     uint64_t rng = rng_seed(seed, epoch, index);
  *     struct image_box box = image_random_resized_crop_box(img.width, img.height, 0.08, &rng);
  *     uint8_t crop[224 * 224 * 3];
  *     if (image_resample(&img, box, 224, 224, crop) < 0) ...
- *     image_normalize_chw(crop, 224, mean, std, image_rng_uniform(&rng) < 0.5, x); // [3,224,224]
+ *     image_normalize_chw(crop, 224, mean, std, rng_uniform(&rng) < 0.5, x); // [3,224,224]
  */
 #ifndef IMAGE_TRANSFORM_H
 #define IMAGE_TRANSFORM_H
@@ -53,7 +53,7 @@ int image_resample(const struct image *src, struct image_box box, int out_w, int
 /* torchvision RandomResizedCrop.get_params with scale (min_scale, 1.0) and ratio (3/4, 4/3):
  * 10 tries of a random area and log-uniform aspect ratio, then the centre crop clamped to
  * the ratio range. The box has integer edges, as torchvision's (top, left, h, w). `rng` is the
- * caller's state (image_rng_seed), advanced by each draw. min_scale in (0, 1]; out of range
+ * caller's state (rng_seed in common/rng.h), advanced by each draw. min_scale in (0, 1]; out of range
  * values are clamped. width, height >= 1, else the box is empty (and image_resample refuses
  * it). */
 struct image_box image_random_resized_crop_box(int width, int height, double min_scale,
@@ -131,11 +131,5 @@ void image_affine_jitter(const uint8_t *rgb, int size, double angle_deg, double 
 
 void image_normalize_chw(const uint8_t *rgb, int size, const float mean[3], const float std[3],
                          bool flip, float *out);
-
-/* A generator state from (seed, epoch, sample index): different inputs give unrelated
- * streams, the same inputs the same stream. */
-uint64_t image_rng_seed(uint64_t seed, uint64_t a, uint64_t b);
-/* The next number of a splitmix64 stream, uniform in [0, 1) with 53 random bits. */
-double image_rng_uniform(uint64_t *state);
 
 #endif

@@ -35,7 +35,6 @@ int lenet_build(struct model *m)
     if (!net)
         return err_set("out of memory building lenet");
     m->impl = (struct model_impl){net, lenet_forward, free};
-    m->fixed_input_size = 32;
 
     struct nn_registry *r = &m->params;
     nn_conv2d_create(&net->conv1, r, "conv1", 3, 32, 5, 1, 0, true, NN_INIT_TORCH_DEFAULT);

@@ -11,48 +11,27 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
-
-enum family { RESNET, VGG, VGG_BN, LENET };
-
-static const struct arch {
-    const char *name;
-    enum family family;
-    int depth;
-} archs[] = {
-    {"resnet18", RESNET, 18}, {"resnet34", RESNET, 34},   {"resnet50", RESNET, 50},
-    {"resnet101", RESNET, 101}, {"resnet152", RESNET, 152}, {"vgg11", VGG, 11},
-    {"vgg13", VGG, 13},       {"vgg16", VGG, 16},         {"vgg19", VGG, 19},
-    {"vgg11_bn", VGG_BN, 11}, {"vgg13_bn", VGG_BN, 13},   {"vgg16_bn", VGG_BN, 16},
-    {"vgg19_bn", VGG_BN, 19}, {"lenet", LENET, 0},
-};
-#define ARCH_COUNT (sizeof archs / sizeof *archs)
+#include "models/arch.h"
 
 const char *model_arch_name(size_t i)
 {
-    return i < ARCH_COUNT ? archs[i].name : NULL;
-}
-
-static const struct arch *find_arch(const char *name)
-{
-    for (size_t i = 0; i < ARCH_COUNT; i++)
-        if (strcmp(archs[i].name, name) == 0)
-            return &archs[i];
-    return NULL;
+    const struct arch_info *a = arch_at(i);
+    return a ? a->name : NULL;
 }
 
 bool model_arch_known(const char *arch)
 {
-    return arch && find_arch(arch) != NULL;
+    return arch_find(arch) != NULL;
 }
 
 int model_create(const char *arch_name, int num_classes, struct model **out)
 {
     *out = NULL;
-    const struct arch *arch = arch_name ? find_arch(arch_name) : NULL;
+    const struct arch_info *arch = arch_find(arch_name);
+    char names[ARCH_NAMES_MAX];
     if (!arch)
-        return err_set("unknown model \"%s\" (have resnet18/34/50/101/152, vgg11/13/16/19 with "
-                       "or without _bn, lenet)",
-                       arch_name ? arch_name : "(null)");
+        return err_set("unknown model \"%s\" (have %s)", arch_name ? arch_name : "(null)",
+                       arch_names(names, sizeof names));
     if (num_classes < 1 || num_classes > 1000000)
         return err_set("num_classes must be between 1 and 1000000, got %d", num_classes);
 
@@ -67,11 +46,12 @@ int model_create(const char *arch_name, int num_classes, struct model **out)
     bool grad_was = tc_set_grad_enabled(false);
     int rc;
     switch (arch->family) {
-    case RESNET: rc = resnet_build(m, arch->depth); break;
-    case VGG: rc = vgg_build(m, arch->depth, false); break;
-    case VGG_BN: rc = vgg_build(m, arch->depth, true); break;
+    case ARCH_RESNET: rc = resnet_build(m, arch->depth); break;
+    case ARCH_VGG: rc = vgg_build(m, arch->depth, false); break;
+    case ARCH_VGG_BN: rc = vgg_build(m, arch->depth, true); break;
     default: rc = lenet_build(m); break;
     }
+    m->fixed_input_size = arch->fixed_input_size;
     tc_set_grad_enabled(grad_was);
     if (rc == 0 && m->params.failed)
         rc = err_set("creating %s: %s", arch_name, tc_last_error());

@@ -36,7 +36,7 @@ struct model_impl {
 struct model {
     char arch[32];
     int num_classes;
-    int fixed_input_size; /* LeNet needs 32x32; 0: any size */
+    int fixed_input_size; /* arch.h's: LeNet needs 32x32; 0: any size */
     struct nn_registry params;
     struct model_impl impl;
 };

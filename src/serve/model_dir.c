@@ -31,6 +31,7 @@
 #include "common/json_file.h"
 #include "common/log.h"
 #include "common/opt_ml.h"
+#include "models/arch.h"
 #include "serve/model_archive.h"
 
 static void set_error(struct sm_error *err, const char *msg)
@@ -98,15 +99,18 @@ int model_dir_infer_arch(const tc_state_dict *sd, char *arch, size_t len, int *n
     return 0;
 }
 
+/* A bare model.pth: ImageNet's Resize(256) + CenterCrop(224) and statistics, as torchvision's
+ * scripts preprocess. LeNet is the exception: 32x32 inputs, and ImageNet's statistics unless
+ * stated (a bare LeNet state dict does not say it was trained with the CIFAR seed's 0.5). */
 static void default_preprocessing(struct serve_model *sm)
 {
-    static const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
-    bool lenet = strcmp(sm->arch, "lenet") == 0;
-    sm->image_size = lenet ? 32 : 224;
-    sm->resize_size = lenet ? 32 : 256;
+    const struct arch_info *a = arch_find(sm->arch);
+    sm->image_size = a ? a->default_image_size : 224;
+    sm->resize_size = a && a->fixed_input_size ? a->fixed_input_size
+                                                : (int)lround(sm->image_size * 8.0 / 7.0);
     sm->resize_mode = IMAGE_RESIZE_CROP;
-    memcpy(sm->mean, mean, sizeof mean);
-    memcpy(sm->std, std, sizeof std);
+    memcpy(sm->mean, arch_imagenet_mean, sizeof sm->mean);
+    memcpy(sm->std, arch_imagenet_std, sizeof sm->std);
 }
 
 static int index_class_names(struct serve_model *sm)

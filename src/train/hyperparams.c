@@ -19,7 +19,7 @@
 #include "common/error.h"
 #include "common/json_file.h"
 #include "common/log.h"
-#include "models/model.h"
+#include "models/arch.h"
 
 enum kind {
     K_INT,
@@ -309,11 +309,10 @@ static int set_field(struct hyperparams *hp, const struct field *f, const char *
         for (size_t k = 0; k < n; k++)
             lower[k] = (char)tolower((unsigned char)v[k]);
         lower[n] = '\0';
-        if (!model_arch_known(lower))
-            return err_set("hyperparameter %s=\"%s\" is not a model this image has: resnet18, "
-                           "resnet34, resnet50, resnet101, resnet152, vgg11, vgg13, vgg16, vgg19 "
-                           "(each also as _bn), lenet",
-                           key, v);
+        char names[ARCH_NAMES_MAX];
+        if (!arch_find(lower))
+            return err_set("hyperparameter %s=\"%s\" is not a model this image has: %s", key, v,
+                           arch_names(names, sizeof names));
         snprintf(hp->model, sizeof hp->model, "%s", lower);
         return 0;
     }

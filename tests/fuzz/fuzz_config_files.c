@@ -1,9 +1,9 @@
 /*
  * fuzz_config_files.c - libFuzzer target: the configuration files SageMaker writes into
  * /opt/ml/input/config, read as train reads them: resourceconfig.json (cluster_read) and
- * inputdataconfig.json (channels_find). Byte 0 picks the file; the rest is its text.
- * hyperparameters.json is covered by the unit test test_parsers (its reader needs the model
- * table, which links libtorch).
+ * inputdataconfig.json (channels_find) and hyperparameters.json (hyperparams_load, then
+ * hyperparams_finish as train runs them). Byte 0 picks the file (modulo 3); the rest is its
+ * text.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +14,7 @@
 #include "fuzz_util.h"
 #include "train/channels.h"
 #include "train/cluster.h"
+#include "train/hyperparams.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
@@ -31,7 +32,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
         mkdir(train, 0755);
     }
     char path[2048];
-    if (data[0] & 1) {
+    if (data[0] % 3 == 2) {
+        snprintf(path, sizeof path, "%s/hyperparameters.json", paths.config_dir);
+        fuzz_write(path, data + 1, len - 1);
+        struct hyperparams hp;
+        hyperparams_default(&hp);
+        if (hyperparams_load(path, &hp) == 0)
+            (void)hyperparams_finish(&hp);
+    } else if (data[0] % 3 == 1) {
         snprintf(path, sizeof path, "%s/resourceconfig.json", paths.config_dir);
         fuzz_write(path, data + 1, len - 1);
         struct cluster c;
