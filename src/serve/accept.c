@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "serve/media_types.h"
 
 /* Does [s, s+len) equal word, ignoring case? */
 static bool token_is(const char *s, size_t len, const char *word)
@@ -71,15 +72,14 @@ static void trim(const char **s, const char **e)
 /* The type a media range names, or -1 for one we cannot write. */
 static int range_type(const char *s, size_t len)
 {
-    if (token_is(s, len, "application/json") || token_is(s, len, "*/*") ||
-        token_is(s, len, "application/*"))
+    if (token_is(s, len, "*/*") || token_is(s, len, "application/*"))
         return SERVE_OUT_JSON;
-    if (token_is(s, len, "application/x-npy"))
-        return SERVE_OUT_NPY;
-    if (token_is(s, len, "application/jsonlines") || token_is(s, len, "application/jsonl") ||
-        token_is(s, len, "application/x-jsonlines"))
-        return SERVE_OUT_JSONLINES;
-    return -1;
+    switch (media_kind_of(s, len)) {
+    case MEDIA_KIND_JSON: return SERVE_OUT_JSON;
+    case MEDIA_KIND_NPY: return SERVE_OUT_NPY;
+    case MEDIA_KIND_JSONLINES: return SERVE_OUT_JSONLINES;
+    default: return -1;
+    }
 }
 
 /* One media range [s, e): its type, parameters and weight. Returns the weight (0..1), or -1

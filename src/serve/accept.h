@@ -14,7 +14,7 @@
  * algorithm's own parameter) selects the built-in shape's verbose variant.
  *
  * Accept is weighed as RFC 9110 says: the supported range with the highest q wins (the first
- * on ties), q=0 means "not acceptable". Not here: writing the answers (codecs.c).
+ * on ties), q=0 means "not acceptable". Not here: writing the answers (response_encode.c).
  */
 #ifndef SERVE_ACCEPT_H
 #define SERVE_ACCEPT_H

@@ -1,6 +1,7 @@
 /*
  * serve.h - the parts of `serve` and how they meet: the default handlers (model_dir.c,
- * codecs.c, handlers.c), the dynamic batcher (batcher.c) and the HTTP server (server.c).
+ * request_decode.c, response_encode.c, handlers.c), the dynamic batcher (batcher.c) and the
+ * HTTP server (server.c).
  *
  * A request's path: server.c reads the body (capped) -> input_fn decodes it into a batch ->
  * the batcher gathers batches of concurrent requests into one predict_fn call -> output_fn
@@ -46,7 +47,7 @@ int serve_fail(struct sm_error *err, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 char *serve_error_json(int status, const char *message, size_t *len);
 
-/* codecs.c: the default input_fn and output_fn, and the NPY format */
+/* request_decode.c: the default input_fn; response_encode.c: the default output_fn */
 int serve_input_fn(const struct sm_context *ctx, const struct sm_request *req,
                    struct sm_batch *out, struct sm_error *err);
 int serve_output_fn(const struct sm_context *ctx, const struct sm_scores *scores,

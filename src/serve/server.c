@@ -35,6 +35,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/clock.h"
+#include "common/dynbuf.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "serve/multi_model.h"
@@ -66,8 +67,7 @@ static void set_deadline(struct MHD_Connection *c, int seconds)
 struct request_state {
     enum route route;
     double start;
-    char *body;
-    size_t len, cap;
+    struct dynbuf body; /* capped at the payload limit */
     bool too_large;
     bool answered;
     int status;
@@ -179,7 +179,7 @@ static void run_multi_model(struct server *srv, struct request_state *st)
 {
     struct multi_model_request req = {st->method, st->url, st->content_type, st->accept,
                                       st->attributes, st->target_model, st->page_token,
-                                      st->limit, st->body, st->len};
+                                      st->limit, st->body.data, st->body.len};
     struct http_reply r;
     srv->answer_multi_model(srv, &req, &r);
     st->result_status = r.status;
@@ -194,7 +194,7 @@ static void run_pipeline(struct server *srv, struct request_state *st)
 {
     if (st->route == ROUTE_MULTI_MODEL)
         return run_multi_model(srv, st);
-    struct sm_request req = {(const uint8_t *)st->body, st->len, st->content_type, st->accept,
+    struct sm_request req = {(const uint8_t *)st->body.data, st->body.len, st->content_type, st->accept,
                              st->attributes};
     struct sm_error err = {{0}};
     struct sm_response resp = {0};
@@ -356,6 +356,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!st)
             return MHD_NO;
         *con_cls = st;
+        dynbuf_init(&st->body, srv->config.max_body_bytes + 1); /* + its NUL */
         set_deadline(c, srv->config.body_timeout_s);
         st->start = clock_now_s();
         st->route = route_of(url);
@@ -385,26 +386,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         if (st->answered || st->too_large)
             return MHD_YES; /* discarded as it arrives */
-        if (st->len + n > srv->config.max_body_bytes) {
+        if (dynbuf_append(&st->body, upload, n) < 0) {
+            if (!st->body.too_large)
+                return MHD_NO; /* out of memory: the connection is closed */
             st->too_large = true;
-            free(st->body);
-            st->body = NULL;
-            return MHD_YES;
+            dynbuf_free(&st->body);
         }
-        if (st->len + n > st->cap) {
-            size_t cap = st->cap ? st->cap : 64 * 1024;
-            while (cap < st->len + n)
-                cap *= 2;
-            if (cap > srv->config.max_body_bytes)
-                cap = srv->config.max_body_bytes;
-            char *grown = realloc(st->body, cap);
-            if (!grown)
-                return MHD_NO;
-            st->body = grown;
-            st->cap = cap;
-        }
-        memcpy(st->body + st->len, upload, n);
-        st->len += n;
         return MHD_YES;
     }
     if (st->answered || (st->queued && !st->done))
@@ -440,7 +427,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         log_info("%s %s %d %zu bytes %.1f ms%s", st->method, st->path, st->answered ? st->status : 0,
                  st->bytes_out, (clock_now_s() - st->start) * 1e3,
                  why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (client gone)");
-    free(st->body);
+    dynbuf_free(&st->body);
     free(st->content_type);
     free(st->accept);
     free(st->attributes);

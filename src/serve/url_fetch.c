@@ -21,6 +21,8 @@
 
 #include <curl/curl.h>
 
+#include "common/dynbuf.h"
+
 /* ---- options ---- */
 
 static int env_seconds(const char *name, double def, long *ms, char *msg, size_t msg_len)
@@ -196,8 +198,7 @@ const char *url_address_refused(const void *sa, const struct url_fetch_options *
 
 struct fetch {
     const struct url_fetch_options *o;
-    uint8_t *data;
-    size_t len, cap;
+    struct dynbuf data; /* capped at max_bytes */
     bool too_big;
     char refused[200]; /* the last address refused, and why */
 };
@@ -224,24 +225,10 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     struct fetch *f = userdata;
     size_t n = size * nmemb;
-    if (n > f->o->max_bytes - f->len) {
-        f->too_big = true;
+    if (dynbuf_append(&f->data, ptr, n) < 0) {
+        f->too_big = f->data.too_large;
         return 0; /* libcurl stops with CURLE_WRITE_ERROR */
     }
-    if (f->len + n > f->cap) {
-        size_t cap = f->cap ? f->cap : 64 << 10;
-        while (cap < f->len + n)
-            cap *= 2;
-        if (cap > f->o->max_bytes)
-            cap = f->o->max_bytes;
-        uint8_t *grown = realloc(f->data, cap);
-        if (!grown)
-            return 0;
-        f->data = grown;
-        f->cap = cap;
-    }
-    memcpy(f->data + f->len, ptr, n);
-    f->len += n;
     return n;
 }
 
@@ -286,6 +273,7 @@ int url_fetch(const char *url, const struct url_fetch_options *o, uint8_t **body
         return 500;
     }
     struct fetch f = {.o = o};
+    dynbuf_init(&f.data, o->max_bytes + 1); /* + its NUL */
     const char *protocols = o->allow_http ? "http,https" : "https";
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, protocols);
@@ -333,15 +321,18 @@ int url_fetch(const char *url, const struct url_fetch_options *o, uint8_t **body
     } else if (status < 200 || status > 299) {
         snprintf(msg, msg_len, "The server of \"%s\" answered HTTP %ld instead of the image.", u, status);
         http = 502;
-    } else if (f.len == 0) {
+    } else if (f.data.len == 0) {
         snprintf(msg, msg_len, "The server of \"%s\" answered an empty body instead of the image.", u);
         http = 502;
     }
     if (http) {
-        free(f.data);
+        dynbuf_free(&f.data);
         return http;
     }
-    *body = f.data;
-    *len = f.len;
+    *body = (uint8_t *)dynbuf_take(&f.data, len);
+    if (!*body) {
+        snprintf(msg, msg_len, "Out of memory keeping the image fetched from \"%s\".", u);
+        return 500;
+    }
     return 0;
 }

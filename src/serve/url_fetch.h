@@ -15,7 +15,7 @@
  *   SERVE_URL_ALLOW_PRIVATE lists it: comma-separated addresses or CIDR blocks
  *   ("127.0.0.1,10.1.0.0/16,::1").
  *   SERVE_URL_FETCH=0 turns fetching off.
- * Not here: decoding the image (image/decode.h), the JSON around the URL (codecs.c).
+ * Not here: decoding the image (image/decode.h), the JSON around the URL (request_decode.c).
  */
 #ifndef SERVE_URL_FETCH_H
 #define SERVE_URL_FETCH_H

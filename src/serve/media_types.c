@@ -1,0 +1,30 @@
+/*
+ * media_types.c - the type names and their kinds (media_types.h).
+ */
+#include "serve/media_types.h"
+
+#include <string.h>
+#include <strings.h>
+
+static const struct {
+    const char *name;
+    enum media_kind kind;
+} names[] = {
+    {"image/jpeg", MEDIA_KIND_IMAGE},
+    {"image/jpg", MEDIA_KIND_IMAGE},
+    {"image/png", MEDIA_KIND_IMAGE},
+    {"application/x-image", MEDIA_KIND_IMAGE},
+    {MEDIA_NPY, MEDIA_KIND_NPY},
+    {MEDIA_JSON, MEDIA_KIND_JSON},
+    {MEDIA_JSONLINES, MEDIA_KIND_JSONLINES},
+    {"application/jsonl", MEDIA_KIND_JSONLINES},
+    {"application/x-jsonlines", MEDIA_KIND_JSONLINES},
+};
+
+enum media_kind media_kind_of(const char *s, size_t len)
+{
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strlen(names[i].name) == len && strncasecmp(s, names[i].name, len) == 0)
+            return names[i].kind;
+    return MEDIA_KIND_OTHER;
+}
