@@ -1,6 +1,7 @@
-"""torchserve_handler.py - the Python side of bench_serve.py: the seeds' inference.py handlers
-(model_fn / input_fn / predict_fn / output_fn, PIL + torchvision transforms) running on
-TorchServe, the model server SageMaker's PyTorch inference toolkit uses.
+"""torchserve_handler.py - the Python side of bench_serve.py and bench_resnet50.py: the seeds'
+inference.py handlers (model_fn / input_fn / predict_fn / output_fn, PIL + torchvision
+transforms) running on TorchServe, the model server SageMaker's PyTorch inference toolkit uses.
+The architecture and preprocessing come from the model's metadata.json, as ours reads them.
 """
 import io
 import json
@@ -8,9 +9,8 @@ import os
 
 import torch
 from PIL import Image
-from torchvision import transforms
 
-from reference_models import WideLeNet
+from reference_models import make_model, metadata_eval_transform
 
 _model = None
 _meta = None
@@ -20,15 +20,14 @@ def model_fn(model_dir):
     global _meta
     with open(os.path.join(model_dir, "metadata.json")) as f:
         _meta = json.load(f)
-    model = WideLeNet(_meta["num_classes"])
+    model = make_model(_meta["arch"], _meta["num_classes"])
     model.load_state_dict(torch.load(os.path.join(model_dir, "model.pth"), map_location="cpu"))
     model.eval()
     return model
 
 
 def input_fn(body, content_type):
-    tf = transforms.Compose([transforms.Resize(_meta["resize_size"]), transforms.CenterCrop(_meta["image_size"]),
-                             transforms.ToTensor(), transforms.Normalize(_meta["mean"], _meta["std"])])
+    tf = metadata_eval_transform(_meta)
     return tf(Image.open(io.BytesIO(body)).convert("RGB")).unsqueeze(0)
 
 
