@@ -24,6 +24,7 @@
 #include "common/error.h"
 #include "common/rng.h"
 #include "image/decode.h"
+#include "image/jitter.h"
 #include "image/transform.h"
 #include "test_util.h"
 

@@ -16,6 +16,7 @@
 
 #include "common/error.h"
 #include "common/rng.h"
+#include "image/jitter.h"
 #include "image/transform.h"
 
 enum slot_state { SLOT_FREE, SLOT_FILLING, SLOT_READY };

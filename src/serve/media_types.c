@@ -3,6 +3,7 @@
  */
 #include "serve/media_types.h"
 
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
@@ -27,4 +28,15 @@ enum media_kind media_kind_of(const char *s, size_t len)
         if (strlen(names[i].name) == len && strncasecmp(s, names[i].name, len) == 0)
             return names[i].kind;
     return MEDIA_KIND_OTHER;
+}
+
+void media_type_bare(const char *raw, char *out, size_t len)
+{
+    size_t n = 0;
+    while (*raw && isspace((unsigned char)*raw))
+        raw++;
+    for (; *raw && *raw != ';' && n + 1 < len; raw++)
+        if (!isspace((unsigned char)*raw))
+            out[n++] = (char)tolower((unsigned char)*raw);
+    out[n] = '\0';
 }

@@ -28,4 +28,8 @@ enum media_kind {
  * caller cuts them off) and no wildcards (Accept's are handled by accept.c). */
 enum media_kind media_kind_of(const char *s, size_t len);
 
+/* A Content-Type header without its parameters, blanks and case: "Image/JPEG; charset=x" ->
+ * "image/jpeg" (truncated to len - 1 bytes). */
+void media_type_bare(const char *raw, char *out, size_t len);
+
 #endif

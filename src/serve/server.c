@@ -38,31 +38,11 @@
 #include "common/dynbuf.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "serve/media_types.h"
 #include "serve/multi_model.h"
+#include "serve/server_conns.h"
 
 enum route { ROUTE_PING, ROUTE_INVOCATIONS, ROUTE_EXECUTION_PARAMETERS, ROUTE_MULTI_MODEL, ROUTE_NONE };
-
-/* One open connection (libmicrohttpd's socket context), on srv->conns under conns_mu. */
-struct conn_track {
-    int fd;
-    int64_t deadline_ms; /* atomic; INT64_MAX while a worker runs its request */
-    struct conn_track *prev, *next;
-};
-
-static int64_t now_ms(void)
-{
-    return (int64_t)(clock_now_s() * 1e3);
-}
-
-static void set_deadline(struct MHD_Connection *c, int seconds)
-{
-    const union MHD_ConnectionInfo *info =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    struct conn_track *t = info ? info->socket_context : NULL;
-    if (t)
-        __atomic_store_n(&t->deadline_ms, seconds < 0 ? INT64_MAX : now_ms() + seconds * 1000LL,
-                         __ATOMIC_RELEASE);
-}
 
 struct request_state {
     enum route route;
@@ -158,18 +138,6 @@ static const char *header(struct MHD_Connection *c, const char *name)
 {
     const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
     return v ? v : "";
-}
-
-/* "Image/JPEG; charset=x" -> "image/jpeg" */
-static void media_type(const char *raw, char *out, size_t len)
-{
-    size_t n = 0;
-    while (*raw && isspace((unsigned char)*raw))
-        raw++;
-    for (; *raw && *raw != ';' && n + 1 < len; raw++)
-        if (!isspace((unsigned char)*raw))
-            out[n++] = (char)tolower((unsigned char)*raw);
-    out[n] = '\0';
 }
 
 /* A JSON error body {"error": message, "status": status}, or NULL when out of memory. */
@@ -276,7 +244,7 @@ static enum MHD_Result queue_for_worker(struct server *srv, struct MHD_Connectio
     }
     st->conn = c;
     st->queued = true;
-    set_deadline(c, -1); /* the client has sent everything; the wait is ours */
+    server_set_deadline(c, -1); /* the client has sent everything; the wait is ours */
     MHD_suspend_connection(c);
     if (srv->queue_tail)
         srv->queue_tail->next = st;
@@ -294,7 +262,7 @@ static enum MHD_Result queue_multi_model(struct server *srv, struct MHD_Connecti
                                          struct request_state *st, const char *url)
 {
     char content_type[128];
-    media_type(header(c, MHD_HTTP_HEADER_CONTENT_TYPE), content_type, sizeof content_type);
+    media_type_bare(header(c, MHD_HTTP_HEADER_CONTENT_TYPE), content_type, sizeof content_type);
     const char *token = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "next_page_token");
     const char *limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
     st->url = strdup(url);
@@ -318,7 +286,7 @@ static enum MHD_Result invoke(struct server *srv, struct MHD_Connection *c, stru
     if (!__atomic_load_n(&srv->ready, __ATOMIC_ACQUIRE))
         return send_error(c, st, 503, "the model is still loading");
     char content_type[128];
-    media_type(header(c, MHD_HTTP_HEADER_CONTENT_TYPE), content_type, sizeof content_type);
+    media_type_bare(header(c, MHD_HTTP_HEADER_CONTENT_TYPE), content_type, sizeof content_type);
     const char *attributes = header(c, "X-Amzn-SageMaker-Custom-Attributes");
     if (strlen(attributes) > 1024)
         attributes = ""; /* SageMaker's limit: longer ones are not ours to echo */
@@ -357,7 +325,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_NO;
         *con_cls = st;
         dynbuf_init(&st->body, srv->config.max_body_bytes + 1); /* + its NUL */
-        set_deadline(c, srv->config.body_timeout_s);
+        server_set_deadline(c, srv->config.body_timeout_s);
         st->start = clock_now_s();
         st->route = route_of(url);
         if (srv->answer_multi_model && (st->route == ROUTE_INVOCATIONS || is_multi_model_path(url)))
@@ -439,97 +407,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     free(st);
     *con_cls = NULL;
     if (c)
-        set_deadline(c, srv->config.header_timeout_s); /* for the connection's next request */
+        server_set_deadline(c, srv->config.header_timeout_s); /* for the connection's next request */
     __atomic_sub_fetch(&srv->active, 1, __ATOMIC_ACQ_REL);
-}
-
-static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
-                          enum MHD_ConnectionNotificationCode code)
-{
-    struct server *srv = cls;
-    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        const union MHD_ConnectionInfo *info =
-            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        struct conn_track *t = calloc(1, sizeof *t);
-        if (!t || !info) {
-            free(t); /* untracked: libmicrohttpd's idle timeout still ends it */
-            *socket_context = NULL;
-            return;
-        }
-        t->fd = info->connect_fd;
-        t->deadline_ms = now_ms() + srv->config.header_timeout_s * 1000LL;
-        pthread_mutex_lock(&srv->conns_mu);
-        t->next = srv->conns;
-        if (t->next)
-            t->next->prev = t;
-        srv->conns = t;
-        pthread_mutex_unlock(&srv->conns_mu);
-        *socket_context = t;
-        return;
-    }
-    struct conn_track *t = *socket_context;
-    if (!t)
-        return;
-    /* Unlinked before libmicrohttpd closes the socket, so the reaper never touches a reused fd. */
-    pthread_mutex_lock(&srv->conns_mu);
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        srv->conns = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    pthread_mutex_unlock(&srv->conns_mu);
-    free(t);
-    *socket_context = NULL;
-}
-
-/* Shuts down connections past their deadline; libmicrohttpd then sees them end and closes them. */
-static void *reaper_main(void *arg)
-{
-    struct server *srv = arg;
-    pthread_mutex_lock(&srv->conns_mu);
-    while (!srv->reaper_stopping) {
-        int64_t now = now_ms();
-        int reaped = 0;
-        for (struct conn_track *t = srv->conns; t; t = t->next) {
-            if (__atomic_load_n(&t->deadline_ms, __ATOMIC_ACQUIRE) <= now) {
-                shutdown(t->fd, SHUT_RDWR);
-                __atomic_store_n(&t->deadline_ms, INT64_MAX, __ATOMIC_RELEASE);
-                reaped++;
-            }
-        }
-        if (reaped)
-            log_info("closed %d connection(s) that missed their header or body deadline "
-                     "(SERVE_HEADER_TIMEOUT_S=%d, SERVE_BODY_TIMEOUT_S=%d)",
-                     reaped, srv->config.header_timeout_s, srv->config.body_timeout_s);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 250 * 1000 * 1000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&srv->reaper_cv, &srv->conns_mu, &until);
-    }
-    pthread_mutex_unlock(&srv->conns_mu);
-    return NULL;
-}
-
-/* Raises the open-file limit to its hard maximum; returns how many connections fit in it. */
-static unsigned connection_limit(void)
-{
-    struct rlimit r;
-    if (getrlimit(RLIMIT_NOFILE, &r) != 0)
-        return 512;
-    if (r.rlim_cur < r.rlim_max) {
-        rlim_t want = r.rlim_max == RLIM_INFINITY || r.rlim_max > (1u << 20) ? (1u << 20) : r.rlim_max;
-        struct rlimit raised = {want, r.rlim_max};
-        if (want > r.rlim_cur && setrlimit(RLIMIT_NOFILE, &raised) == 0)
-            r.rlim_cur = want;
-    }
-    /* Room for the model's files, the log and libtorch's own descriptors. */
-    rlim_t n = r.rlim_cur > 256 ? r.rlim_cur - 128 : r.rlim_cur / 2;
-    return n > 65536 ? 65536u : (unsigned)n;
 }
 
 static void stop_workers(struct server *srv)
@@ -543,18 +422,6 @@ static void stop_workers(struct server *srv)
     free(srv->workers);
     srv->workers = NULL;
     srv->n_workers = 0;
-}
-
-static void stop_reaper(struct server *srv)
-{
-    if (!srv->reaper_started)
-        return;
-    pthread_mutex_lock(&srv->conns_mu);
-    srv->reaper_stopping = true;
-    pthread_cond_signal(&srv->reaper_cv);
-    pthread_mutex_unlock(&srv->conns_mu);
-    pthread_join(srv->reaper, NULL);
-    srv->reaper_started = false;
 }
 
 int server_start(struct server *srv)
@@ -581,19 +448,19 @@ int server_start(struct server *srv)
     }
     if (srv->n_workers < want)
         log_warn("started %d of %d request workers (SERVE_MAX_INFLIGHT)", srv->n_workers, want);
-    if (pthread_create(&srv->reaper, NULL, reaper_main, srv) != 0) {
+    if (pthread_create(&srv->reaper, NULL, server_reaper_main, srv) != 0) {
         stop_workers(srv);
         return err_set("cannot start the connection reaper thread");
     }
     srv->reaper_started = true;
-    srv->connection_limit = connection_limit();
+    srv->connection_limit = server_connection_limit();
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned loops = cores < 2 ? 2 : cores > 4 ? 4 : (unsigned)cores;
     srv->daemon = MHD_start_daemon(
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
             MHD_USE_ERROR_LOG,
         (uint16_t)srv->config.port, NULL, NULL, &on_request, srv, MHD_OPTION_NOTIFY_COMPLETED,
-        &on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, &on_connection, srv,
+        &on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, &server_on_connection, srv,
         MHD_OPTION_THREAD_POOL_SIZE, loops,
         /* The deadlines above are what ends slow connections; this only backs them up. */
         MHD_OPTION_CONNECTION_TIMEOUT,
@@ -601,7 +468,7 @@ int server_start(struct server *srv)
         MHD_OPTION_CONNECTION_LIMIT, srv->connection_limit, MHD_OPTION_LISTEN_BACKLOG_SIZE,
         (unsigned)1024, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
     if (!srv->daemon) {
-        stop_reaper(srv);
+        server_stop_reaper(srv);
         stop_workers(srv);
         return err_set("cannot listen on port %d (in use, or not allowed?)", srv->config.port);
     }
@@ -626,5 +493,5 @@ void server_stop(struct server *srv, double drain_seconds)
     stop_workers(srv);
     MHD_stop_daemon(srv->daemon);
     srv->daemon = NULL;
-    stop_reaper(srv);
+    server_stop_reaper(srv);
 }
