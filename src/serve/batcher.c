@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "common/error.h"
+#include "serve/batcher.h"
 #include "serve/serve.h"
 
 struct job {

@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/opt_ml.h"
+#include "serve/handlers.h"
 #include "serve/serve.h"
 
 int serve_predict_fn(const struct sm_context *ctx, const struct sm_batch *in, struct sm_scores *out,

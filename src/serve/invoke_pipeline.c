@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "serve/invoke_pipeline.h"
 #include "serve/serve.h"
 
 int serve_invoke(const struct sm_handlers *h, const struct sm_context *ctx, struct batcher *b,

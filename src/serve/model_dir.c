@@ -17,6 +17,7 @@
  * /ping only says 200 for a model that has really produced an output.
  */
 #define _DEFAULT_SOURCE
+#include "serve/model_dir.h"
 #include "serve/serve.h"
 
 #include <math.h>

@@ -33,6 +33,7 @@
 #include "image/transform.h"
 #include "serve/media_types.h"
 #include "serve/npy.h"
+#include "serve/request_decode.h"
 #include "serve/serve.h"
 #include "serve/url_fetch.h"
 

@@ -24,6 +24,7 @@
 #include "serve/accept.h"
 #include "serve/media_types.h"
 #include "serve/npy.h"
+#include "serve/response_encode.h"
 #include "serve/serve.h"
 
 /* Every answer of ours is far below this (1024 images of 1000 classes in JSON: about 30 MB). */

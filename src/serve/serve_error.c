@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "serve/serve_error.h"
 #include "serve/serve.h"
 
 int serve_fail(struct sm_error *err, int status, const char *fmt, ...)

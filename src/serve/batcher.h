@@ -1,0 +1,22 @@
+/*
+ * batcher.h - the dynamic batcher (batcher.c): concurrent requests' batches joined into
+ * one predict_fn call.
+ */
+#ifndef SERVE_BATCHER_H
+#define SERVE_BATCHER_H
+
+#include "sm_handlers.h"
+
+struct batcher;
+int batcher_start(struct batcher **out, const struct sm_context *ctx, sm_predict_fn predict,
+                  int max_batch, int max_delay_us);
+/* A request is about to decode its input (+1), or gave up before submitting (-1): the
+ * batcher waits for announced requests only. */
+void batcher_expect(struct batcher *b, int delta);
+/* Submits a request announced with batcher_expect(b, 1).
+ * Blocks until in's predictions are in out (out->probs malloc'd); returns 0 or an HTTP status. */
+int batcher_submit(struct batcher *b, const struct sm_batch *in, struct sm_scores *out,
+                   struct sm_error *err);
+void batcher_stop(struct batcher *b);
+
+#endif
