@@ -37,6 +37,7 @@ struct worker {
     bool running;
     int status; /* from waitpid */
     char failure_file[4096];
+    bool signalled; /* the launcher sent it SIGTERM or SIGKILL because another failed */
     /* Once reaped: what its failure file said (sentence NULL when it wrote none). */
     char *sentence;
     enum err_reason reason;
@@ -260,6 +261,8 @@ static void reap(struct supervision *s)
     }
     if (newly_failed >= 0) {
         s->failed = newly_failed;
+        for (int i = 0; i < s->plan->local_workers; i++)
+            s->workers[i].signalled = s->workers[i].running;
         signal_running(s, SIGTERM);
         s->kill_at = clock_now_s() + STOP_GRACE_S;
     }
@@ -278,7 +281,7 @@ static char *describe_failure(const struct worker *w)
 
 /* The worker whose failure is the job's story: the first to fail, unless it only stopped
  * because another rank failed (reason peer_failed) and one of ours failed for a reason of
- * its own; then that one. */
+ * its own (said in its failure file, or a signal the launcher did not send); then that one. */
 static const struct worker *job_failure(const struct supervision *s)
 {
     const struct worker *w = &s->workers[s->failed];
@@ -286,7 +289,8 @@ static const struct worker *job_failure(const struct supervision *s)
         return w;
     for (int i = 0; i < s->plan->local_workers; i++) {
         const struct worker *o = &s->workers[i];
-        if (o != w && !exited_cleanly(s, o->status) && o->reason != ERR_REASON_PEER_FAILED)
+        bool own = o->sentence ? o->reason != ERR_REASON_PEER_FAILED : !o->signalled;
+        if (o != w && !exited_cleanly(s, o->status) && own)
             return o;
     }
     return w;

@@ -173,6 +173,7 @@ def check_stopped_in_setup(root, proc, t0):
     rc = proc.wait(timeout=60)
     took = time.time() - t0
     log = (root / "train.log").read_text()
+    print(f"SIGTERM to exit: {took:.2f} s")  # README's figure (pytest -s)
     assert rc == 143, log[-3000:]
     assert took < 10, f"{took:.1f} s from SIGTERM to exit"
     assert "train channel:" not in log, "the signal came after the indexing"  # set-up was cut
