@@ -21,6 +21,7 @@
 #include "data/loader.h"
 #include "train/artifacts.h"
 #include "train/checkpoint.h"
+#include "train/device_metrics.h"
 #include "train/distributed.h"
 #include "train/job.h"
 #include "train/report.h"
@@ -236,57 +237,6 @@ static void report_skipped(const struct loader_stats *s, const char *what)
              s->skipped > 2 ? "; " : "", s->skipped > 2 ? s->first_bad[2] : "");
 }
 
-/* The epoch's running loss sum and correct count, accumulated on the device and read back
- * every `every` steps (and at the epoch's end): on a GPU a read-back each step would make the
- * host wait for the GPU at every step. Each window starts from the host's sums, so the
- * additions happen in the same order and in the same precision (float64, int64) as summing
- * on the host: the printed numbers do not depend on `every`. */
-struct device_metrics {
-    tc_tensor *loss_sum, *correct; /* [] float64 and int64 on the job's device */
-    int pending, every;
-};
-
-static int device_metrics_start(struct device_metrics *m, const struct train_job *job)
-{
-    m->loss_sum = tc_own(tc_scalar_tensor(job->progress.partial_loss_sum, TC_FLOAT64, job->device));
-    m->correct = tc_own(tc_scalar_tensor(job->progress.partial_correct, TC_INT64, job->device));
-    m->pending = 0;
-    m->every = job->device.type == TC_CUDA ? 50 : 1; /* on the CPU a read-back costs nothing */
-    return m->loss_sum && m->correct ? 0 : err_set("metrics on the device: %s", tc_last_error());
-}
-
-static int device_metrics_add(struct device_metrics *m, const tc_tensor *loss,
-                              const tc_tensor *logits, const tc_tensor *y, int n)
-{
-    tc_scope *s = tc_scope_begin();
-    tc_tensor *l = tc_mul_scalar(tc_to_dtype(tc_detach(loss), TC_FLOAT64), n);
-    tc_tensor *c = tc_sum(tc_eq(tc_argmax(logits, 1), y));
-    int rc = l && c && tc_add_(m->loss_sum, l) && tc_add_(m->correct, c) ? 0 : -1;
-    tc_scope_end(s);
-    m->pending++;
-    return rc;
-}
-
-/* Reads the sums back into the job (a sync with the device). */
-static int device_metrics_flush(struct device_metrics *m, struct train_job *job)
-{
-    int64_t correct = 0;
-    if (m->pending == 0)
-        return 0;
-    if (tc_item_double(m->loss_sum, &job->progress.partial_loss_sum) < 0 ||
-        tc_item_int64(m->correct, &correct) < 0)
-        return -1;
-    job->progress.partial_correct = (double)correct;
-    m->pending = 0;
-    return 0;
-}
-
-static void device_metrics_free(struct device_metrics *m)
-{
-    tc_free(m->loss_sum);
-    tc_free(m->correct);
-}
-
 /* One training epoch from job->progress.next_batch. Returns TRAINER_STOPPED if stopped by a
  * signal. */
 static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
@@ -305,7 +255,7 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
     bool stop, skip, peer_failed = false;
     struct batch *b;
     struct device_metrics dm;
-    if (device_metrics_start(&dm, job) < 0)
+    if (device_metrics_start(&dm, &job->progress, job->device) < 0)
         rc = -1;
     double read_loss_sum = p->partial_loss_sum; /* what the report has seen of the sums */
     size_t unread_images = 0;
@@ -336,7 +286,7 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
             if (!loss || distributed_before_backward(job) < 0 || tc_backward(loss) < 0 ||
                 (prof_lap(prof, PROF_BACKWARD), tc_optimizer_step(job->optimizer) < 0) ||
                 (prof_lap(prof, PROF_OPTIMIZER), device_metrics_add(&dm, loss, logits, y, b->n) < 0) ||
-                (dm.pending >= dm.every && device_metrics_flush(&dm, job) < 0))
+                (dm.pending >= dm.every && device_metrics_flush(&dm, &job->progress) < 0))
                 rc = err_set("training step %zu of epoch %d: %s", b->index, epoch + 1, tc_last_error());
             else if (dm.pending == 0 && !isfinite(p->partial_loss_sum))
                 rc = err_set_reason(ERR_REASON_DIVERGED,
@@ -371,7 +321,7 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
     }
     if (rc == 0 && got < 0)
         rc = -1;
-    if (rc >= 0 && device_metrics_flush(&dm, job) < 0)
+    if (rc >= 0 && device_metrics_flush(&dm, &job->progress) < 0)
         rc = err_set("reading the epoch's metrics back: %s", tc_last_error());
     else if (rc >= 0 && !isfinite(p->partial_loss_sum))
         rc = err_set_reason(ERR_REASON_DIVERGED, "the loss became %g in epoch %d: lower lr",
