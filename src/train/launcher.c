@@ -355,7 +355,7 @@ int launcher_run(const struct launch_plan *plan, const char *failure_path)
         sigprocmask(SIG_SETMASK, &previous, NULL);
         rmdir(dir);
         free(s);
-        log_info("stopped before the training processes started");
+        failure_write(failure_path, ERR_REASON_STOPPED, STOPPED_IN_SETUP);
         return 143;
     }
 
@@ -406,7 +406,7 @@ int launcher_run(const struct launch_plan *plan, const char *failure_path)
     } else if (stopped_in_setup(s)) {
         const struct worker *w = stopped_in_setup(s);
         failure_write(failure_path, ERR_REASON_STOPPED,
-                      w->sentence ? w->sentence : "stopped by a signal during set-up");
+                      w->sentence ? w->sentence : STOPPED_IN_SETUP);
         status = 143;
     } else {
         for (int i = 0; i < plan->local_workers; i++)

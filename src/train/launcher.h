@@ -15,6 +15,10 @@
 #include "train/cluster.h"
 #include "train/hyperparams.h"
 
+/* The failure file's sentence (reason stopped) when a stop signal comes before training. */
+#define STOPPED_IN_SETUP                                                                           \
+    "stopped by a signal during set-up, before training started; no checkpoint was written"
+
 /* A worker writes its failure message here (set by the launcher) instead of the job's. */
 #define WORKER_FAILURE_ENV "TRAIN_WORKER_FAILURE_FILE"
 

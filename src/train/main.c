@@ -102,9 +102,7 @@ static int run_training(struct train_job *job, const char *failure_path)
          * the signal to each of its workers, and SageMaker sends it to every host; the ranks
          * meet only after set-up, so none has trained yet. */
         log_info("stopped by a signal during set-up, before training started");
-        failure_write(failure_path, ERR_REASON_STOPPED,
-                      "stopped by a signal during set-up, before training started; no "
-                      "checkpoint was written");
+        failure_write(failure_path, ERR_REASON_STOPPED, STOPPED_IN_SETUP);
         return 143;
     }
     if (rc == 0 && checkpoint_resume(job) < 0)
@@ -191,8 +189,8 @@ int main(int argc, char **argv)
             rc = launch_plan_make(&job->config.paths, &job->config.hp, &plan);
         if (rc < 0) {
             failure_write(failure_path, err_reason() ? err_reason() : ERR_REASON_CONFIG, err_msg());
-        } else if (rc == LAUNCH_PLAN_STOPPED) {
-            log_info("stopped by a signal before training started");
+        } else if (rc == LAUNCH_PLAN_STOPPED) { /* while waiting for the first host's name */
+            failure_write(failure_path, ERR_REASON_STOPPED, STOPPED_IN_SETUP);
             status = 143;
         } else if (plan.world_size > 1) {
             status = launcher_run(&plan, failure_path);

@@ -11,7 +11,9 @@ Every path the launcher takes, with real processes (2 worker processes on CPU, G
 - SIGTERM to the launcher while training: 143, checkpoints, no failure file
   (test_distributed.py's SIGTERM test);
 - SIGTERM while the workers are still setting up (indexing a large RecordIO channel): 143
-  within seconds, reason=stopped; the same for a single process.
+  within seconds, reason=stopped; the same for a single process, and for the launcher itself
+  while it waits for the first host's name (before any worker starts);
+- paths too long for their buffers refused naming them (reason data / config).
 
 Environment: TRAIN_BIN (the program).
 """
@@ -205,6 +207,26 @@ def test_sigterm_during_the_workers_setup_stops_the_job_promptly(tmp_path):
     check_stopped_in_setup(root, proc, t0)
     assert not any(os.path.exists(f"/proc/{p}") and
                    open(f"/proc/{p}/stat").read().split(") ")[1][0] != "Z" for p in workers)
+
+
+def test_sigterm_while_the_launcher_waits_for_the_first_host(tmp_path):
+    """The launcher itself, before any worker: resolving a first host that never comes up."""
+    root = job(tmp_path, dict(LENET, batch_size=8, dist_timeout=120), train_per_class=2,
+               val_per_class=2)
+    (root / "input/config/resourceconfig.json").write_text(
+        '{"current_host": "zz-second", "hosts": ["zz-second", "zz-first"]}')
+    proc = start(root)
+    time.sleep(2)  # libtorch loaded, the name being retried (a signal before that waits too)
+    assert proc.poll() is None, (root / "train.log").read_text()[-3000:]
+    t0 = time.time()
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(timeout=60)
+    took = time.time() - t0
+    assert rc == 143, (root / "train.log").read_text()[-3000:]
+    assert took < 10, f"{took:.1f} s from SIGTERM to exit"
+    sentence, reason = failure(root)
+    assert reason == "stopped", sentence
+    assert "stopped by a signal during set-up" in sentence
 
 
 def test_the_failure_file_reads_back_without_its_reason_line(tmp_path):
