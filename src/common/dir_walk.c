@@ -123,7 +123,7 @@ static int walk_folder(struct walk *w, const char *dir, int depth, dir_walk_fn v
     char path[4096];
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (stop_flag_raised()) {
-            rc = err_set("stopped by a signal while reading %s", dir);
+            rc = err_set_reason(ERR_REASON_STOPPED, "stopped by a signal while reading %s", dir);
             break;
         }
         if (++w->entries > DIR_WALK_MAX_ENTRIES) {

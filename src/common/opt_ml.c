@@ -1,9 +1,11 @@
 /*
  * opt_ml.c - the /opt/ml paths (see opt_ml.h).
  */
+#define _GNU_SOURCE
 #include "common/opt_ml.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,12 +13,45 @@
 
 #include "common/error.h"
 
+#define PATH_SHOWN_END 300 /* a path too long to fit is named by this much of each end */
+
 int opt_ml_join(char *out, size_t len, const char *dir, const char *name)
 {
-    int n = snprintf(out, len, "%s/%s", dir, name);
-    if (n < 0 || (size_t)n >= len)
-        return err_set("path too long: %s/%s", dir, name);
-    return 0;
+    return opt_ml_joinf(out, len, "%s/%s", dir, name);
+}
+
+int opt_ml_joinf(char *out, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, len, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n < len)
+        return 0;
+    /* The message names the whole path, not the part that fitted. */
+    char *whole = NULL;
+    va_start(ap, fmt);
+    if (vasprintf(&whole, fmt, ap) < 0)
+        whole = NULL;
+    va_end(ap);
+    if (len > 0)
+        out[0] = '\0';
+    const char *p = whole ? whole : fmt;
+    size_t plen = strlen(p);
+    if (plen <= 2 * PATH_SHOWN_END + 16)
+        err_set("path too long (%zu characters, at most %zu): %s", plen, len ? len - 1 : 0, p);
+    else /* both ends of it, said to be both ends: the message has a cap of its own */
+        err_set("path too long (%zu characters, at most %zu): %.*s ... %s (its first and last %d "
+                "characters)",
+                plen, len ? len - 1 : 0, PATH_SHOWN_END, p, p + plen - PATH_SHOWN_END,
+                PATH_SHOWN_END);
+    free(whole);
+    return -1;
+}
+
+int opt_ml_copy(char *out, size_t len, const char *path)
+{
+    return opt_ml_joinf(out, len, "%s", path);
 }
 
 int opt_ml_init(struct opt_ml *p)

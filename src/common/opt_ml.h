@@ -21,8 +21,12 @@ struct opt_ml {
 };
 
 int opt_ml_init(struct opt_ml *p);
-/* path = dir + "/" + name, failing (with a message) if it does not fit. */
+/* path = dir + "/" + name, failing (with a message naming the whole path) if it does not
+ * fit: a path is never silently shortened into another file's name. */
 int opt_ml_join(char *out, size_t len, const char *dir, const char *name);
+/* The same for a path made by a format ("%s/.%s.tmp-%ld"), and for a path copied as it is. */
+int opt_ml_joinf(char *out, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int opt_ml_copy(char *out, size_t len, const char *path);
 /* mkdir -p */
 int opt_ml_mkdirs(const char *path);
 

@@ -1,18 +1,22 @@
 /*
- * dataset.h - the index of one channel's images: paths (or in-memory pixels) and labels.
+ * dataset.h - the index of one channel's images: paths (or in-memory pixels, or records) and
+ * labels, and reading one image back.
  *
- * Formats, detected per channel directory:
- *   - class folders: <dir>/<class>/.../<name>.jpg|jpeg|png; classes are the folder names in sorted
- *     order (torchvision's ImageFolder rule), e.g. 001.Affenpinscher;
+ * Formats, detected per channel directory in this order:
+ *   - RecordIO: every *.rec file in the channel (im2rec's output, recordio.h), indexed by a
+ *     scan; a channel with .rec files is read as RecordIO even when im2rec's .lst is beside
+ *     them;
  *   - .lst manifests (SageMaker's image-classification format): lines
  *     "index<TAB>label<TAB>relative/path", in the channel itself or in a "<channel>_lst"
  *     channel, with the images under the channel directory;
  *   - CIFAR-10/100 binary batches (data_batch_*.bin / test_batch.bin, or train.bin /
  *     test.bin), held in memory;
- *   - RecordIO: every *.rec file in the channel (im2rec's output, recordio.h), indexed by a
- *     scan; a channel with .rec files is read as RecordIO even when im2rec's .lst is beside
- *     them.
- * Knows nothing of libtorch; decoding happens in the loader.
+ *   - class folders: <dir>/<class>/.../<name>.jpg|jpeg|png; classes are the folder names in sorted
+ *     order (torchvision's ImageFolder rule), e.g. 001.Affenpinscher; walked with
+ *     common/dir_walk.h (links to folders inside a class folder are not followed).
+ * Listing and indexing give up at a stop signal (reason stopped, common/error.h). Knows
+ * nothing of libtorch: dataset_load_image decodes one item (the loader calls it from its
+ * threads).
  */
 #ifndef DATA_DATASET_H
 #define DATA_DATASET_H
@@ -29,7 +33,7 @@
 enum dataset_source { DATASET_FILES, DATASET_CIFAR, DATASET_RECORDIO };
 
 struct dataset_item {
-    char *path;    /* DATASET_FILES: the image file; NULL for CIFAR */
+    char *path;    /* DATASET_FILES: the image file; NULL for CIFAR and RecordIO */
     int32_t label; /* class index */
     uint32_t record; /* DATASET_CIFAR: record index into pixels; RECORDIO: into rec_* */
 };
@@ -48,8 +52,8 @@ struct dataset {
     int rec_file_count;
     uint64_t *rec_offset;  /* RECORDIO: [records] where each record starts */
     uint16_t *rec_file;    /* RECORDIO: [records] in which file */
-    bool borrowed_pixels; /* a split's validation half reads its train half's pixels (and
-                             RecordIO tables) */
+    bool borrowed_storage; /* a split's validation half reads its train half's CIFAR pixels
+                              and RecordIO tables: freed with the train half */
 };
 
 /* Indexes `dir`. lst_dir: a separate channel holding the .lst file (or NULL).
@@ -60,8 +64,9 @@ int dataset_open(const char *dir, const char *lst_dir, char *const *classes, int
 void dataset_free(struct dataset *d);
 
 /* Splits off a deterministic, seed-dependent `fraction` of src as validation. On success
- * train takes src's CIFAR pixels over (src keeps none) and val borrows them from train, so
- * train must be freed last or together with val; src is still to be freed. */
+ * train takes src's CIFAR pixels and RecordIO tables over (src keeps none) and val borrows
+ * them from train, so train must be freed last or together with val; src is still to be
+ * freed. */
 int dataset_split(struct dataset *src, double fraction, uint64_t seed, struct dataset *train,
                   struct dataset *val);
 

@@ -81,7 +81,7 @@ static int make_indices(struct loader *l)
     l->indices = malloc((l->shard_len + 1) * sizeof *l->indices);
     if (!order || !l->indices) {
         free(order);
-        return err_set("out of memory ordering %zu samples", n);
+        return err_set_reason(ERR_REASON_OUT_OF_MEMORY, "out of memory ordering %zu samples", n);
     }
     for (size_t i = 0; i < n; i++)
         order[i] = i;
@@ -141,7 +141,8 @@ static int crop_augment(struct loader *l, size_t idx, uint64_t *rng, float *out)
     struct image img = {0};
     int s = c->image_size;
     uint8_t *crop = malloc((size_t)s * s * 3 * 2);
-    int rc = crop ? dataset_load_image(l->d, idx, c->resize_size, &img) : err_set("out of memory");
+    int rc = crop ? dataset_load_image(l->d, idx, c->resize_size, &img)
+                  : err_set_reason(ERR_REASON_OUT_OF_MEMORY, "out of memory");
     if (rc == 0) {
         struct image_box box = image_random_crop_box(img.width, img.height, c->resize_mode,
                                                      c->resize_size, s, rng);
@@ -272,7 +273,7 @@ int loader_start(struct loader **out, const struct dataset *d, const struct load
         return err_set("loader: bad configuration");
     struct loader *l = calloc(1, sizeof *l);
     if (!l)
-        return err_set("out of memory starting the data loader");
+        return err_set_reason(ERR_REASON_OUT_OF_MEMORY, "out of memory starting the data loader");
     l->d = d;
     l->c = *c;
     l->epoch = epoch;
@@ -296,13 +297,14 @@ int loader_start(struct loader **out, const struct dataset *d, const struct load
         l->slots[i].expected = l->first_batch + (size_t)i;
         if (!l->slots[i].batch.images || !l->slots[i].batch.labels) {
             loader_free(l);
-            return err_set("out of memory for %d batches of %d images of %dx%d", l->slot_count,
-                           c->batch_size, c->image_size, c->image_size);
+            return err_set_reason(ERR_REASON_OUT_OF_MEMORY,
+                                  "out of memory for %d batches of %d images of %dx%d",
+                                  l->slot_count, c->batch_size, c->image_size, c->image_size);
         }
     }
     if (!l->slots || !l->workers) {
         loader_free(l);
-        return err_set("out of memory starting the data loader");
+        return err_set_reason(ERR_REASON_OUT_OF_MEMORY, "out of memory starting the data loader");
     }
     for (int i = 0; i < l->worker_count; i++) {
         l->workers[i] = (struct worker){l, i, 0, false};
@@ -328,7 +330,7 @@ int loader_next(struct loader *l, struct batch **out)
     bool ok = !l->stopping;
     pthread_mutex_unlock(&l->mu);
     if (!ok)
-        return err_set("the data loader stopped (out of memory in a worker)");
+        return err_set("the data loader was stopped while a batch was awaited");
     l->stats.images += (size_t)s->batch.n;
     *out = &s->batch;
     return 1;

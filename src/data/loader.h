@@ -8,7 +8,8 @@
  *     struct batch *b;
  *     while (loader_next(l, &b) > 0) { ...use b->images [n,3,S,S], b->labels [n]...;
  *                                       loader_release(l, b); }
- *     loader_stop(l);
+ *     struct loader_stats stats = {0};
+ *     loader_stop(l, &stats); // what was delivered and skipped, added to stats
  *
  * Order and augmentation depend only on (seed, epoch, sample index): the same whatever the
  * thread count or timing, so a resumed job sees the same batches. With world_size > 1 each
@@ -29,8 +30,9 @@
 struct loader_config {
     int batch_size;
     int image_size;     /* output side S */
-    int resize_size;    /* eval: shorter side before the centre crop */
-    enum image_resize_mode resize_mode; /* eval: crop, squash or auto (image/transform.h) */
+    int resize_size;    /* shorter side before the crop: evaluation, and augmentation_type's
+                           random crops (augment=true's RandomResizedCrop does not use it) */
+    enum image_resize_mode resize_mode; /* crop, squash or auto (image/transform.h): the same */
     bool train;         /* shuffle, and augment */
     enum image_augment augment;
     double min_crop_scale;

@@ -22,6 +22,7 @@
 #include "common/fileio.h"
 #include "common/json_file.h"
 #include "common/log.h"
+#include "train/artifacts.h"
 #include "train/job.h"
 
 #define METADATA_FORMAT "sagemaker-image-classifier-c/model/1"
@@ -52,21 +53,21 @@ static cJSON *hyperparams_json(const struct hyperparams *hp, const struct train_
             cJSON_AddItemToArray(steps, cJSON_CreateNumber(hp->lr_steps[i]));
     }
     cJSON_AddStringToObject(h, "augmentation", image_augment_name(hp->augment));
-    cJSON_AddStringToObject(h, "eval_resize", image_resize_mode_name(job->resize_mode));
-    cJSON_AddNumberToObject(h, "resize", job->resize_size);
-    cJSON_AddItemToObject(h, "mean", float_array(job->mean, 3));
-    cJSON_AddItemToObject(h, "std", float_array(job->std, 3));
+    cJSON_AddStringToObject(h, "eval_resize", image_resize_mode_name(job->config.resize_mode));
+    cJSON_AddNumberToObject(h, "resize", job->config.resize_size);
+    cJSON_AddItemToObject(h, "mean", float_array(job->config.mean, 3));
+    cJSON_AddItemToObject(h, "std", float_array(job->config.std, 3));
     cJSON_AddBoolToObject(h, "use_weighted_loss", hp->use_weighted_loss);
     cJSON_AddNumberToObject(h, "early_stopping_patience", hp->early_stopping_patience);
     cJSON_AddNumberToObject(h, "early_stopping_min_epochs", hp->early_stopping_min_epochs);
     cJSON_AddNumberToObject(h, "early_stopping_tolerance", hp->early_stopping_tolerance);
     cJSON_AddNumberToObject(h, "warmup_epochs", hp->warmup_epochs);
     cJSON_AddNumberToObject(h, "label_smoothing", hp->label_smoothing);
-    cJSON_AddNumberToObject(h, "image_size", job->image_size);
+    cJSON_AddNumberToObject(h, "image_size", job->config.image_size);
     cJSON_AddBoolToObject(h, "freeze_backbone", hp->freeze_backbone);
     cJSON_AddNumberToObject(h, "seed", (double)hp->seed);
-    cJSON_AddBoolToObject(h, "amp", job->amp);
-    cJSON_AddBoolToObject(h, "channels_last", job->channels_last);
+    cJSON_AddBoolToObject(h, "amp", job->config.amp);
+    cJSON_AddBoolToObject(h, "channels_last", job->config.channels_last);
     return h;
 }
 
@@ -112,15 +113,15 @@ static int write_metadata(const struct train_job *job, bool final)
                                                            ? job->train.class_names[i]
                                                            : fallback));
     }
-    cJSON_AddNumberToObject(j, "image_size", job->image_size);
-    cJSON_AddNumberToObject(j, "resize_size", job->resize_size);
-    cJSON_AddItemToObject(j, "mean", float_array(job->mean, 3));
-    cJSON_AddItemToObject(j, "std", float_array(job->std, 3));
-    cJSON_AddStringToObject(j, "resize_mode", image_resize_mode_name(job->resize_mode));
-    cJSON_AddItemToObject(j, "hyperparameters", hyperparams_json(&job->hp, job));
+    cJSON_AddNumberToObject(j, "image_size", job->config.image_size);
+    cJSON_AddNumberToObject(j, "resize_size", job->config.resize_size);
+    cJSON_AddItemToObject(j, "mean", float_array(job->config.mean, 3));
+    cJSON_AddItemToObject(j, "std", float_array(job->config.std, 3));
+    cJSON_AddStringToObject(j, "resize_mode", image_resize_mode_name(job->config.resize_mode));
+    cJSON_AddItemToObject(j, "hyperparameters", hyperparams_json(&job->config.hp, job));
     cJSON *m = cJSON_AddObjectToObject(j, "metrics");
-    cJSON_AddNumberToObject(m, "best_epoch", job->best_epoch);
-    cJSON_AddNumberToObject(m, "best_val_acc", job->best_val_acc);
+    cJSON_AddNumberToObject(m, "best_epoch", job->progress.best_epoch);
+    cJSON_AddNumberToObject(m, "best_val_acc", job->progress.best_val_acc);
     if (final) {
         cJSON_AddNumberToObject(m, "val_loss", job->final_val.loss);
         cJSON_AddNumberToObject(m, "val_acc", job->final_val.accuracy);
@@ -134,7 +135,7 @@ static int write_metadata(const struct train_job *job, bool final)
     cJSON_AddNumberToObject(data, "train_images", (double)job->train.count);
     cJSON_AddStringToObject(data, "validation", job->val_source);
     char path[OPT_ML_PATH_MAX * 2];
-    int rc = opt_ml_join(path, sizeof path, job->paths.model_dir, "metadata.json");
+    int rc = opt_ml_join(path, sizeof path, job->config.paths.model_dir, "metadata.json");
     if (rc == 0)
         rc = json_write_file(path, j);
     cJSON_Delete(j);
@@ -144,52 +145,29 @@ static int write_metadata(const struct train_job *job, bool final)
 int artifacts_save_best_model(const struct train_job *job)
 {
     char path[OPT_ML_PATH_MAX * 2];
-    if (opt_ml_mkdirs(job->paths.model_dir) < 0)
+    if (opt_ml_mkdirs(job->config.paths.model_dir) < 0)
         return -1;
-    if (opt_ml_join(path, sizeof path, job->paths.model_dir, "model.pth") < 0 ||
+    if (opt_ml_join(path, sizeof path, job->config.paths.model_dir, "model.pth") < 0 ||
         model_save(job->model, path) < 0 || write_metadata(job, false) < 0)
         return err_prefix("saving the best model: ");
     return 0;
-}
-
-cJSON *epoch_metrics_to_json(const struct epoch_metrics *m)
-{
-    cJSON *e = cJSON_CreateObject();
-    cJSON_AddNumberToObject(e, "epoch", m->epoch);
-    cJSON_AddNumberToObject(e, "train_loss", m->train_loss);
-    cJSON_AddNumberToObject(e, "train_acc", m->train_acc);
-    cJSON_AddNumberToObject(e, "val_loss", m->val_loss);
-    cJSON_AddNumberToObject(e, "val_acc", m->val_acc);
-    cJSON_AddNumberToObject(e, "lr", m->lr);
-    cJSON_AddNumberToObject(e, "images_per_sec", m->images_per_sec);
-    cJSON_AddNumberToObject(e, "seconds", m->seconds);
-    return e;
-}
-
-struct epoch_metrics epoch_metrics_from_json(const cJSON *j)
-{
-    return (struct epoch_metrics){
-        (int)json_number(j, "epoch"), json_number(j, "train_loss"), json_number(j, "train_acc"),
-        json_number(j, "val_loss"),   json_number(j, "val_acc"),    json_number(j, "lr"),
-        json_number(j, "images_per_sec"), json_number(j, "seconds"),
-    };
 }
 
 static int write_metrics(const struct train_job *job)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON *epochs = cJSON_AddArrayToObject(j, "epochs");
-    for (int i = 0; i < job->history_count; i++)
-        cJSON_AddItemToArray(epochs, epoch_metrics_to_json(&job->history[i]));
-    cJSON_AddNumberToObject(j, "best_epoch", job->best_epoch);
+    for (int i = 0; i < job->progress.history_count; i++)
+        cJSON_AddItemToArray(epochs, epoch_metrics_to_json(&job->progress.history[i]));
+    cJSON_AddNumberToObject(j, "best_epoch", job->progress.best_epoch);
     cJSON_AddItemToObject(j, "validation", eval_json(&job->final_val, job));
     if (job->has_test)
         cJSON_AddItemToObject(j, "test", eval_json(&job->final_test, job));
     cJSON_AddNumberToObject(j, "skipped_images", (double)job->skipped_images);
     char path[OPT_ML_PATH_MAX * 2];
-    int rc = opt_ml_mkdirs(job->paths.output_data_dir);
+    int rc = opt_ml_mkdirs(job->config.paths.output_data_dir);
     if (rc == 0)
-        rc = opt_ml_join(path, sizeof path, job->paths.output_data_dir, "metrics.json");
+        rc = opt_ml_join(path, sizeof path, job->config.paths.output_data_dir, "metrics.json");
     if (rc == 0)
         rc = json_write_file(path, j);
     cJSON_Delete(j);
@@ -201,8 +179,9 @@ static int write_model_tarball(const struct train_job *job)
 {
     const char *files[] = {"model.pth", "metadata.json"};
     char out[OPT_ML_PATH_MAX * 2], tmp[OPT_ML_PATH_MAX * 2], path[OPT_ML_PATH_MAX * 2];
-    if (opt_ml_join(out, sizeof out, job->paths.output_dir, "model.tar.gz") < 0 ||
-        opt_ml_mkdirs(job->paths.output_dir) < 0 || fileio_temp_path(out, tmp, sizeof tmp) < 0)
+    if (opt_ml_join(out, sizeof out, job->config.paths.output_dir, "model.tar.gz") < 0 ||
+        opt_ml_mkdirs(job->config.paths.output_dir) < 0 ||
+        fileio_temp_path(out, tmp, sizeof tmp) < 0)
         return -1;
     struct archive *a = archive_write_new();
     if (!a)
@@ -213,7 +192,7 @@ static int write_model_tarball(const struct train_job *job)
     for (size_t i = 0; rc == 0 && i < sizeof files / sizeof *files; i++) {
         char *data;
         size_t len;
-        if (opt_ml_join(path, sizeof path, job->paths.model_dir, files[i]) < 0 ||
+        if (opt_ml_join(path, sizeof path, job->config.paths.model_dir, files[i]) < 0 ||
             fileio_read_all(path, (size_t)4 << 30, &data, &len) < 0) {
             rc = -1;
             break;
@@ -247,7 +226,7 @@ int artifacts_write_final(const struct train_job *job)
 {
     if (write_metadata(job, true) < 0 || write_metrics(job) < 0)
         return err_prefix("writing the results: ");
-    if (job->local_run && write_model_tarball(job) < 0)
+    if (job->config.local_run && write_model_tarball(job) < 0)
         return err_prefix("packing model.tar.gz: ");
     return 0;
 }

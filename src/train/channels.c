@@ -38,8 +38,11 @@ static int assign(const struct opt_ml *p, struct channel_set *out, const char *n
 {
     char lower[128];
     size_t n = strlen(name);
-    if (n >= sizeof lower)
+    if (n >= sizeof lower) {
+        log_warn("channel %s ignored: a channel name of %zu characters is none this image reads",
+                 name, n);
         return 0;
+    }
     for (size_t i = 0; i <= n; i++)
         lower[i] = (char)tolower((unsigned char)name[i]);
     bool lst = n > 4 && strcmp(lower + n - 4, "_lst") == 0;
@@ -65,7 +68,8 @@ int channels_find(const struct opt_ml *p, struct channel_set *out)
 {
     memset(out, 0, sizeof *out);
     char path[OPT_ML_PATH_MAX * 2];
-    snprintf(path, sizeof path, "%s/inputdataconfig.json", p->config_dir);
+    if (opt_ml_join(path, sizeof path, p->config_dir, "inputdataconfig.json") < 0)
+        return err_default_reason(ERR_REASON_CONFIG);
     FILE *probe = fopen(path, "r");
     int rc = 0;
     if (probe) {
@@ -80,9 +84,10 @@ int channels_find(const struct opt_ml *p, struct channel_set *out)
         for (cJSON *ch = cfg->child; ch && rc == 0; ch = ch->next) {
             const cJSON *mode = cJSON_GetObjectItemCaseSensitive(ch, "TrainingInputMode");
             if (cJSON_IsString(mode) && strcasecmp(mode->valuestring, "Pipe") == 0) {
-                rc = err_set("channel %s uses Pipe input mode, which this image does not read: "
-                             "use File or FastFile mode",
-                             ch->string);
+                rc = err_set_reason(ERR_REASON_CONFIG,
+                                    "channel %s uses Pipe input mode, which this image does not "
+                                    "read: use File or FastFile mode",
+                                    ch->string);
                 break;
             }
             const cJSON *dist = cJSON_GetObjectItemCaseSensitive(ch, "S3DistributionType");
@@ -121,10 +126,7 @@ static int visit_pretrained(void *arg, const char *path, const char *name, const
     const char *dot = strrchr(name, '.');
     if (!S_ISREG(st->st_mode) || !dot || (strcmp(dot, ".pth") != 0 && strcmp(dot, ".pt") != 0))
         return 0;
-    int n = snprintf(search->out, search->len, "%s", path);
-    if (n < 0 || (size_t)n >= search->len)
-        return err_set("path too long: %s", path);
-    return 1;
+    return opt_ml_copy(search->out, search->len, path) < 0 ? -1 : 1;
 }
 
 int channels_pretrained_file(const char *dir, char *out, size_t len)

@@ -24,6 +24,7 @@
 #include "common/fileio.h"
 #include "common/json_file.h"
 #include "common/log.h"
+#include "train/checkpoint.h"
 #include "train/job.h"
 
 #define FORMAT "sagemaker-image-classifier-c/checkpoint/1"
@@ -36,9 +37,9 @@ static void remove_tree(const char *dir)
     struct dirent *e;
     char path[4096];
     while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            opt_ml_join(path, sizeof path, dir, e->d_name) < 0)
             continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         unlink(path);
     }
     closedir(d);
@@ -68,21 +69,11 @@ static cJSON *state_json(const struct train_job *job)
     cJSON_AddStringToObject(j, "format", FORMAT);
     cJSON_AddStringToObject(j, "arch", job->model->arch);
     cJSON_AddNumberToObject(j, "num_classes", job->model->num_classes);
-    cJSON_AddNumberToObject(j, "epochs", job->hp.epochs);
-    cJSON_AddNumberToObject(j, "next_epoch", job->next_epoch);
-    cJSON_AddNumberToObject(j, "next_batch", (double)job->next_batch);
+    cJSON_AddNumberToObject(j, "epochs", job->config.hp.epochs);
     /* next_batch counts batches of this size in this many shards */
     cJSON_AddNumberToObject(j, "world_size", job->layout.world_size);
-    cJSON_AddNumberToObject(j, "batch_size", job->hp.batch_size);
-    cJSON_AddNumberToObject(j, "partial_loss_sum", job->partial_loss_sum);
-    cJSON_AddNumberToObject(j, "partial_correct", job->partial_correct);
-    cJSON_AddNumberToObject(j, "partial_seen", job->partial_seen);
-    cJSON_AddNumberToObject(j, "best_epoch", job->best_epoch);
-    cJSON_AddNumberToObject(j, "best_val_acc", job->best_val_acc);
-    cJSON_AddNumberToObject(j, "epochs_without_improvement", job->epochs_without_improvement);
-    cJSON *hist = cJSON_AddArrayToObject(j, "history");
-    for (int i = 0; i < job->history_count; i++)
-        cJSON_AddItemToArray(hist, epoch_metrics_to_json(&job->history[i]));
+    cJSON_AddNumberToObject(j, "batch_size", job->config.hp.batch_size);
+    progress_to_json(&job->progress, j);
     return j;
 }
 
@@ -92,38 +83,44 @@ int checkpoint_save(const struct train_job *job)
         return 0;
     char final_dir[OPT_ML_PATH_MAX * 2], tmp_dir[OPT_ML_PATH_MAX * 2], old_dir[OPT_ML_PATH_MAX * 2];
     char path[OPT_ML_PATH_MAX * 3];
-    const char *base = job->paths.checkpoint_dir;
-    snprintf(final_dir, sizeof final_dir, "%s/%s", base, job->host);
-    snprintf(tmp_dir, sizeof tmp_dir, "%s/.%s.tmp-%ld", base, job->host, (long)getpid());
-    snprintf(old_dir, sizeof old_dir, "%s/%s.old", base, job->host);
+    const char *base = job->config.paths.checkpoint_dir;
+    if (opt_ml_join(final_dir, sizeof final_dir, base, job->host) < 0 ||
+        opt_ml_joinf(tmp_dir, sizeof tmp_dir, "%s/.%s.tmp-%ld", base, job->host,
+                     (long)getpid()) < 0 ||
+        opt_ml_joinf(old_dir, sizeof old_dir, "%s/%s.old", base, job->host) < 0)
+        return err_prefix("checkpoint: ");
     remove_tree(tmp_dir);
     if (opt_ml_mkdirs(tmp_dir) < 0)
         return err_prefix("checkpoint: ");
 
-    int rc = 0;
-    snprintf(path, sizeof path, "%s/model.pth", tmp_dir);
-    rc = model_save(job->model, path);
-    snprintf(path, sizeof path, "%s/optimizer.pt", tmp_dir);
+    int rc = opt_ml_join(path, sizeof path, tmp_dir, "model.pth");
+    if (rc == 0)
+        rc = model_save(job->model, path);
+    if (rc == 0 && opt_ml_join(path, sizeof path, tmp_dir, "optimizer.pt") < 0)
+        rc = -1;
     if (rc == 0 && tc_optimizer_save(job->optimizer, path) < 0)
         rc = err_set("saving the optimizer state: %s", tc_last_error());
+    if (rc == 0 && opt_ml_join(path, sizeof path, tmp_dir, "rng.pth") < 0)
+        rc = -1;
     if (rc == 0) {
         tc_scope *s = tc_scope_begin();
         tc_state_dict *rng = tc_state_dict_new();
         tc_state_dict_set(rng, "cpu", tc_rng_state());
-        snprintf(path, sizeof path, "%s/rng.pth", tmp_dir);
         if (tc_state_dict_save(rng, path) < 0)
             rc = err_set("saving the random generator state: %s", tc_last_error());
         tc_state_dict_free(rng);
         tc_scope_end(s);
     }
     char best[OPT_ML_PATH_MAX * 2];
-    snprintf(best, sizeof best, "%s/model.pth", job->paths.model_dir);
-    snprintf(path, sizeof path, "%s/best.pth", tmp_dir);
+    if (rc == 0 && (opt_ml_join(best, sizeof best, job->config.paths.model_dir, "model.pth") < 0 ||
+                    opt_ml_join(path, sizeof path, tmp_dir, "best.pth") < 0))
+        rc = -1;
     if (rc == 0 && access(best, F_OK) == 0)
         rc = share_file(best, path);
+    if (rc == 0 && opt_ml_join(path, sizeof path, tmp_dir, "state.json") < 0)
+        rc = -1;
     if (rc == 0) {
         cJSON *state = state_json(job);
-        snprintf(path, sizeof path, "%s/state.json", tmp_dir);
         rc = json_write_file(path, state); /* written last: its presence marks a whole checkpoint */
         cJSON_Delete(state);
     }
@@ -142,13 +139,14 @@ int checkpoint_save(const struct train_job *job)
     }
     if (rc < 0) {
         remove_tree(tmp_dir);
+        err_default_reason(ERR_REASON_IO);
         return err_prefix("writing the checkpoint in %s: ", base);
     }
-    if (job->next_batch == 0)
-        log_info("checkpoint saved after epoch %d (%s)", job->next_epoch, final_dir);
+    if (job->progress.next_batch == 0)
+        log_info("checkpoint saved after epoch %d (%s)", job->progress.next_epoch, final_dir);
     else
-        log_info("checkpoint saved in epoch %d at batch %zu (%s)", job->next_epoch + 1,
-                 job->next_batch, final_dir);
+        log_info("checkpoint saved in epoch %d at batch %zu (%s)", job->progress.next_epoch + 1,
+                 job->progress.next_batch, final_dir);
     return 0;
 }
 
@@ -156,8 +154,8 @@ static int restore(struct train_job *job, const char *dir)
 {
     char path[OPT_ML_PATH_MAX * 3];
     cJSON *state;
-    snprintf(path, sizeof path, "%s/state.json", dir);
-    if (json_read_file(path, 16 << 20, &state) < 0)
+    if (opt_ml_join(path, sizeof path, dir, "state.json") < 0 ||
+        json_read_file(path, 16 << 20, &state) < 0)
         return -1;
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(state, "format");
     const cJSON *arch = cJSON_GetObjectItemCaseSensitive(state, "arch");
@@ -166,16 +164,17 @@ static int restore(struct train_job *job, const char *dir)
         (int)json_number(state, "num_classes") != job->model->num_classes) {
         cJSON_Delete(state);
         log_warn("checkpoint in %s is for another model or format; starting afresh", dir);
-        return 0;
+        return CHECKPOINT_NONE;
     }
-    int rc = 0;
-    snprintf(path, sizeof path, "%s/model.pth", dir);
-    if (model_load_file(job->model, path, NULL, NULL) < 0)
+    int rc = opt_ml_join(path, sizeof path, dir, "model.pth");
+    if (rc == 0 && model_load_file(job->model, path, NULL, NULL) < 0)
         rc = -1;
-    snprintf(path, sizeof path, "%s/optimizer.pt", dir);
+    if (rc == 0 && opt_ml_join(path, sizeof path, dir, "optimizer.pt") < 0)
+        rc = -1;
     if (rc == 0 && tc_optimizer_load(job->optimizer, path) < 0)
         rc = err_set("loading the optimizer state %s: %s", path, tc_last_error());
-    snprintf(path, sizeof path, "%s/rng.pth", dir);
+    if (rc == 0 && opt_ml_join(path, sizeof path, dir, "rng.pth") < 0)
+        rc = -1;
     tc_state_dict *rng = rc == 0 ? tc_state_dict_load(path) : NULL;
     if (rc == 0) {
         tc_scope *s = tc_scope_begin();
@@ -185,71 +184,43 @@ static int restore(struct train_job *job, const char *dir)
     }
     tc_state_dict_free(rng);
     char best[OPT_ML_PATH_MAX * 2];
-    snprintf(best, sizeof best, "%s/model.pth", job->paths.model_dir);
-    snprintf(path, sizeof path, "%s/best.pth", dir);
-    if (rc == 0 && access(best, F_OK) != 0 && access(path, F_OK) == 0 &&
-        (opt_ml_mkdirs(job->paths.model_dir) < 0 || share_file(path, best) < 0))
+    if (rc == 0 && (opt_ml_join(best, sizeof best, job->config.paths.model_dir, "model.pth") < 0 ||
+                    opt_ml_join(path, sizeof path, dir, "best.pth") < 0))
         rc = -1;
+    if (rc == 0 && access(best, F_OK) != 0 && access(path, F_OK) == 0 &&
+        (opt_ml_mkdirs(job->config.paths.model_dir) < 0 || share_file(path, best) < 0))
+        rc = -1;
+    struct train_progress *p = &job->progress;
+    if (rc == 0)
+        rc = progress_from_json(state, p);
     if (rc == 0) {
-        job->next_epoch = (int)json_number(state, "next_epoch");
-        job->next_batch = (size_t)json_number(state, "next_batch");
-        job->partial_loss_sum = json_number(state, "partial_loss_sum");
-        job->partial_correct = json_number(state, "partial_correct");
-        job->partial_seen = json_number(state, "partial_seen");
-        job->best_epoch = (int)json_number(state, "best_epoch");
-        job->best_val_acc = json_number(state, "best_val_acc");
-        job->epochs_without_improvement = (int)json_number(state, "epochs_without_improvement");
-        int world = (int)json_number(state, "world_size"), batch = (int)json_number(state, "batch_size");
-        if (job->next_batch > 0 && ((world && world != job->layout.world_size) ||
-                                    (batch && batch != job->hp.batch_size))) {
+        int world = (int)json_number(state, "world_size");
+        int batch = (int)json_number(state, "batch_size");
+        if (p->next_batch > 0 && ((world && world != job->layout.world_size) ||
+                                  (batch && batch != job->config.hp.batch_size))) {
             log_warn("the checkpoint stopped mid-epoch with %d process(es) of batch %d; now %d of "
                      "batch %d: epoch %d restarts from its beginning",
-                     world, batch, job->layout.world_size, job->hp.batch_size, job->next_epoch + 1);
-            job->next_batch = 0;
-            job->partial_loss_sum = job->partial_correct = job->partial_seen = 0;
-        }
-        const cJSON *hist = cJSON_GetObjectItemCaseSensitive(state, "history");
-        const cJSON *e;
-        job->history_count = 0;
-        cJSON_ArrayForEach(e, hist)
-        {
-            struct epoch_metrics m = epoch_metrics_from_json(e);
-            if (job_history_add(job, &m) < 0) {
-                rc = -1;
-                break;
-            }
+                     world, batch, job->layout.world_size, job->config.hp.batch_size,
+                     p->next_epoch + 1);
+            p->next_batch = 0;
+            p->partial_loss_sum = p->partial_correct = p->partial_seen = 0;
         }
     }
     cJSON_Delete(state);
-    return rc < 0 ? err_prefix("resuming from the checkpoint in %s: ", dir) : 1;
-}
-
-int job_history_add(struct train_job *job, const struct epoch_metrics *m)
-{
-    if (job->history_count == job->history_cap) {
-        int cap = job->history_cap ? job->history_cap * 2 : 64;
-        struct epoch_metrics *grown = realloc(job->history, (size_t)cap * sizeof *grown);
-        if (!grown)
-            return err_set("out of memory for the results of %d epochs", cap);
-        job->history = grown;
-        job->history_cap = cap;
-    }
-    job->history[job->history_count++] = *m;
-    return 0;
+    return rc < 0 ? err_prefix("resuming from the checkpoint in %s: ", dir) : CHECKPOINT_RESUMED;
 }
 
 /* Temporary folders of processes that died mid-save ("<dir>/.<host>.tmp-<pid>"). */
 static void remove_stale_temporaries(const struct train_job *job)
 {
-    char prefix[128], path[OPT_ML_PATH_MAX * 2];
-    snprintf(prefix, sizeof prefix, ".%s.tmp-", job->host);
-    DIR *d = opendir(job->paths.checkpoint_dir);
+    char prefix[CLUSTER_HOST_MAX + 16], path[OPT_ML_PATH_MAX * 2];
+    snprintf(prefix, sizeof prefix, ".%s.tmp-", job->host); /* host: < CLUSTER_HOST_MAX */
+    DIR *d = opendir(job->config.paths.checkpoint_dir);
     struct dirent *e;
     while (d && (e = readdir(d)))
-        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
-            snprintf(path, sizeof path, "%s/%s", job->paths.checkpoint_dir, e->d_name);
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 &&
+            opt_ml_join(path, sizeof path, job->config.paths.checkpoint_dir, e->d_name) == 0)
             remove_tree(path);
-        }
     if (d)
         closedir(d);
 }
@@ -258,17 +229,19 @@ int checkpoint_resume(struct train_job *job)
 {
     char dir[OPT_ML_PATH_MAX * 2], path[OPT_ML_PATH_MAX * 3];
     remove_stale_temporaries(job);
-    const char *candidates[] = {"%s/%s", "%s/%s.old"}; /* .old: a crash mid-swap */
+    const char *candidates[] = {"", ".old"}; /* .old: a crash mid-swap */
     for (int i = 0; i < 2; i++) {
-        snprintf(dir, sizeof dir, candidates[i], job->paths.checkpoint_dir, job->host);
-        snprintf(path, sizeof path, "%s/state.json", dir);
+        if (opt_ml_joinf(dir, sizeof dir, "%s/%s%s", job->config.paths.checkpoint_dir, job->host,
+                         candidates[i]) < 0 ||
+            opt_ml_join(path, sizeof path, dir, "state.json") < 0)
+            return err_prefix("resuming from a checkpoint: ");
         if (access(path, F_OK) != 0)
             continue;
         int rc = restore(job, dir);
-        if (rc == 1)
+        if (rc == CHECKPOINT_RESUMED)
             log_info("resumed from the checkpoint in %s: epoch %d, batch %zu", dir,
-                     job->next_epoch + 1, job->next_batch);
+                     job->progress.next_epoch + 1, job->progress.next_batch);
         return rc;
     }
-    return 0;
+    return CHECKPOINT_NONE;
 }

@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/json_file.h"
+#include "common/opt_ml.h"
 
 static int compare_hosts(const void *a, const void *b)
 {
@@ -61,7 +62,8 @@ int cluster_read(const char *config_dir, struct cluster *c)
 {
     memset(c, 0, sizeof *c);
     char path[4096];
-    snprintf(path, sizeof path, "%s/resourceconfig.json", config_dir);
+    if (opt_ml_join(path, sizeof path, config_dir, "resourceconfig.json") < 0)
+        return -1;
     if (access(path, F_OK) != 0) {
         snprintf(c->current_host, sizeof c->current_host, "algo-1");
         snprintf(c->hosts[0], CLUSTER_HOST_MAX, "algo-1");
@@ -111,10 +113,11 @@ int cluster_resolve(const char *host, double timeout_s, bool (*stop_requested)(v
         if (rc != EAI_AGAIN && rc != EAI_NONAME && rc != EAI_FAIL)
             return err_set("resolving host %s: %s", host, gai_strerror(rc));
         if (clock_now_s() >= deadline)
-            return err_set("host %s did not resolve within %.0f s (%s)", host, timeout_s,
-                           gai_strerror(rc));
+            return err_set_reason(ERR_REASON_PEER_FAILED,
+                                  "host %s did not resolve within %.0f s (%s)", host, timeout_s,
+                                  gai_strerror(rc));
         if (stop_requested && stop_requested())
-            return 1;
+            return CLUSTER_RESOLVE_STOPPED;
         usleep(500 * 1000);
     }
 }

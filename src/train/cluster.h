@@ -23,8 +23,10 @@ struct cluster {
 int cluster_read(const char *config_dir, struct cluster *c);
 
 /* The numeric address `host` resolves to, retrying until timeout_s while peers come up
- * (their names appear in DNS only once their containers start). 0: resolved; 1: given up
- * because stop_requested() said so (may be NULL); < 0: failed. */
+ * (their names appear in DNS only once their containers start). 0: resolved;
+ * CLUSTER_RESOLVE_STOPPED: given up because stop_requested() said so (may be NULL); < 0:
+ * failed (reason peer_failed when the name never resolved). */
+enum { CLUSTER_RESOLVE_STOPPED = 1 };
 int cluster_resolve(const char *host, double timeout_s, bool (*stop_requested)(void), char *addr,
                     size_t cap);
 

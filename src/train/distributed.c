@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "train/distributed.h"
 #include "train/job.h"
 #include "train/launcher.h"
 
@@ -36,11 +37,12 @@ static int broadcast_model(struct train_job *job, bool buffers_only)
     const struct model *m = job->model;
     tc_tensor **ts = malloc((m->params.count + 1) * sizeof *ts);
     if (!ts)
-        return err_set("out of memory");
+        return err_set_reason(ERR_REASON_OUT_OF_MEMORY, "out of memory");
     size_t n = model_tensors(m, buffers_only, ts);
     int rc = n == 0 || tc_dist_broadcast(job->dist, ts, n, 0) == 0
                  ? 0
-                 : err_set("broadcasting the model from rank 0: %s", tc_last_error());
+                 : err_set_reason(ERR_REASON_PEER_FAILED, "broadcasting the model from rank 0: %s",
+                                  tc_last_error());
     free(ts);
     return rc;
 }
@@ -62,7 +64,8 @@ static int choose_transport(const struct train_job *job, struct tc_dist_options 
                  c->interface, c->current_host);
     if (c->host_count == 1) {
         snprintf(addr, cap, "127.0.0.1");
-    } else if (cluster_resolve(c->current_host, job->hp.dist_timeout_s, NULL, addr, cap) < 0) {
+    } else if (cluster_resolve(c->current_host, job->config.hp.dist_timeout_s, NULL, addr,
+                               cap) < 0) {
         return -1;
     }
     o->local_addr = addr;
@@ -80,35 +83,39 @@ static int check_same_job(struct train_job *job)
     double mine[N] = {(double)job->train.count, (double)job->val.count,
                       job->has_test ? (double)job->test.count : -1, job->model->num_classes,
                       (double)model_parameter_count(job->model, MODEL_PARAMS_ALL),
-                      job->layout.local_world_size, job->hp.batch_size, job->hp.epochs,
-                      job->image_size};
+                      job->layout.local_world_size, job->config.hp.batch_size,
+                      job->config.hp.epochs, job->config.image_size};
     double v[2 * N];
     for (int i = 0; i < N; i++) {
         v[i] = mine[i];
         v[N + i] = -mine[i];
     }
     if (tc_dist_all_reduce(job->dist, v, 2 * N, TC_REDUCE_MAX) < 0)
-        return err_set("comparing the job across ranks: %s", tc_last_error());
+        return err_set_reason(ERR_REASON_PEER_FAILED, "comparing the job across ranks: %s",
+                              tc_last_error());
     for (int i = 0; i < N; i++)
         if (v[i] != -v[N + i])
-            return err_set("the ranks disagree on the %s (from %.0f to %.0f; this rank: %.0f): "
-                           "every host must see the same channels and hyperparameters and "
-                           "have as many GPUs",
-                           what[i], -v[N + i], v[i], mine[i]);
+            return err_set_reason(ERR_REASON_CONFIG,
+                                  "the ranks disagree on the %s (from %.0f to %.0f; this rank: "
+                                  "%.0f): every host must see the same channels and "
+                                  "hyperparameters and have as many GPUs",
+                                  what[i], -v[N + i], v[i], mine[i]);
     return 0;
 }
 
 /* Resumed hosts must all stand at the same place: each host restores its own checkpoint. */
 static int check_progress_agrees(struct train_job *job)
 {
-    double v[4] = {job->next_epoch, (double)job->next_batch, -job->next_epoch,
-                   -(double)job->next_batch};
+    const struct train_progress *p = &job->progress;
+    double v[4] = {p->next_epoch, (double)p->next_batch, -p->next_epoch, -(double)p->next_batch};
     if (tc_dist_all_reduce(job->dist, v, 4, TC_REDUCE_MAX) < 0)
-        return err_set("comparing progress across ranks: %s", tc_last_error());
+        return err_set_reason(ERR_REASON_PEER_FAILED, "comparing progress across ranks: %s",
+                              tc_last_error());
     if (v[0] != -v[2] || v[1] != -v[3])
-        return err_set("the hosts' checkpoints disagree (epochs %.0f to %.0f, batches %.0f to "
-                       "%.0f): remove the checkpoints of the job to start over",
-                       -v[2] + 1, v[0] + 1, -v[3], v[1]);
+        return err_set_reason(ERR_REASON_MODEL,
+                              "the hosts' checkpoints disagree (epochs %.0f to %.0f, batches "
+                              "%.0f to %.0f): remove the checkpoints of the job to start over",
+                              -v[2] + 1, v[0] + 1, -v[3], v[1]);
     return 0;
 }
 
@@ -124,19 +131,21 @@ int distributed_start(struct train_job *job)
         .rank = w->rank,
         .world_size = w->world_size,
         .device = job->device,
-        .timeout_s = job->hp.dist_timeout_s,
+        .timeout_s = job->config.hp.dist_timeout_s,
     };
     if (choose_transport(job, &o, local_addr, sizeof local_addr) < 0)
         return -1;
     job->dist = tc_dist_init(&o);
     if (!job->dist)
-        return err_set("rank %d of %d could not join the job at %s:%d within %.0f s: %s", w->rank,
-                       w->world_size, w->master_addr, w->master_port, job->hp.dist_timeout_s,
-                       tc_last_error());
+        return err_set_reason(ERR_REASON_PEER_FAILED,
+                              "rank %d of %d could not join the job at %s:%d within %.0f s: %s",
+                              w->rank, w->world_size, w->master_addr, w->master_port,
+                              job->config.hp.dist_timeout_s, tc_last_error());
     if (check_same_job(job) < 0 || check_progress_agrees(job) < 0 || broadcast_model(job, false) < 0)
         return -1;
     if (w->rank != 0) /* a resumed epoch's running sums count once, on rank 0 */
-        job->partial_loss_sum = job->partial_correct = job->partial_seen = 0;
+        job->progress.partial_loss_sum = job->progress.partial_correct =
+            job->progress.partial_seen = 0;
 
     size_t count = job->model->params.count, n = 0;
     tc_tensor **params = malloc(count * sizeof *params);
@@ -144,7 +153,7 @@ int distributed_start(struct train_job *job)
     if (!params || !names) {
         free(params);
         free(names);
-        return err_set("out of memory");
+        return err_set_reason(ERR_REASON_OUT_OF_MEMORY, "out of memory");
     }
     for (size_t i = 0; i < count; i++) {
         const struct nn_entry *e = &job->model->params.entries[i];
@@ -161,7 +170,7 @@ int distributed_start(struct train_job *job)
     log_info("data parallel: %d processes on %d host(s) over %s, global batch %d (%d per "
              "process), rendezvous at %s:%d",
              w->world_size, job->cluster.host_count, job->device.type == TC_CUDA ? "NCCL" : "Gloo",
-             job->hp.batch_size * w->world_size, job->hp.batch_size, w->master_addr,
+             job->config.hp.batch_size * w->world_size, job->config.hp.batch_size, w->master_addr,
              w->master_port);
     return 0;
 }
@@ -183,10 +192,12 @@ int distributed_agree(struct train_job *job, bool want_stop, bool batch_usable, 
         return 0;
     double v[3] = {want_stop, !batch_usable, 0};
     if (tc_dist_all_reduce(job->dist, v, 3, TC_REDUCE_MAX) < 0)
-        return err_set("agreeing on the next step: %s", tc_last_error());
+        return err_set_reason(ERR_REASON_PEER_FAILED, "agreeing on the next step: %s",
+                              tc_last_error());
     if (v[2] > 0)
-        return err_set(PEER_FAILED_PREFIX "%.0f failed (its host's failure file says why)",
-                       v[2] - 1);
+        return err_set_reason(ERR_REASON_PEER_FAILED,
+                              "stopped because rank %.0f failed (its host's failure file says why)",
+                              v[2] - 1);
     *stop = v[0] > 0;
     *skip = v[1] > 0;
     return 0;
@@ -198,11 +209,12 @@ void distributed_report_failure(struct train_job *job)
         return;
     /* The peers are at their next agreement, the same collective: they learn of it there
      * instead of waiting for a collective this rank will never join. */
-    char saved[1024];
+    char saved[ERR_MSG_MAX];
     snprintf(saved, sizeof saved, "%s", err_msg());
+    enum err_reason reason = err_reason();
     double v[3] = {0, 0, job->layout.rank + 1};
     tc_dist_all_reduce(job->dist, v, 3, TC_REDUCE_MAX);
-    err_set("%s", saved);
+    err_set_reason(reason, "%s", saved);
 }
 
 int distributed_sum(struct train_job *job, double *values, size_t n)
@@ -211,7 +223,8 @@ int distributed_sum(struct train_job *job, double *values, size_t n)
         return 0;
     return tc_dist_all_reduce(job->dist, values, n, TC_REDUCE_SUM) == 0
                ? 0
-               : err_set("summing across ranks: %s", tc_last_error());
+               : err_set_reason(ERR_REASON_PEER_FAILED, "summing across ranks: %s",
+                                tc_last_error());
 }
 
 int distributed_sync_buffers(struct train_job *job)

@@ -1,7 +1,10 @@
 /*
- * hyperparams.c - parsing and validating hyperparameters.json (see hyperparams.h).
- * One table lists every key with its aliases, type, range and help text, so the parser, the
- * error messages and the README's table cannot drift apart.
+ * hyperparams.c - reading hyperparameters.json (see hyperparams.h). One table lists every key
+ * with its aliases, type, range and the allowed values its error message names, so that the
+ * parser and its messages cannot drift apart; README.md's table is written by hand, and a
+ * test (tests/test_hyperparams_readme.c) fails when it misses a name or an alias of this one.
+ * The string forms of values are parsed in hyperparams_values.c, the keys checked together
+ * in hyperparams_rules.c.
  */
 #include "train/hyperparams.h"
 
@@ -20,6 +23,8 @@
 #include "common/json_file.h"
 #include "common/log.h"
 #include "models/arch.h"
+#include "train/hyperparams_rules.h"
+#include "train/hyperparams_values.h"
 
 enum kind {
     K_INT,
@@ -180,91 +185,6 @@ static int bad_value(const struct field *f, const char *key, const char *value)
     return err_set("hyperparameter %s=\"%s\" is not valid: %s expected", key, value, f->allowed);
 }
 
-static bool parse_bool(const char *v, bool *out)
-{
-    static const char *yes[] = {"true", "1", "yes", "on"}, *no[] = {"false", "0", "no", "off"};
-    for (int i = 0; i < 4; i++) {
-        if (strcasecmp(v, yes[i]) == 0)
-            return *out = true, true;
-        if (strcasecmp(v, no[i]) == 0)
-            return *out = false, true;
-    }
-    return false;
-}
-
-static bool parse_long(const char *v, long long *out)
-{
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end); /* "32.0" happens; "3e2" too */
-    if (*v == '\0' || *end != '\0' || errno || !isfinite(d) || d != floor(d) || fabs(d) > 9e15)
-        return false;
-    *out = (long long)d;
-    return true;
-}
-
-static bool parse_double(const char *v, double *out)
-{
-    char *end;
-    errno = 0;
-    *out = strtod(v, &end);
-    return *v != '\0' && *end == '\0' && !errno && isfinite(*out);
-}
-
-/* "10,20" -> {10, 20}: positive, strictly ascending. */
-static bool parse_steps(const char *v, const struct field *f, int *steps, int *count)
-{
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", v);
-    int n = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        long long e;
-        while (isspace((unsigned char)*tok))
-            tok++;
-        char *end = tok + strlen(tok);
-        while (end > tok && isspace((unsigned char)end[-1]))
-            *--end = '\0';
-        if (n >= HP_MAX_LR_STEPS || !parse_long(tok, &e) || e < f->min || e > f->max ||
-            (n > 0 && e <= steps[n - 1]))
-            return false;
-        steps[n++] = (int)e;
-    }
-    *count = n;
-    return n > 0;
-}
-
-/* "0.5", "0.485,0.456,0.406" or "[0.485, 0.456, 0.406]" -> float[3] */
-static bool parse_triple(const char *v, const struct field *f, float *out)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", v);
-    char *p = buf;
-    size_t n = strlen(p);
-    if (n >= 2 && p[0] == '[' && p[n - 1] == ']') {
-        p[n - 1] = '\0';
-        p++;
-    }
-    double d[3];
-    int count = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(p, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (isspace((unsigned char)*tok))
-            tok++;
-        char *end = tok + strlen(tok);
-        while (end > tok && isspace((unsigned char)end[-1]))
-            *--end = '\0';
-        if (count >= 3 || !parse_double(tok, &d[count]) || d[count] < f->min || d[count] > f->max)
-            return false;
-        count++;
-    }
-    if (count != 1 && count != 3)
-        return false;
-    for (int c = 0; c < 3; c++)
-        out[c] = (float)d[count == 1 ? 0 : c];
-    return true;
-}
-
 static int set_field(struct hyperparams *hp, const struct field *f, const char *key, const char *v)
 {
     char *base = (char *)hp + f->offset;
@@ -274,29 +194,29 @@ static int set_field(struct hyperparams *hp, const struct field *f, const char *
     bool b;
     switch (f->kind) {
     case K_INT:
-        if (!parse_long(v, &i) || i < f->min || i > f->max)
+        if (!hyperparams_parse_long(v, &i) || i < f->min || i > f->max)
             return bad_value(f, key, v);
         *(int *)base = (int)i;
         return 0;
     case K_SEED:
-        if (!parse_long(v, &i) || i < 0)
+        if (!hyperparams_parse_long(v, &i) || i < 0)
             return bad_value(f, key, v);
         *(uint64_t *)base = (uint64_t)i;
         return 0;
     case K_DOUBLE:
-        if (!parse_double(v, &d) || d < f->min || d > f->max)
+        if (!hyperparams_parse_double(v, &d) || d < f->min || d > f->max)
             return bad_value(f, key, v);
         *(double *)base = d;
         return 0;
     case K_BOOL:
-        if (!parse_bool(v, &b))
+        if (!hyperparams_parse_bool(v, &b))
             return bad_value(f, key, v);
         *(bool *)base = b;
         return 0;
     case K_AUTO_BOOL:
         if (strcasecmp(v, "auto") == 0)
             *(int *)base = -1;
-        else if (parse_bool(v, &b))
+        else if (hyperparams_parse_bool(v, &b))
             *(int *)base = b;
         else
             return bad_value(f, key, v);
@@ -317,13 +237,13 @@ static int set_field(struct hyperparams *hp, const struct field *f, const char *
         return 0;
     }
     case K_NUM_LAYERS:
-        if (parse_long(v, &i) && (i == 20 || i == 32 || i == 44 || i == 56 || i == 110 || i == 200))
+        if (hyperparams_parse_long(v, &i) && (i == 20 || i == 32 || i == 44 || i == 56 || i == 110 || i == 200))
             return err_set("hyperparameter %s=\"%s\": the built-in algorithm's ResNet-%lld is not "
                            "one this image has (no CIFAR-style 20/32/44/56/110 nor 200-layer "
                            "ResNet); 18, 34, 50, 101 or 152 expected, or model=lenet for small "
                            "images",
                            key, v, i);
-        if (!parse_long(v, &i) || !(i == 18 || i == 34 || i == 50 || i == 101 || i == 152))
+        if (!hyperparams_parse_long(v, &i) || !(i == 18 || i == 34 || i == 50 || i == 101 || i == 152))
             return bad_value(f, key, v);
         snprintf(hp->model, sizeof hp->model, "resnet%lld", i);
         return 0;
@@ -380,12 +300,12 @@ static int set_field(struct hyperparams *hp, const struct field *f, const char *
         return 0;
     }
     case K_TRIBOOL:
-        if (!parse_bool(v, &b))
+        if (!hyperparams_parse_bool(v, &b))
             return bad_value(f, key, v);
         *(int *)base = b;
         return 0;
     case K_AUGMENT:
-        if (!parse_bool(v, &b))
+        if (!hyperparams_parse_bool(v, &b))
             return bad_value(f, key, v);
         hp->augment = b ? IMAGE_AUGMENT_RANDOM_RESIZED : IMAGE_AUGMENT_NONE;
         return 0;
@@ -400,11 +320,12 @@ static int set_field(struct hyperparams *hp, const struct field *f, const char *
             return bad_value(f, key, v);
         return 0;
     case K_LR_STEPS:
-        if (!parse_steps(v, f, hp->lr_steps, &hp->lr_step_count))
+        if (!hyperparams_parse_steps(v, f->min, f->max, hp->lr_steps, &hp->lr_step_count,
+                                     HP_MAX_LR_STEPS))
             return bad_value(f, key, v);
         return 0;
     case K_TRIPLE:
-        if (!parse_triple(v, f, (float *)base))
+        if (!hyperparams_parse_triple(v, f->min, f->max, (float *)base))
             return bad_value(f, key, v);
         if (f->offset == offsetof(struct hyperparams, mean))
             hp->mean_set = true;
@@ -427,7 +348,7 @@ static int set_field(struct hyperparams *hp, const struct field *f, const char *
             return bad_value(f, key, v);
         return 0;
     case K_LONG:
-        if (!parse_long(v, &i) || i < f->min || i > f->max)
+        if (!hyperparams_parse_long(v, &i) || i < f->min || i > f->max)
             return bad_value(f, key, v);
         *(long long *)base = i;
         return 0;
@@ -435,10 +356,11 @@ static int set_field(struct hyperparams *hp, const struct field *f, const char *
         if (strcasecmp(v, "dist_sync") != 0 && strcasecmp(v, "dist_async") != 0 &&
             strcasecmp(v, "local") != 0 && strcasecmp(v, "device") != 0)
             return bad_value(f, key, v);
-        snprintf(hp->kv_store, sizeof hp->kv_store, "%s", v);
+        snprintf(hp->kv_store, sizeof hp->kv_store, "%.*s", (int)sizeof hp->kv_store - 1,
+                 v); /* one of the four names above */
         return 0;
     case K_MULTI_LABEL:
-        if (!parse_bool(v, &b))
+        if (!hyperparams_parse_bool(v, &b))
             return bad_value(f, key, v);
         if (b)
             return err_set("hyperparameter %s=\"%s\": multi-label training (several labels per "
@@ -451,21 +373,11 @@ static int set_field(struct hyperparams *hp, const struct field *f, const char *
     return bad_value(f, key, v);
 }
 
-/* "\"256\"" -> "256": the SDK JSON-encodes values that are already strings. */
-static void unwrap_value(const char *raw, char *out, size_t len)
+const char *hyperparams_key_name(size_t i, size_t a)
 {
-    while (isspace((unsigned char)*raw))
-        raw++;
-    snprintf(out, len, "%s", raw);
-    size_t n = strlen(out);
-    while (n && isspace((unsigned char)out[n - 1]))
-        out[--n] = '\0';
-    if (n >= 2 && out[0] == '"' && out[n - 1] == '"') {
-        cJSON *s = cJSON_Parse(out);
-        if (s && cJSON_IsString(s))
-            snprintf(out, len, "%s", s->valuestring);
-        cJSON_Delete(s);
-    }
+    if (i >= FIELD_COUNT || a >= sizeof fields[i].names / sizeof *fields[i].names)
+        return NULL;
+    return fields[i].names[a];
 }
 
 bool hyperparams_given(const struct hyperparams *hp, const char *key)
@@ -474,103 +386,27 @@ bool hyperparams_given(const struct hyperparams *hp, const char *key)
     return f && (hp->given >> (f - fields) & 1);
 }
 
-int hyperparams_finish(struct hyperparams *hp)
-{
-    const char *opt = optimizer_name(hp->optimizer);
-    bool adam = hp->optimizer == OPTIMIZER_ADAM || hp->optimizer == OPTIMIZER_ADAMW;
-    if (hyperparams_given(hp, "augment") && hyperparams_given(hp, "augmentation_type"))
-        return err_set("hyperparameters augment and augmentation_type are both given: use "
-                       "augmentation_type (crop, crop_color, crop_color_transform) or augment=true "
-                       "(RandomResizedCrop + flip), not both");
-    if (hyperparams_given(hp, "min_crop_scale") && hp->augment != IMAGE_AUGMENT_RANDOM_RESIZED)
-        log_info("hyperparameter min_crop_scale is not used: it bounds augment=true's "
-                 "RandomResizedCrop, and this job trains with augmentation %s",
-                 image_augment_name(hp->augment));
-    /* Early stopping: the built-in algorithm's switch and defaults (patience 5, at least 10
-     * epochs), or this image's own early_stopping_patience alone. */
-    if (hp->early_stopping == 1) {
-        if (!hp->early_stopping_patience)
-            hp->early_stopping_patience = 5;
-        if (hp->early_stopping_min_epochs < 0)
-            hp->early_stopping_min_epochs = 10;
-    } else if (hp->early_stopping == 0) {
-        if (hyperparams_given(hp, "early_stopping_patience") ||
-            hyperparams_given(hp, "early_stopping_min_epochs") ||
-            hyperparams_given(hp, "early_stopping_tolerance"))
-            log_info("early_stopping=false: the other early_stopping_* hyperparameters are not used");
-        hp->early_stopping_patience = 0;
-    }
-    if (hp->early_stopping_min_epochs < 0)
-        hp->early_stopping_min_epochs = 0;
-    if (hp->early_stopping != 1 && hp->early_stopping_patience == 0 &&
-        (hyperparams_given(hp, "early_stopping_min_epochs") ||
-         hyperparams_given(hp, "early_stopping_tolerance")))
-        log_info("early stopping is off (early_stopping=true or early_stopping_patience turn it "
-                 "on): early_stopping_min_epochs and early_stopping_tolerance are not used");
-    /* The learning-rate schedule: lr_scheduler_step is the built-in algorithm's multistep. */
-    if (hp->lr_step_count > 0) {
-        if (hyperparams_given(hp, "lr_scheduler") && hp->lr_scheduler != LR_SCHEDULE_MULTISTEP)
-            return err_set("hyperparameters lr_scheduler=%s and lr_scheduler_step are both given: "
-                           "lr_scheduler_step is a multistep schedule; leave lr_scheduler out",
-                           lr_schedule_name(hp->lr_scheduler));
-        hp->lr_scheduler = LR_SCHEDULE_MULTISTEP;
-    } else if (hp->lr_scheduler == LR_SCHEDULE_MULTISTEP) {
-        return err_set("hyperparameter lr_scheduler=multistep needs lr_scheduler_step (epochs "
-                       "such as \"10,20\")");
-    }
-    /* What each optimizer reads, named when the user set something it does not read. */
-    if (hp->optimizer == OPTIMIZER_NAG && hp->momentum <= 0) {
-        log_info("optimizer=nag with momentum=0 is plain sgd (Nesterov needs momentum > 0)");
-        hp->optimizer = OPTIMIZER_SGD;
-    }
-    if (hyperparams_given(hp, "momentum") && (adam || hp->optimizer == OPTIMIZER_RMSPROP))
-        log_info("hyperparameter momentum is not used by optimizer=%s (only sgd and nag use it, "
-                 "as in the built-in algorithm)", opt);
-    if ((hyperparams_given(hp, "beta_1") || hyperparams_given(hp, "beta_2")) && !adam)
-        log_info("hyperparameters beta_1/beta_2 are not used by optimizer=%s (only adam)", opt);
-    if (hyperparams_given(hp, "eps") && !adam && hp->optimizer != OPTIMIZER_RMSPROP)
-        log_info("hyperparameter eps is not used by optimizer=%s (only adam and rmsprop)", opt);
-    if (hyperparams_given(hp, "gamma") && hp->optimizer != OPTIMIZER_RMSPROP)
-        log_info("hyperparameter gamma is not used by optimizer=%s (only rmsprop)", opt);
-    if (hyperparams_given(hp, "weight_decay") && (adam || hp->optimizer == OPTIMIZER_RMSPROP))
-        log_info("hyperparameter weight_decay applies to optimizer=%s here too (the built-in "
-                 "algorithm uses it with sgd and nag only)", opt);
-    /* precision_dtype: float16 is served by bfloat16 autocast, which needs no loss scaling. */
-    if (hp->precision == 16) {
-        if (hyperparams_given(hp, "amp") && hp->amp == 0)
-            return err_set("hyperparameters precision_dtype=float16 and amp=false contradict "
-                           "each other");
-        hp->amp = 1;
-        log_info("precision_dtype=float16: training runs under bfloat16 autocast (float32 "
-                 "weights, bf16 activations, no loss scaling needed) rather than float16");
-    } else if (hp->precision == 32) {
-        if (hyperparams_given(hp, "amp") && hp->amp == 1)
-            return err_set("hyperparameters precision_dtype=float32 and amp=true contradict "
-                           "each other");
-        hp->amp = 0;
-    }
-    if (hp->kv_store[0])
-        log_info("hyperparameter kv_store=%s has no meaning here: gradients are always averaged "
-                 "synchronously across every process (all-reduce, as dist_sync)",
-                 hp->kv_store);
-    return 0;
-}
-
 int hyperparams_set(struct hyperparams *hp, const char *raw_key, const char *raw_value)
 {
     char key[128], value[512];
-    snprintf(key, sizeof key, "%s", raw_key);
+    snprintf(key, sizeof key, "%s", raw_key); /* a longer key is none of ours: warned below */
     for (char *p = key; *p; p++)
         if (*p == '-')
             *p = '_';
     if (strncmp(key, "sagemaker_", 10) == 0 || key[0] == '_')
         return 0; /* the SDK's and the tuner's own keys */
-    unwrap_value(raw_value, value, sizeof value);
-    const struct field *f = find_field(key);
+    int unwrapped = hyperparams_unwrap_value(raw_value, value, sizeof value);
+    const struct field *f = strlen(raw_key) < sizeof key ? find_field(key) : NULL;
     if (!f) {
-        log_warn("unknown hyperparameter %s=\"%s\" ignored", raw_key, value);
+        if (unwrapped < 0)
+            log_warn("unknown hyperparameter %s ignored (a value of %zu characters)", raw_key,
+                     strlen(raw_value));
+        else
+            log_warn("unknown hyperparameter %s=\"%s\" ignored", raw_key, value);
         return 0;
     }
+    if (unwrapped < 0) /* none of ours is that long: refused rather than cut */
+        return err_set_reason(ERR_REASON_CONFIG, "hyperparameter %s: %s", raw_key, err_msg());
     return set_field(hp, f, raw_key, value);
 }
 

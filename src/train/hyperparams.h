@@ -12,6 +12,7 @@
 #define TRAIN_HYPERPARAMS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "image/transform.h"
@@ -37,7 +38,7 @@ struct hyperparams {
     int lr_step_count;
     double beta1, beta2, eps;  /* adam/adamw; eps also rmsprop */
     double rms_gamma;          /* rmsprop: decay of the squared-gradient average */
-    int warmup_epochs;         /* linear warmup from lr/10... to lr */
+    int warmup_epochs;         /* lr rises linearly, per step, from about 0 to lr over these */
     double label_smoothing;
     int image_size;            /* 0: the architecture's usual size (224; 32 for lenet) */
     bool freeze_backbone;
@@ -78,11 +79,12 @@ void hyperparams_default(struct hyperparams *hp);
 int hyperparams_load(const char *path, struct hyperparams *hp);
 /* Sets one value from its string form, as the file would (used by the loader and tests). */
 int hyperparams_set(struct hyperparams *hp, const char *key, const char *value);
+/* Name a of key i of the table (a 0: the key's own name, then its aliases); NULL past the
+ * last key or alias. For checks that the documentation lists every name. */
+const char *hyperparams_key_name(size_t i, size_t a);
 /* Whether the user set the key (any of its aliases). */
 bool hyperparams_given(const struct hyperparams *hp, const char *key);
-/* Cross-checks once every key is read: the effective early stopping, precision, and a log
- * line for each value that does not apply (beta_1 with sgd...). */
-int hyperparams_finish(struct hyperparams *hp);
+/* The cross-checks once every key is read are hyperparams_finish (hyperparams_rules.h). */
 const char *optimizer_name(enum optimizer_kind k);
 const char *lr_schedule_name(enum lr_schedule s);
 

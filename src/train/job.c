@@ -17,15 +17,14 @@
 #include "common/error.h"
 #include "common/json_file.h"
 #include "common/log.h"
+#include "models/arch.h"
+#include "train/distributed.h"
 
-static const float imagenet_mean[3] = {0.485f, 0.456f, 0.406f};
-static const float imagenet_std[3] = {0.229f, 0.224f, 0.225f};
-static const float half[3] = {0.5f, 0.5f, 0.5f};
 
 /* resourceconfig.json and the launcher's layout: which host and rank this process is. */
 static int read_layout(struct train_job *job)
 {
-    if (cluster_read(job->paths.config_dir, &job->cluster) < 0)
+    if (cluster_read(job->config.paths.config_dir, &job->cluster) < 0)
         return -1;
     snprintf(job->host, sizeof job->host, "%s", job->cluster.current_host);
     struct worker_layout *w = &job->layout;
@@ -43,22 +42,26 @@ static int read_layout(struct train_job *job)
 static int read_checkpoint_config(struct train_job *job)
 {
     char path[OPT_ML_PATH_MAX * 2];
-    snprintf(path, sizeof path, "%s/checkpointconfig.json", job->paths.config_dir);
+    if (opt_ml_join(path, sizeof path, job->config.paths.config_dir, "checkpointconfig.json") < 0)
+        return -1;
     if (access(path, F_OK) != 0)
         return 0;
     cJSON *cfg;
     if (json_read_file(path, 1 << 20, &cfg) < 0)
         return -1;
     const cJSON *local = cJSON_GetObjectItemCaseSensitive(cfg, "LocalPath");
-    if (cJSON_IsString(local) && local->valuestring[0])
-        snprintf(job->paths.checkpoint_dir, sizeof job->paths.checkpoint_dir, "%s", local->valuestring);
+    int rc = 0;
+    if (cJSON_IsString(local) && local->valuestring[0] &&
+        opt_ml_copy(job->config.paths.checkpoint_dir, sizeof job->config.paths.checkpoint_dir,
+                    local->valuestring) < 0)
+        rc = err_prefix("%s, LocalPath: ", path);
     cJSON_Delete(cfg);
-    return 0;
+    return rc;
 }
 
 static int open_datasets(struct train_job *job)
 {
-    const struct channel_set *ch = &job->channels;
+    const struct channel_set *ch = &job->config.channels;
     if (dataset_open(ch->train, ch->train_lst[0] ? ch->train_lst : NULL, NULL, 0, &job->train) < 0)
         return err_prefix("train channel: ");
     log_info("train channel: %zu images in %d classes (%s)", job->train.count,
@@ -70,13 +73,14 @@ static int open_datasets(struct train_job *job)
         snprintf(job->val_source, sizeof job->val_source, "the validation channel");
     } else {
         struct dataset all = job->train;
-        if (dataset_split(&all, job->hp.validation_fraction, job->hp.seed, &job->train, &job->val) < 0) {
+        if (dataset_split(&all, job->config.hp.validation_fraction, job->config.hp.seed,
+                          &job->train, &job->val) < 0) {
             job->train = all;
             return err_prefix("no validation channel, and ");
         }
         dataset_free(&all);
         snprintf(job->val_source, sizeof job->val_source, "%.0f%% held out of train (no validation channel)",
-                 job->hp.validation_fraction * 100);
+                 job->config.hp.validation_fraction * 100);
     }
     log_info("validation: %zu images from %s", job->val.count, job->val_source);
     if (ch->test[0]) {
@@ -92,12 +96,13 @@ static int open_datasets(struct train_job *job)
 static int load_pretrained(struct train_job *job)
 {
     char file[OPT_ML_PATH_MAX * 2];
-    if (!job->channels.pretrained[0])
+    if (!job->config.channels.pretrained[0])
         return 0;
-    if (channels_pretrained_file(job->channels.pretrained, file, sizeof file) < 0)
+    if (channels_pretrained_file(job->config.channels.pretrained, file, sizeof file) < 0)
         return -1;
     if (!file[0])
-        return err_set("the pretrained channel %s holds no .pth or .pt file", job->channels.pretrained);
+        return err_set("the pretrained channel %s holds no .pth or .pt file",
+                       job->config.channels.pretrained);
     struct model_load_options opts = {.skip_mismatched_head = true};
     struct model_load_report report;
     if (model_load_file(job->model, file, &opts, &report) < 0)
@@ -110,28 +115,30 @@ static int load_pretrained(struct train_job *job)
 
 /* Resize, normalisation and augmentation: from the hyperparameters, else the defaults, said
  * in one line with the reason. */
-static int preprocessing(struct train_job *job, bool lenet)
+static int preprocessing(struct train_job *job, const struct arch_info *arch)
 {
-    const struct hyperparams *hp = &job->hp;
-    job->resize_mode = hp->eval_resize;
+    struct train_config *cfg = &job->config;
+    const struct hyperparams *hp = &cfg->hp;
+    cfg->resize_mode = hp->eval_resize;
     /* An explicit resize is the built-in algorithm's "shorter side after resizing": for every
      * image, including those already at image_size. */
-    if (hp->resize && job->resize_mode == IMAGE_RESIZE_AUTO)
-        job->resize_mode = IMAGE_RESIZE_CROP;
-    job->resize_size = hp->resize ? hp->resize : (int)lround(job->image_size * 8.0 / 7.0); /* 224 -> 256 */
-    if (hp->resize && hp->resize < job->image_size)
+    if (hp->resize && cfg->resize_mode == IMAGE_RESIZE_AUTO)
+        cfg->resize_mode = IMAGE_RESIZE_CROP;
+    /* 224 -> 256 */
+    cfg->resize_size = hp->resize ? hp->resize : (int)lround(cfg->image_size * 8.0 / 7.0);
+    if (hp->resize && hp->resize < cfg->image_size)
         return err_set("hyperparameter resize=%d is smaller than the %dx%d input: it must be at "
                        "least image_size",
-                       hp->resize, job->image_size, job->image_size);
+                       hp->resize, cfg->image_size, cfg->image_size);
     const char *why;
     if (hp->mean_set || hp->std_set)
         why = "from the mean/std hyperparameters";
-    else if (lenet)
+    else if (arch->mean != arch_imagenet_mean)
         why = "lenet default, as the CIFAR LeNet script's Normalize(0.5, 0.5)";
     else
         why = "ImageNet statistics, what torchvision's pretrained weights expect";
-    memcpy(job->mean, hp->mean_set ? hp->mean : lenet ? half : imagenet_mean, sizeof job->mean);
-    memcpy(job->std, hp->std_set ? hp->std : lenet ? half : imagenet_std, sizeof job->std);
+    memcpy(cfg->mean, hp->mean_set ? hp->mean : arch->mean, sizeof cfg->mean);
+    memcpy(cfg->std, hp->std_set ? hp->std : arch->std, sizeof cfg->std);
     const char *aug_why = hp->augment == IMAGE_AUGMENT_NONE
                               ? "the default, as the built-in algorithm without augmentation_type "
                                 "and the seeds' scripts train; augmentation_type or augment=true "
@@ -139,27 +146,28 @@ static int preprocessing(struct train_job *job, bool lenet)
                           : hyperparams_given(hp, "augmentation_type") ? "augmentation_type"
                                                                         : "augment=true";
     char resize[160];
-    int size = job->image_size;
-    if (job->resize_mode == IMAGE_RESIZE_SQUASH)
+    int size = cfg->image_size;
+    if (cfg->resize_mode == IMAGE_RESIZE_SQUASH)
         snprintf(resize, sizeof resize, "squash: the whole image to %dx%d", size, size);
-    else if (job->resize_mode == IMAGE_RESIZE_AUTO)
+    else if (cfg->resize_mode == IMAGE_RESIZE_AUTO)
         snprintf(resize, sizeof resize, "auto: images %d px on the shorter side as they are, "
-                 "others that side to %d, then the centre %dx%d", size, job->resize_size, size, size);
+                 "others that side to %d, then the centre %dx%d",
+                 size, cfg->resize_size, size, size);
     else
         snprintf(resize, sizeof resize, "crop: the shorter side to %d, then the centre %dx%d",
-                 job->resize_size, size, size);
+                 cfg->resize_size, size, size);
     log_info("preprocessing: augmentation %s (%s); normalisation mean (%g, %g, %g) std (%g, %g, "
              "%g) (%s); resize %s",
-             image_augment_name(hp->augment), aug_why, job->mean[0], job->mean[1], job->mean[2],
-             job->std[0], job->std[1], job->std[2], why, resize);
+             image_augment_name(hp->augment), aug_why, cfg->mean[0], cfg->mean[1], cfg->mean[2],
+             cfg->std[0], cfg->std[1], cfg->std[2], why, resize);
     return 0;
 }
 
 /* The built-in algorithm's settings that depend on the data or the channels. */
 static int check_builtin_settings(struct train_job *job, int classes)
 {
-    const struct hyperparams *hp = &job->hp;
-    if (hp->use_pretrained_model && !job->channels.pretrained[0])
+    const struct hyperparams *hp = &job->config.hp;
+    if (hp->use_pretrained_model && !job->config.channels.pretrained[0])
         return err_set("hyperparameter use_pretrained_model=1: this image downloads nothing. Save "
                        "torchvision's weights (torchvision.models.%s(weights=\"DEFAULT\")."
                        "state_dict(), with torch.save) to a model.pth and pass it as the "
@@ -167,7 +175,7 @@ static int check_builtin_settings(struct train_job *job, int classes)
                        "built-in algorithm does",
                        hp->model);
     if (hp->num_training_samples) {
-        size_t total = job->train.count + (job->channels.validation[0] ? 0 : job->val.count);
+        size_t total = job->train.count + (job->config.channels.validation[0] ? 0 : job->val.count);
         if ((size_t)hp->num_training_samples != total)
             log_warn("hyperparameter num_training_samples=%lld, but the train channel holds %zu "
                      "images: training uses the %zu images found (the schedule counts epochs, "
@@ -183,14 +191,14 @@ static int check_builtin_settings(struct train_job *job, int classes)
  * "balanced" weights; a class without training images gets weight 0. */
 static int make_class_weights(struct train_job *job, int classes)
 {
-    if (!job->hp.use_weighted_loss)
+    if (!job->config.hp.use_weighted_loss)
         return 0;
     float *w = calloc((size_t)classes, sizeof *w);
     size_t *count = calloc((size_t)classes, sizeof *count);
     if (!w || !count) {
         free(w);
         free(count);
-        return err_set("out of memory for class weights");
+        return err_set_reason(ERR_REASON_OUT_OF_MEMORY, "out of memory for class weights");
     }
     for (size_t i = 0; i < job->train.count; i++)
         if (job->train.items[i].label >= 0 && job->train.items[i].label < classes)
@@ -221,7 +229,7 @@ static int make_optimizer(struct train_job *job)
     size_t n;
     if (model_parameters(job->model, MODEL_PARAMS_TRAINABLE, &params, &n) < 0)
         return -1;
-    const struct hyperparams *hp = &job->hp;
+    const struct hyperparams *hp = &job->config.hp;
     if (hp->optimizer == OPTIMIZER_SGD || hp->optimizer == OPTIMIZER_NAG) {
         struct tc_sgd_options o = tc_sgd_default_options();
         o.lr = hp->lr;
@@ -263,88 +271,99 @@ static int claim_device(struct train_job *job)
     if (gpus > 0) {
         if (tc_cuda_set_device(local_rank) < 0)
             return err_set("selecting cuda:%d: %s", local_rank, tc_last_error());
-        tc_cuda_set_performance(true, job->hp.tf32);
+        tc_cuda_set_performance(true, job->config.hp.tf32);
     }
     return 0;
 }
 
 static int choose_device(struct train_job *job)
 {
+    struct train_config *cfg = &job->config;
     int gpus = job->device.type == TC_CUDA;
     int local_rank = job->layout.local_rank;
-    job->amp = job->hp.amp < 0 ? gpus > 0 : job->hp.amp == 1;
-    job->channels_last = job->hp.channels_last < 0 ? gpus > 0 : job->hp.channels_last == 1;
-    if (model_to(job->model, job->device, job->channels_last) < 0)
+    cfg->amp = cfg->hp.amp < 0 ? gpus > 0 : cfg->hp.amp == 1;
+    cfg->channels_last = cfg->hp.channels_last < 0 ? gpus > 0 : cfg->hp.channels_last == 1;
+    if (model_to(job->model, job->device, cfg->channels_last) < 0)
         return -1;
     char name[16] = "cpu";
     if (gpus > 0)
         snprintf(name, sizeof name, "cuda:%d", local_rank);
-    log_info("device: %s%s%s%s", name, job->amp ? ", bf16 autocast" : "",
-             job->channels_last ? ", channels-last" : "",
-             gpus > 0 ? (job->hp.tf32 ? ", cuDNN benchmark, TF32" : ", cuDNN benchmark") : "");
+    log_info("device: %s%s%s%s", name, cfg->amp ? ", bf16 autocast" : "",
+             cfg->channels_last ? ", channels-last" : "",
+             gpus > 0 ? (cfg->hp.tf32 ? ", cuDNN benchmark, TF32" : ", cuDNN benchmark") : "");
     return 0;
 }
 
 int job_read_hyperparameters(struct train_job *job)
 {
     char path[OPT_ML_PATH_MAX * 2];
-    snprintf(path, sizeof path, "%s/hyperparameters.json", job->paths.config_dir);
-    return hyperparams_load(path, &job->hp);
+    if (opt_ml_join(path, sizeof path, job->config.paths.config_dir, "hyperparameters.json") < 0)
+        return -1;
+    return hyperparams_load(path, &job->config.hp);
 }
 
 int job_setup(struct train_job *job)
 {
-    struct hyperparams *hp = &job->hp;
-    if (read_layout(job) < 0 || claim_device(job) < 0 || read_checkpoint_config(job) < 0)
-        return -1;
-    if (channels_find(&job->paths, &job->channels) < 0)
-        return -1;
+    struct hyperparams *hp = &job->config.hp;
+    if (read_layout(job) < 0 || read_checkpoint_config(job) < 0)
+        return err_default_reason(ERR_REASON_CONFIG);
+    if (claim_device(job) < 0)
+        return err_default_reason(ERR_REASON_INTERNAL);
+    if (channels_find(&job->config.paths, &job->config.channels) < 0)
+        return err_default_reason(ERR_REASON_DATA);
     /* Every rank reads the whole dataset and takes its own shard of it. */
-    if (job->cluster.host_count > 1 && job->channels.sharded[0])
-        return err_set("channel %s is distributed ShardedByS3Key: each host would see other "
-                       "images; use FullyReplicated (every host reads the whole dataset and "
-                       "takes its own shard)",
-                       job->channels.sharded);
+    if (job->cluster.host_count > 1 && job->config.channels.sharded[0])
+        return err_set_reason(ERR_REASON_CONFIG,
+                              "channel %s is distributed ShardedByS3Key: each host would see "
+                              "other images; use FullyReplicated (every host reads the whole "
+                              "dataset and takes its own shard)",
+                              job->config.channels.sharded);
     if (open_datasets(job) < 0)
-        return -1;
+        return err_default_reason(ERR_REASON_DATA);
 
     int classes = job->train.num_classes;
     if (hp->num_classes && hp->num_classes < classes)
-        return err_set("hyperparameter num_classes=%d, but the train channel has %d classes",
+        return err_set_reason(ERR_REASON_CONFIG,
+                              "hyperparameter num_classes=%d, but the train channel has %d classes",
                        hp->num_classes, classes);
     if (hp->num_classes)
         classes = hp->num_classes;
-    bool lenet = strcmp(hp->model, "lenet") == 0;
-    job->image_size = hp->image_size ? hp->image_size : lenet ? 32 : 224;
-    if (lenet && job->image_size != 32)
-        return err_set("hyperparameter image_size=%d: lenet takes 32x32 images only", job->image_size);
-    if (preprocessing(job, lenet) < 0 || check_builtin_settings(job, classes) < 0)
-        return -1;
+    const struct arch_info *arch = arch_find(hp->model); /* hyperparams checked the name */
+    if (!arch)
+        return err_set_reason(ERR_REASON_INTERNAL, "model \"%s\" is not in the table", hp->model);
+    job->config.image_size = hp->image_size ? hp->image_size : arch->default_image_size;
+    if (arch->fixed_input_size && job->config.image_size != arch->fixed_input_size)
+        return err_set_reason(ERR_REASON_CONFIG,
+                              "hyperparameter image_size=%d: %s takes %dx%d images only",
+                              job->config.image_size, arch->name, arch->fixed_input_size,
+                              arch->fixed_input_size);
+    if (preprocessing(job, arch) < 0 || check_builtin_settings(job, classes) < 0)
+        return err_default_reason(ERR_REASON_CONFIG);
     /* The cores are shared by this host's training processes. */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int share = (int)(cores > 0 ? cores : 1) / job->layout.local_world_size;
     share = share > 0 ? share : 1;
-    job->threads = hp->num_workers ? hp->num_workers : share;
+    job->config.threads = hp->num_workers ? hp->num_workers : share;
     if (job->layout.local_world_size > 1)
         tc_set_num_threads(share);
-    job->local_run = getenv("TRAINING_JOB_NAME") == NULL;
+    job->config.local_run = getenv("TRAINING_JOB_NAME") == NULL;
 
     tc_manual_seed(hp->seed);
     if (model_create(hp->model, classes, &job->model) < 0)
-        return -1;
+        return err_default_reason(ERR_REASON_INTERNAL);
     if (load_pretrained(job) < 0)
-        return -1;
+        return err_default_reason(ERR_REASON_MODEL);
     if (hp->freeze_backbone && model_freeze_backbone(job->model, true) < 0)
-        return -1;
+        return err_default_reason(ERR_REASON_INTERNAL);
     if (choose_device(job) < 0 || make_optimizer(job) < 0 || make_class_weights(job, classes) < 0)
-        return -1;
+        return err_default_reason(ERR_REASON_INTERNAL);
     log_info("model %s: %d classes, %lld parameters (%lld trainable), %dx%d inputs", hp->model,
              classes, (long long)model_parameter_count(job->model, MODEL_PARAMS_ALL),
-             (long long)model_parameter_count(job->model, MODEL_PARAMS_TRAINABLE), job->image_size,
-             job->image_size);
+             (long long)model_parameter_count(job->model, MODEL_PARAMS_TRAINABLE),
+             job->config.image_size, job->config.image_size);
     log_info("training: %d epochs, batch %d, %s lr %g (schedule %s, warmup %d), %d loader threads",
              hp->epochs, hp->batch_size, optimizer_name(hp->optimizer), hp->lr,
-             lr_schedule_name(hp->lr_scheduler), hp->warmup_epochs, job->threads);
+             lr_schedule_name(hp->lr_scheduler), hp->warmup_epochs, job->config.threads);
     if (hp->lr_scheduler == LR_SCHEDULE_MULTISTEP) {
         char steps[256] = "";
         for (int i = 0, n = 0; i < hp->lr_step_count && n < (int)sizeof steps - 16; i++)
@@ -374,5 +393,5 @@ void job_free(struct train_job *job)
     dataset_free(&job->test);
     eval_result_free(&job->final_val);
     eval_result_free(&job->final_test);
-    free(job->history);
+    progress_free(&job->progress);
 }

@@ -23,7 +23,6 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/failure.h"
-#include "common/fileio.h"
 #include "common/log.h"
 #include "torchc.h"
 
@@ -38,6 +37,10 @@ struct worker {
     bool running;
     int status; /* from waitpid */
     char failure_file[4096];
+    bool signalled; /* the launcher sent it SIGTERM or SIGKILL because another failed */
+    /* Once reaped: what its failure file said (sentence NULL when it wrote none). */
+    char *sentence;
+    enum err_reason reason;
 };
 
 struct supervision {
@@ -83,10 +86,10 @@ int launch_plan_make(const struct opt_ml *paths, const struct hyperparams *hp,
 {
     memset(plan, 0, sizeof *plan);
     if (cluster_read(paths->config_dir, &plan->cluster) < 0)
-        return -1;
+        return err_default_reason(ERR_REASON_CONFIG);
     int gpus = tc_cuda_devices_checked(NULL);
     if (gpus < 0)
-        return err_set("%s", tc_last_error());
+        return err_set_reason(ERR_REASON_INTERNAL, "%s", tc_last_error());
     int local = hp->num_processes ? hp->num_processes : gpus > 0 ? gpus : 1;
     if (gpus > 0 && local > gpus)
         return err_set("hyperparameter num_processes=%d, but this host has %d GPUs (one process "
@@ -106,7 +109,9 @@ int launch_plan_make(const struct opt_ml *paths, const struct hyperparams *hp,
     }
     int rc = cluster_resolve(plan->cluster.hosts[0], plan->timeout_s, stop_pending,
                              plan->master_addr, sizeof plan->master_addr);
-    return rc < 0 ? err_prefix("finding the first host: ") : rc;
+    if (rc < 0)
+        return err_prefix("finding the first host: ");
+    return rc == CLUSTER_RESOLVE_STOPPED ? LAUNCH_PLAN_STOPPED : 0;
 }
 
 /* A malloc'd formatted string, or NULL. */
@@ -173,7 +178,8 @@ static int start_worker(const struct launch_plan *plan, struct worker *w, const 
 {
     char **env = worker_environment(plan, w);
     if (!env)
-        return err_set("out of memory building a worker's environment");
+        return err_set_reason(ERR_REASON_OUT_OF_MEMORY,
+                              "out of memory building a worker's environment");
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
@@ -201,13 +207,29 @@ static void signal_running(struct supervision *s, int sig)
             kill(s->workers[i].pid, sig);
 }
 
-/* 0, or 143 (stopped with a checkpoint); or killed by the SIGTERM the launcher forwarded
- * before the worker could act on it. */
+/* 0, or 143 (stopped: with a checkpoint, or in set-up before there was one); or killed by
+ * the SIGTERM the launcher forwarded before the worker could act on it. */
 static bool exited_cleanly(const struct supervision *s, int status)
 {
     if (WIFSIGNALED(status))
         return s->stop_forwarded && WTERMSIG(status) == SIGTERM;
     return WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 143;
+}
+
+/* What a reaped worker says about its end: its failure file's sentence and reason, else what
+ * its exit status shows. */
+static void read_outcome(struct worker *w)
+{
+    if (failure_read(w->failure_file, 64 * 1024, &w->sentence, &w->reason) == 0 && w->sentence[0])
+        return;
+    free(w->sentence);
+    w->sentence = NULL;
+    if (WIFSIGNALED(w->status))
+        w->reason = ERR_REASON_KILLED;
+    else if (WEXITSTATUS(w->status) != 0 && WEXITSTATUS(w->status) != 143)
+        w->reason = ERR_REASON_INTERNAL;
+    else
+        w->reason = ERR_REASON_NONE;
 }
 
 /* Reaps every worker that has exited. The first failure is the job's; when several are
@@ -226,34 +248,61 @@ static void reap(struct supervision *s)
             w->running = false;
             w->status = status;
             s->running--;
+            read_outcome(w);
             if (!exited_cleanly(s, status) && s->failed < 0 &&
                 (newly_failed < 0 || WIFSIGNALED(status)))
                 newly_failed = i;
+            /* A worker stopped in set-up: no rank has trained (they meet only after set-up),
+             * so none has anything to checkpoint, and one still waiting for its peers (in the
+             * rendezvous) would wait for a rank that has left. */
+            if (w->reason == ERR_REASON_STOPPED && s->kill_at == 0)
+                s->kill_at = clock_now_s() + STOP_GRACE_S;
         }
     }
     if (newly_failed >= 0) {
         s->failed = newly_failed;
+        for (int i = 0; i < s->plan->local_workers; i++)
+            s->workers[i].signalled = s->workers[i].running;
         signal_running(s, SIGTERM);
         s->kill_at = clock_now_s() + STOP_GRACE_S;
     }
 }
 
-static void describe_failure(const struct worker *w, char *out, size_t cap)
+/* The worker's own sentence, or what its exit shows; malloc'd (NULL: out of memory). */
+static char *describe_failure(const struct worker *w)
 {
-    char *text = NULL;
-    size_t len = 0;
-    if (fileio_read_all(w->failure_file, 64 * 1024, &text, &len) == 0 && len > 0) {
-        while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
-            text[--len] = '\0';
-        snprintf(out, cap, "%s", text);
-    } else if (WIFSIGNALED(w->status)) {
-        snprintf(out, cap, "the process was killed by signal %d (%s)", WTERMSIG(w->status),
-                 strsignal(WTERMSIG(w->status)));
-    } else {
-        snprintf(out, cap, "the process exited with status %d without a message",
-                 WEXITSTATUS(w->status));
+    if (w->sentence)
+        return strdup(w->sentence);
+    if (WIFSIGNALED(w->status))
+        return format("the process was killed by signal %d (%s)", WTERMSIG(w->status),
+                      strsignal(WTERMSIG(w->status)));
+    return format("the process exited with status %d without a message", WEXITSTATUS(w->status));
+}
+
+/* The worker whose failure is the job's story: the first to fail, unless it only stopped
+ * because another rank failed (reason peer_failed) and one of ours failed for a reason of
+ * its own (said in its failure file, or a signal the launcher did not send); then that one. */
+static const struct worker *job_failure(const struct supervision *s)
+{
+    const struct worker *w = &s->workers[s->failed];
+    if (w->reason != ERR_REASON_PEER_FAILED)
+        return w;
+    for (int i = 0; i < s->plan->local_workers; i++) {
+        const struct worker *o = &s->workers[i];
+        bool own = o->sentence ? o->reason != ERR_REASON_PEER_FAILED : !o->signalled;
+        if (o != w && !exited_cleanly(s, o->status) && own)
+            return o;
     }
-    free(text);
+    return w;
+}
+
+/* A worker that stopped in set-up, before there was anything to checkpoint, or NULL. */
+static const struct worker *stopped_in_setup(const struct supervision *s)
+{
+    for (int i = 0; i < s->plan->local_workers; i++)
+        if (s->workers[i].reason == ERR_REASON_STOPPED)
+            return &s->workers[i];
+    return NULL;
 }
 
 static void supervise(struct supervision *s, const sigset_t *signals)
@@ -269,8 +318,8 @@ static void supervise(struct supervision *s, const sigset_t *signals)
         }
         reap(s);
         if (s->kill_at > 0 && clock_now_s() >= s->kill_at && s->running > 0) {
-            log_warn("%d worker(s) still running %.0f s after a failure: killing them", s->running,
-                     STOP_GRACE_S);
+            log_warn("%d worker(s) still running %.0f s after %s: killing them", s->running,
+                     STOP_GRACE_S, s->failed >= 0 ? "a failure" : "a stop during set-up");
             signal_running(s, SIGKILL);
             s->kill_at = 0;
         }
@@ -282,8 +331,10 @@ int launcher_run(const struct launch_plan *plan, const char *failure_path)
     struct supervision *s = calloc(1, sizeof *s);
     char dir[] = "/tmp/train-workers-XXXXXX";
     if (!s || !mkdtemp(dir)) {
+        failure_write(failure_path, s ? ERR_REASON_IO : ERR_REASON_OUT_OF_MEMORY,
+                      s ? "cannot start the training processes: no temporary directory"
+                        : "cannot start the training processes: out of memory");
         free(s);
-        failure_write(failure_path, "cannot start the training processes: no temporary directory");
         return 1;
     }
     s->plan = plan;
@@ -304,7 +355,7 @@ int launcher_run(const struct launch_plan *plan, const char *failure_path)
         sigprocmask(SIG_SETMASK, &previous, NULL);
         rmdir(dir);
         free(s);
-        log_info("stopped before the training processes started");
+        failure_write(failure_path, ERR_REASON_STOPPED, STOPPED_IN_SETUP);
         return 143;
     }
 
@@ -313,8 +364,9 @@ int launcher_run(const struct launch_plan *plan, const char *failure_path)
         struct worker *w = &s->workers[i];
         w->local_rank = i;
         w->rank = first_rank + i;
-        snprintf(w->failure_file, sizeof w->failure_file, "%s/rank-%d", dir, w->rank);
-        rc = start_worker(plan, w, &for_workers);
+        rc = opt_ml_joinf(w->failure_file, sizeof w->failure_file, "%s/rank-%d", dir, w->rank);
+        if (rc == 0)
+            rc = start_worker(plan, w, &for_workers);
         if (rc == 0)
             s->running++;
     }
@@ -324,9 +376,11 @@ int launcher_run(const struct launch_plan *plan, const char *failure_path)
                  c->current_host, plan->local_workers, first_rank,
                  first_rank + plan->local_workers - 1, plan->world_size, plan->master_addr,
                  plan->master_port, c->hosts[0]);
-    char start_error[1024] = "";
+    char start_error[ERR_MSG_MAX] = "";
+    enum err_reason start_reason = ERR_REASON_NONE;
     if (rc < 0) {
         snprintf(start_error, sizeof start_error, "%s", err_msg());
+        start_reason = err_reason();
         signal_running(s, SIGKILL);
     }
     supervise(s, &signals);
@@ -334,30 +388,26 @@ int launcher_run(const struct launch_plan *plan, const char *failure_path)
 
     int status = 0;
     if (start_error[0]) {
-        failure_write(failure_path, start_error);
+        failure_write(failure_path, start_reason, start_error);
         status = 1;
     } else if (s->failed >= 0) {
-        /* A worker that only stopped because another rank failed is not the story when that
-         * rank is one of ours: tell the other's. */
-        const struct worker *w = &s->workers[s->failed];
-        char reason[8192], message[9216];
-        describe_failure(w, reason, sizeof reason);
-        for (int i = 0; i < plan->local_workers && strstr(reason, PEER_FAILED_PREFIX); i++) {
-            const struct worker *o = &s->workers[i];
-            char other[8192];
-            if (o == w || exited_cleanly(s, o->status))
-                continue;
-            describe_failure(o, other, sizeof other);
-            if (!strstr(other, PEER_FAILED_PREFIX)) {
-                w = o;
-                snprintf(reason, sizeof reason, "%s", other);
-            }
-        }
-        snprintf(message, sizeof message,
-                 "rank %d (local rank %d on host %s) failed: %s (the other processes were stopped)",
-                 w->rank, w->local_rank, c->current_host, reason);
-        failure_write(failure_path, message);
+        const struct worker *w = job_failure(s);
+        char *reason = describe_failure(w);
+        char *message = format("rank %d (local rank %d on host %s) failed: %s (the other "
+                               "processes were stopped)",
+                               w->rank, w->local_rank, c->current_host,
+                               reason ? reason : "out of memory describing it");
+        failure_write(failure_path, w->reason,
+                      message ? message
+                              : "a training process failed (out of memory describing it)");
+        free(message);
+        free(reason);
         status = 1;
+    } else if (stopped_in_setup(s)) {
+        const struct worker *w = stopped_in_setup(s);
+        failure_write(failure_path, ERR_REASON_STOPPED,
+                      w->sentence ? w->sentence : STOPPED_IN_SETUP);
+        status = 143;
     } else {
         for (int i = 0; i < plan->local_workers; i++)
             if (WIFSIGNALED(s->workers[i].status) || WEXITSTATUS(s->workers[i].status) == 143)
@@ -365,8 +415,10 @@ int launcher_run(const struct launch_plan *plan, const char *failure_path)
         log_info("%s: all %d training process(es) %s", c->current_host, plan->local_workers,
                  status == 143 ? "stopped after writing their checkpoints" : "finished");
     }
-    for (int i = 0; i < plan->local_workers; i++)
+    for (int i = 0; i < plan->local_workers; i++) {
         unlink(s->workers[i].failure_file);
+        free(s->workers[i].sentence);
+    }
     rmdir(dir);
     free(s);
     return status;

@@ -3,8 +3,10 @@
  * (or `num_processes` on CPU), each a fresh `train` told its place through RANK, WORLD_SIZE,
  * LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT, and supervises them: SIGTERM
  * is forwarded (the workers checkpoint and exit 143), the first worker to fail stops the
- * others, and one failure file names its rank, host and reason. Workers die with the
- * launcher (no orphans); every collective has a timeout (no hang).
+ * others, and one failure file names its rank, host and reason. Which worker's failure is
+ * the job's is chosen by the reason each worker's failure file carries (common/failure.h),
+ * never by its wording: one that only saw a peer fail (peer_failed) gives way to the peer.
+ * Workers die with the launcher (no orphans); every collective has a timeout (no hang).
  */
 #ifndef TRAIN_LAUNCHER_H
 #define TRAIN_LAUNCHER_H
@@ -13,10 +15,12 @@
 #include "train/cluster.h"
 #include "train/hyperparams.h"
 
+/* The failure file's sentence (reason stopped) when a stop signal comes before training. */
+#define STOPPED_IN_SETUP                                                                           \
+    "stopped by a signal during set-up, before training started; no checkpoint was written"
+
 /* A worker writes its failure message here (set by the launcher) instead of the job's. */
 #define WORKER_FAILURE_ENV "TRAIN_WORKER_FAILURE_FILE"
-/* How a worker's message starts when it stopped because another rank failed. */
-#define PEER_FAILED_PREFIX "stopped because rank "
 
 struct launch_plan {
     struct cluster cluster;
@@ -27,7 +31,9 @@ struct launch_plan {
 };
 
 /* How many processes this host runs, and where they meet. world_size 1: run in-process.
- * Returns 1 if a stop signal came while waiting for the first host's name. */
+ * Returns 0, LAUNCH_PLAN_STOPPED if a stop signal came while waiting for the first host's
+ * name, or < 0 on error (reason config, peer_failed when the first host never resolved). */
+enum { LAUNCH_PLAN_STOPPED = 1 };
 int launch_plan_make(const struct opt_ml *paths, const struct hyperparams *hp,
                      struct launch_plan *plan);
 
@@ -37,7 +43,8 @@ void launcher_block_stop_signals(void);
 void launcher_unblock_stop_signals(void);
 
 /* Runs the workers to the end. Returns the exit status for `train`: 0, 143 (stopped by
- * SIGTERM, checkpoints written) or 1 (a worker failed; the failure file says which). */
+ * SIGTERM: checkpoints written, or stopped in set-up with a failure file saying so,
+ * reason=stopped) or 1 (a worker failed; the failure file says which, and its reason). */
 int launcher_run(const struct launch_plan *plan, const char *failure_path);
 
 #endif

@@ -21,6 +21,9 @@
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/stop_flag.h"
+#include "train/artifacts.h"
+#include "train/checkpoint.h"
+#include "train/distributed.h"
 #include "train/job.h"
 #include "train/launcher.h"
 #include "train/report.h"
@@ -53,32 +56,34 @@ static void on_fatal_error(const char *message)
              "a collective operation between the processes failed or stalled (NCCL, timeout: "
              "hyperparameter dist_timeout): %s",
              message);
-    failure_write(fatal_failure_path, reason);
+    failure_write(fatal_failure_path, ERR_REASON_PEER_FAILED, reason);
 }
 
 /* The best weights, reloaded from the file that was written: what is reported is what ships. */
 static int evaluate_best(struct train_job *job)
 {
     char path[OPT_ML_PATH_MAX * 2];
-    if (opt_ml_join(path, sizeof path, job->paths.model_dir, "model.pth") < 0)
+    if (opt_ml_join(path, sizeof path, job->config.paths.model_dir, "model.pth") < 0)
         return -1;
     if (job->layout.rank == 0) { /* rank 0 wrote it; the others get it from rank 0 */
         if (model_load_file(job->model, path, NULL, NULL) < 0)
             return err_prefix("reloading the best model: ");
-        if (model_to(job->model, job->device, job->channels_last) < 0)
+        if (model_to(job->model, job->device, job->config.channels_last) < 0)
             return -1;
     }
     if (distributed_sync_model(job) < 0)
         return -1;
     if (trainer_evaluate(job, &job->val, &job->final_val) < 0)
         return err_prefix("final validation: ");
-    log_metric("best_epoch=%d best_validation_accuracy=%.4f", job->best_epoch, job->final_val.accuracy);
+    log_metric("best_epoch=%d best_validation_accuracy=%.4f", job->progress.best_epoch,
+               job->final_val.accuracy);
     if (job->has_test) {
         if (trainer_evaluate(job, &job->test, &job->final_test) < 0)
             return err_prefix("test evaluation: ");
         log_metric("test_loss=%.4f test_acc=%.4f", job->final_test.loss, job->final_test.accuracy);
-        if (job->hp.top_k > 1)
-            log_metric("test_top_%d_acc=%.4f", job->hp.top_k, job->final_test.top_k_accuracy);
+        if (job->config.hp.top_k > 1)
+            log_metric("test_top_%d_acc=%.4f", job->config.hp.top_k,
+                       job->final_test.top_k_accuracy);
         /* The line the Python seeds' metric definitions look for. */
         log_metric("Testing Loss: %.4f, Testing Accuracy: %.4f", job->final_test.loss,
                    job->final_test.accuracy);
@@ -90,38 +95,39 @@ static int evaluate_best(struct train_job *job)
 static int run_training(struct train_job *job, const char *failure_path)
 {
     int rc = job_setup(job);
-    if (*job->stop_requested && job->layout.world_size <= 1) {
+    if (*job->stop_requested) {
         /* Set-up (listing and checking data, loading weights) can be long; a stop during it
-         * ends the job here, before training, with nothing to checkpoint yet. With several
-         * processes the ranks agree on the stop at their first step instead, so that none of
-         * them waits for a peer that has already left. */
+         * ends the job here, before training, with nothing to checkpoint yet (the walks and
+         * listings of set-up give up at the signal). Every rank does so: the launcher forwards
+         * the signal to each of its workers, and SageMaker sends it to every host; the ranks
+         * meet only after set-up, so none has trained yet. */
         log_info("stopped by a signal during set-up, before training started");
-        failure_write(failure_path, "stopped by a signal during set-up, before training started; "
-                                    "no checkpoint was written");
+        failure_write(failure_path, ERR_REASON_STOPPED, STOPPED_IN_SETUP);
         return 143;
     }
+    if (rc == 0 && checkpoint_resume(job) < 0)
+        rc = err_default_reason(ERR_REASON_MODEL);
+    if (rc == 0 && distributed_start(job) < 0)
+        rc = err_default_reason(ERR_REASON_INTERNAL);
     if (rc == 0)
-        rc = checkpoint_resume(job);
-    if (rc >= 0)
-        rc = distributed_start(job);
-    if (rc >= 0)
         rc = trainer_run(job); /* a stop requested before it is agreed on inside */
     int status = 0;
-    if (rc == 1) {
+    if (rc == TRAINER_STOPPED) {
         log_info("stopped by a signal: a checkpoint is in %s; a restarted job resumes from it",
-                 job->paths.checkpoint_dir);
+                 job->config.paths.checkpoint_dir);
         status = 143;
-    } else if (rc >= 0 && (evaluate_best(job) < 0 ||
-                           (job->layout.rank == 0 && artifacts_write_final(job) < 0))) {
-        rc = -1;
+    } else if (rc >= 0 && evaluate_best(job) < 0) {
+        rc = err_default_reason(ERR_REASON_INTERNAL);
+    } else if (rc >= 0 && job->layout.rank == 0 && artifacts_write_final(job) < 0) {
+        rc = err_default_reason(ERR_REASON_IO);
     }
     char outcome[600];
     if (rc < 0) {
-        failure_write(failure_path, err_msg());
+        failure_write(failure_path, err_reason(), err_msg());
         status = 1;
         snprintf(outcome, sizeof outcome, "failed: %s", err_msg());
     } else if (status == 0) {
-        log_info("training finished: model in %s", job->paths.model_dir);
+        log_info("training finished: model in %s", job->config.paths.model_dir);
     }
     if (rc >= 0)
         snprintf(outcome, sizeof outcome, "%s", status == 143 ? "stopped by a signal" : "finished");
@@ -139,25 +145,28 @@ int main(int argc, char **argv)
     launcher_block_stop_signals();
     install_signal_handlers();
     struct train_job *job = calloc(1, sizeof *job);
-    if (!job || opt_ml_init(&job->paths) < 0) {
+    if (!job || opt_ml_init(&job->config.paths) < 0) {
         fprintf(stderr, "train: %s\n", job ? err_msg() : "out of memory");
         return 1;
     }
     job->stop_requested = stop_flag();
     int is_worker = worker_layout_from_env(&job->layout);
     const char *worker_failure = getenv(WORKER_FAILURE_ENV);
-    const char *failure_path =
-        is_worker && worker_failure && *worker_failure ? worker_failure : job->paths.failure_path;
+    const char *failure_path = is_worker && worker_failure && *worker_failure
+                                   ? worker_failure
+                                   : job->config.paths.failure_path;
     int status = 1;
     if (is_worker < 0) {
-        failure_write(failure_path, err_msg());
+        failure_write(failure_path, ERR_REASON_CONFIG, err_msg());
     } else if (is_worker) {
         fatal_failure_path = failure_path;
         tc_set_fatal_handler(on_fatal_error);
         launcher_unblock_stop_signals();
         log_set_rank(job->layout.rank);
-        status = job_read_hyperparameters(job) < 0 ? (failure_write(failure_path, err_msg()), 1)
-                                                    : run_training(job, failure_path);
+        if (job_read_hyperparameters(job) < 0)
+            failure_write(failure_path, ERR_REASON_CONFIG, err_msg());
+        else
+            status = run_training(job, failure_path);
         if (status == 1) { /* no teardown: a process group may block on peers that are gone */
             fflush(NULL);
             _exit(1);
@@ -166,8 +175,8 @@ int main(int argc, char **argv)
         unlink(failure_path); /* a previous local run's failure is not this one's */
         /* A run killed mid-write (SIGKILL while the best model was being saved) leaves its
          * temporaries beside the artifacts; SageMaker would upload them in model.tar.gz. */
-        const char *artifact_dirs[] = {job->paths.model_dir, job->paths.output_dir,
-                                       job->paths.output_data_dir};
+        const char *artifact_dirs[] = {job->config.paths.model_dir, job->config.paths.output_dir,
+                                       job->config.paths.output_data_dir};
         for (size_t i = 0; i < sizeof artifact_dirs / sizeof *artifact_dirs; i++) {
             int removed = fileio_remove_temporaries(artifact_dirs[i]);
             if (removed > 0)
@@ -177,11 +186,11 @@ int main(int argc, char **argv)
         struct launch_plan plan;
         int rc = job_read_hyperparameters(job);
         if (rc == 0)
-            rc = launch_plan_make(&job->paths, &job->hp, &plan);
+            rc = launch_plan_make(&job->config.paths, &job->config.hp, &plan);
         if (rc < 0) {
-            failure_write(failure_path, err_msg());
-        } else if (rc == 1) {
-            log_info("stopped by a signal before training started");
+            failure_write(failure_path, err_reason() ? err_reason() : ERR_REASON_CONFIG, err_msg());
+        } else if (rc == LAUNCH_PLAN_STOPPED) { /* while waiting for the first host's name */
+            failure_write(failure_path, ERR_REASON_STOPPED, STOPPED_IN_SETUP);
             status = 143;
         } else if (plan.world_size > 1) {
             status = launcher_run(&plan, failure_path);

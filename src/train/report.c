@@ -14,17 +14,17 @@
 
 int report_start(struct train_job *job)
 {
-    if (job->report || job->layout.rank != 0 || !job->hp.training_report) return 0;
+    if (job->report || job->layout.rank != 0 || !job->config.hp.training_report) return 0;
     struct train_report *r = calloc(1, sizeof *r);
     if (!r) return err_set("out of memory for the training report");
-    if (step_profile_init(&r->prof, job->device, job->model, job->hp.grad_norm_interval,
-                          job->hp.profile_steps_from, job->hp.profile_steps_to) < 0) {
+    if (step_profile_init(&r->prof, job->device, job->model, job->config.hp.grad_norm_interval,
+                          job->config.hp.profile_steps_from, job->config.hp.profile_steps_to) < 0) {
         step_profile_free(&r->prof);
         free(r);
         return -1;
     }
     char dir[OPT_ML_PATH_MAX];
-    if (opt_ml_join(dir, sizeof dir, job->paths.output_dir, "tensorboard") < 0 ||
+    if (opt_ml_join(dir, sizeof dir, job->config.paths.output_dir, "tensorboard") < 0 ||
         tb_open(&r->tb, dir, job->host) < 0) {
         log_warn("TensorBoard scalars will not be written: %s", err_msg());
         r->tb_failed = true;
@@ -57,15 +57,15 @@ void report_eval_batch(struct train_job *job, const struct dataset *d, const str
                        const int64_t *pred)
 {
     if (job->report && d == &job->val && job->report->misses.count < THUMB_MAX)
-        thumbs_note(&job->report->misses, b->images, b->labels, pred, b->n, job->image_size,
-                    job->mean, job->std);
+        thumbs_note(&job->report->misses, b->images, b->labels, pred, b->n, job->config.image_size,
+                    job->config.mean, job->config.std);
 }
 
 static void write_page(struct train_job *job, const char *status)
 {
     char path[OPT_ML_PATH_MAX];
-    if (opt_ml_mkdirs(job->paths.output_data_dir) < 0 ||
-        opt_ml_join(path, sizeof path, job->paths.output_data_dir, "report.html") < 0 ||
+    if (opt_ml_mkdirs(job->config.paths.output_data_dir) < 0 ||
+        opt_ml_join(path, sizeof path, job->config.paths.output_data_dir, "report.html") < 0 ||
         report_html_write(job, &job->report->prof, &job->report->misses, status, path) < 0)
         log_warn("report.html not written: %s", err_msg());
 }
@@ -75,8 +75,8 @@ static void write_trace(struct train_job *job)
     struct train_report *r = job->report;
     if (r->trace_written || r->prof.trace_count == 0) return;
     char path[OPT_ML_PATH_MAX];
-    if (opt_ml_mkdirs(job->paths.output_data_dir) < 0 ||
-        opt_ml_join(path, sizeof path, job->paths.output_data_dir, "trace.json") < 0 ||
+    if (opt_ml_mkdirs(job->config.paths.output_data_dir) < 0 ||
+        opt_ml_join(path, sizeof path, job->config.paths.output_data_dir, "trace.json") < 0 ||
         trace_write(&r->prof, job->layout.rank, path) < 0) {
         log_warn("trace.json not written: %s", err_msg());
         return;
@@ -91,7 +91,8 @@ static void write_scalars(struct train_job *job)
 {
     struct train_report *r = job->report;
     const struct epoch_metrics *m =
-        job->history_count ? &job->history[job->history_count - 1] : NULL;
+        job->progress.history_count ? &job->progress.history[job->progress.history_count - 1]
+                                    : NULL;
     const struct prof_epoch *e = prof_last_epoch(&r->prof);
     if (!m || r->tb_failed) return;
     int64_t s = m->epoch;
@@ -146,8 +147,8 @@ void report_epoch_done(struct train_job *job)
     write_scalars(job);
     write_trace(job);
     char status[64];
-    snprintf(status, sizeof status, "running (epoch %d of %d done)", job->history_count,
-             job->hp.epochs);
+    snprintf(status, sizeof status, "running (epoch %d of %d done)", job->progress.history_count,
+             job->config.hp.epochs);
     write_page(job, status);
     job->report->write_s += clock_now_s() - t0;
 }
@@ -167,7 +168,7 @@ void report_finish(struct train_job *job, const char *status)
         loop += r->prof.epochs[i].train_wall_s;
     }
     char path[OPT_ML_PATH_MAX];
-    if (opt_ml_join(path, sizeof path, job->paths.output_data_dir, "report.html") == 0)
+    if (opt_ml_join(path, sizeof path, job->config.paths.output_data_dir, "report.html") == 0)
         log_info("training report: %s (profiler: %.3f%% of the training loop; writing the report "
                  "and scalars: %.0f ms in all)",
                  path, loop > 0 ? 100 * overhead / loop : 0, 1000 * r->write_s);

@@ -36,7 +36,7 @@ void report_eval_begin(struct train_job *job, const struct dataset *d);
 void report_eval_batch(struct train_job *job, const struct dataset *d, const struct batch *b,
                        const int64_t *pred);
 
-/* After an epoch's metrics are in job->history: TensorBoard scalars, the trace once its
+/* After an epoch's metrics are in job->progress.history: TensorBoard scalars, the trace once its
  * steps are done, and report.html with status "running". */
 void report_epoch_done(struct train_job *job);
 /* At the end of the run; status: "finished", "stopped" or "failed: <why>". */

@@ -22,18 +22,19 @@ static struct finding *add(struct finding *out, int *n, enum finding_id id, cons
 
 static void overfitting(const struct train_job *job, struct finding *out, int *n)
 {
-    int h = job->history_count;
+    const struct train_progress *p = &job->progress;
+    int h = p->history_count;
     if (h < 2) return;
-    const struct epoch_metrics *last = &job->history[h - 1];
+    const struct epoch_metrics *last = &p->history[h - 1];
     int best = 0;
     for (int i = 1; i < h; i++)
-        if (job->history[i].val_loss < job->history[best].val_loss) best = i;
+        if (p->history[i].val_loss < p->history[best].val_loss) best = i;
     double gap = last->train_acc - last->val_acc;
     /* A rise that lasted (no better validation loss for FIND_OVERFIT_EPOCHS epochs), while the
      * model kept fitting the train set better than the validation set: not one noisy epoch. */
     bool rising = best <= h - 1 - FIND_OVERFIT_EPOCHS &&
-                  last->val_loss >= FIND_OVERFIT_VAL_RISE * job->history[best].val_loss &&
-                  last->train_loss < job->history[best].train_loss && gap > 0;
+                  last->val_loss >= FIND_OVERFIT_VAL_RISE * p->history[best].val_loss &&
+                  last->train_loss < p->history[best].train_loss && gap > 0;
     if (gap < FIND_OVERFIT_GAP && !rising) return;
     struct finding *f = add(out, n, FIND_OVERFITTING, "overfitting", "Overfitting");
     snprintf(f->detail, sizeof f->detail,
@@ -42,16 +43,17 @@ static void overfitting(const struct train_job *job, struct finding *out, int *n
              "(%.4f) and is %.4f now while the train loss went from %.4f to %.4f. Try more data or "
              "augmentation, weight decay, fewer epochs or early_stopping_patience.",
              last->epoch, last->train_acc, last->val_acc, gap, FIND_OVERFIT_GAP,
-             job->history[best].epoch, job->history[best].val_loss, last->val_loss,
-             job->history[best].train_loss, last->train_loss);
+             p->history[best].epoch, p->history[best].val_loss, last->val_loss,
+             p->history[best].train_loss, last->train_loss);
 }
 
 static void loss_not_decreasing(const struct train_job *job, const struct step_profile *p,
                                 struct finding *out, int *n)
 {
-    int h = job->history_count;
+    int h = job->progress.history_count;
     if (h < 2) return;
-    double first = job->history[0].train_loss, last = job->history[h - 1].train_loss;
+    double first = job->progress.history[0].train_loss;
+    double last = job->progress.history[h - 1].train_loss;
     double step0 = p && p->have_first_loss ? p->first_loss : first;
     if (!(last >= FIND_FLAT_LOSS * first && last >= FIND_FLAT_LOSS_FIRST * step0)) return;
     struct finding *f =
@@ -61,7 +63,7 @@ static void loss_not_decreasing(const struct train_job *job, const struct step_p
         "The train loss was %.4f in epoch 1 and %.4f in epoch %d (the first step's was %.4f): "
         "no real decrease over %d epochs. Check that layers are trainable (freeze_backbone), "
         "that the learning rate (%g) is not far too small or large, and that labels match images.",
-        first, last, job->history[h - 1].epoch, step0, h, job->hp.lr);
+        first, last, job->progress.history[h - 1].epoch, step0, h, job->config.hp.lr);
 }
 
 static void gradients(const struct train_job *job, const struct step_profile *p,
@@ -109,7 +111,7 @@ static void gradients(const struct train_job *job, const struct step_profile *p,
             : nonfinite       ? "A gradient became NaN or infinite."
                               : "",
             max_layer, *worst ? " (" : "", worst, *worst ? ")" : "", FIND_EXPLODING_NORM,
-            first_total, total, job->hp.lr);
+            first_total, total, job->config.hp.lr);
     }
     if (!sampled || nonfinite || last_max < 0) return;
     if (last_max < FIND_VANISHING_NORM ||
@@ -158,7 +160,8 @@ static void data_bound(const struct train_job *job, const struct step_profile *p
         "The loop waited %.2f s of %.2f s (%.0f%%) for the next batch (the rule fires at %.0f%%), "
         "with %d loader thread(s): the model waits for image decoding. Raise num_workers, store "
         "images closer to image_size (%d px), or use a larger batch per step.",
-        data, loop, 100 * data / loop, 100 * FIND_DATA_BOUND, job->threads, job->image_size);
+        data, loop, 100 * data / loop, 100 * FIND_DATA_BOUND, job->config.threads,
+        job->config.image_size);
 }
 
 static void low_gpu(const struct step_profile *p, struct finding *out, int *n)

@@ -70,21 +70,22 @@ static void header(struct rbuf *b, const struct train_job *job, const char *stat
                  "id=\"status\">");
     rbuf_html(b, status);
     rbuf_printf(b, "</span> &middot; %d of %d epochs &middot; updated %s</p><p class=\"muted\">",
-                job->history_count, job->hp.epochs, when);
-    rbuf_html(b, job->model ? job->model->arch : job->hp.model);
+                job->progress.history_count, job->config.hp.epochs, when);
+    rbuf_html(b, job->model ? job->model->arch : job->config.hp.model);
     rbuf_printf(b, ", %d classes, %zu training images, validation: ", job->train.num_classes,
                 job->train.count);
     rbuf_html(b, job->val_source);
     rbuf_printf(b, ", %d px, batch %d per process x %d process(es), lr %g, %s, on %s</p>",
-                job->image_size, job->hp.batch_size, job->layout.world_size, job->hp.lr,
-                optimizer_name(job->hp.optimizer), job->device.type == TC_CUDA ? "GPU" : "CPU");
+                job->config.image_size, job->config.hp.batch_size, job->layout.world_size,
+                job->config.hp.lr, optimizer_name(job->config.hp.optimizer),
+                job->device.type == TC_CUDA ? "GPU" : "CPU");
 }
 
 static void summary(struct rbuf *b, const struct train_job *job)
 {
     rbuf_puts(b, "<section id=\"summary\"><h2>Summary</h2><table>");
-    kv_row(b, "best epoch", "best_epoch", "%.0f", job->best_epoch);
-    kv_row(b, "best validation accuracy", "best_val_acc", "%.4f", job->best_val_acc);
+    kv_row(b, "best epoch", "best_epoch", "%.0f", job->progress.best_epoch);
+    kv_row(b, "best validation accuracy", "best_val_acc", "%.4f", job->progress.best_val_acc);
     if (job->final_val.count) {
         kv_row(b, "validation accuracy (best model)", "validation.accuracy", "%.4f",
                job->final_val.accuracy);
@@ -122,7 +123,8 @@ static void findings(struct rbuf *b, const struct train_job *job, const struct s
 
 static void curves(struct rbuf *b, const struct train_job *job)
 {
-    int n = job->history_count;
+    const struct train_progress *p = &job->progress;
+    int n = p->history_count;
     double *v = calloc((size_t)(n ? n : 1) * 5, sizeof *v);
     if (!v) {
         b->failed = true;
@@ -130,17 +132,17 @@ static void curves(struct rbuf *b, const struct train_job *job)
     }
     double *tl = v, *vl = v + n, *ta = v + 2 * n, *va = v + 3 * n, *lr = v + 4 * n;
     for (int i = 0; i < n; i++) {
-        tl[i] = job->history[i].train_loss;
-        vl[i] = job->history[i].val_loss;
-        ta[i] = job->history[i].train_acc;
-        va[i] = job->history[i].val_acc;
-        lr[i] = job->history[i].lr;
+        tl[i] = p->history[i].train_loss;
+        vl[i] = p->history[i].val_loss;
+        ta[i] = p->history[i].train_acc;
+        va[i] = p->history[i].val_acc;
+        lr[i] = p->history[i].lr;
     }
     int best = 0;
     for (int i = 0; i < n; i++)
-        if (job->history[i].epoch == job->best_epoch) best = i + 1;
+        if (p->history[i].epoch == p->best_epoch) best = i + 1;
     char mark[32];
-    snprintf(mark, sizeof mark, "best: epoch %d", job->best_epoch);
+    snprintf(mark, sizeof mark, "best: epoch %d", p->best_epoch);
     rbuf_puts(b, "<section id=\"curves\"><h2>Learning curves</h2><div class=\"charts\">");
     struct svg_series loss[] = {{"train loss", "#4e79a7", tl, n, false},
                                 {"validation loss", "#e15759", vl, n, true}};
@@ -154,15 +156,15 @@ static void curves(struct rbuf *b, const struct train_job *job)
               "</div><table id=\"epochs\"><tr><th>epoch</th><th>train loss</th><th>train acc</th>"
               "<th>val loss</th><th>val acc</th><th>lr</th><th>images/s</th><th>seconds</th></tr>");
     for (int i = 0; i < n; i++) {
-        const struct epoch_metrics *m = &job->history[i];
+        const struct epoch_metrics *m = &p->history[i];
         rbuf_printf(
             b,
             "<tr data-epoch=\"%d\"%s><td>%d%s</td><td data-key=\"train_loss\">%.6g</td>"
             "<td data-key=\"train_acc\">%.6g</td><td data-key=\"val_loss\">%.6g</td>"
             "<td data-key=\"val_acc\">%.6g</td><td data-key=\"lr\">%.6g</td>"
             "<td data-key=\"images_per_sec\">%.1f</td><td data-key=\"seconds\">%.2f</td></tr>",
-            m->epoch, m->epoch == job->best_epoch ? " class=\"best\"" : "", m->epoch,
-            m->epoch == job->best_epoch ? " (best)" : "", m->train_loss, m->train_acc, m->val_loss,
+            m->epoch, m->epoch == p->best_epoch ? " class=\"best\"" : "", m->epoch,
+            m->epoch == p->best_epoch ? " (best)" : "", m->train_loss, m->train_acc, m->val_loss,
             m->val_acc, m->lr, m->images_per_sec, m->seconds);
     }
     rbuf_puts(b, "</table></section>");
@@ -386,7 +388,7 @@ static void profile(struct rbuf *b, const struct train_job *job, const struct st
             rbuf_puts(b, "<td>-</td><td>-</td><td>-</td></tr>");
     }
     rbuf_printf(b, "</table><p class=\"muted\">%d data loader thread(s).</p></section>",
-                job->threads);
+                job->config.threads);
     free(vals);
     free(ips);
     free(labels);

@@ -119,10 +119,9 @@ int tb_open(struct tb_writer *w, const char *dir, const char *host)
 {
     memset(w, 0, sizeof *w);
     if (opt_ml_mkdirs(dir) < 0) return -1;
-    int n = snprintf(w->path, sizeof w->path, "%s/events.out.tfevents.%lld.%s", dir,
-                     (long long)time(NULL), host && *host ? host : "localhost");
-    if (n < 0 || (size_t)n >= sizeof w->path)
-        return err_set("TensorBoard directory path too long: %s", dir);
+    if (opt_ml_joinf(w->path, sizeof w->path, "%s/events.out.tfevents.%lld.%s", dir,
+                     (long long)time(NULL), host && *host ? host : "localhost") < 0)
+        return err_prefix("TensorBoard events file: ");
     w->f = fopen(w->path, "ab");
     if (!w->f) return err_set("cannot create %s: %s", w->path, strerror(errno));
     struct pb ev = {.len = 0};

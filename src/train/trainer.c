@@ -3,11 +3,13 @@
  * checkpoint, stop early; and the evaluation pass shared by validation and test.
  *
  * The metric lines (stdout) are the stable interface tuning jobs parse; README.md lists
- * regexes for them and tests/python/check_train_e2e.py applies exactly those:
+ * regexes for them and tests/python/test_train.py (metric_definitions) applies exactly those:
  *   epoch=2/10 train_loss=0.6931 train_acc=0.5012 val_loss=0.6802 val_acc=0.5600 lr=0.01 images_per_sec=812.3 epoch_time_s=3.1
  *   test_loss=0.4102 test_acc=0.8750
  * and with top_k=K: epoch=2/10 val_top_K_acc=0.9900 (and test_top_K_acc=... at the end).
  */
+#include "train/trainer.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,10 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "data/loader.h"
+#include "train/artifacts.h"
+#include "train/checkpoint.h"
+#include "train/device_metrics.h"
+#include "train/distributed.h"
 #include "train/job.h"
 #include "train/report.h"
 
@@ -49,20 +55,20 @@ double trainer_lr_at(const struct hyperparams *hp, double epoch)
 static struct loader_config loader_config_for(const struct train_job *job, bool train)
 {
     struct loader_config c = {
-        .batch_size = job->hp.batch_size,
-        .image_size = job->image_size,
-        .resize_size = job->resize_size,
-        .resize_mode = job->resize_mode,
+        .batch_size = job->config.hp.batch_size,
+        .image_size = job->config.image_size,
+        .resize_size = job->config.resize_size,
+        .resize_mode = job->config.resize_mode,
         .train = train,
-        .augment = job->hp.augment,
-        .min_crop_scale = job->hp.min_crop_scale,
-        .threads = job->threads,
-        .seed = job->hp.seed,
+        .augment = job->config.hp.augment,
+        .min_crop_scale = job->config.hp.min_crop_scale,
+        .threads = job->config.threads,
+        .seed = job->config.hp.seed,
         .rank = job->layout.rank,
         .world_size = job->layout.world_size,
     };
-    memcpy(c.mean, job->mean, sizeof c.mean);
-    memcpy(c.std, job->std, sizeof c.std);
+    memcpy(c.mean, job->config.mean, sizeof c.mean);
+    memcpy(c.std, job->config.std, sizeof c.std);
     return c;
 }
 
@@ -70,20 +76,20 @@ static struct loader_config loader_config_for(const struct train_job *job, bool 
 static void batch_tensors(const struct train_job *job, const struct batch *b, tc_tensor **x,
                           tc_tensor **y)
 {
-    int64_t xs[4] = {b->n, 3, job->image_size, job->image_size}, ys[1] = {b->n};
+    int64_t xs[4] = {b->n, 3, job->config.image_size, job->config.image_size}, ys[1] = {b->n};
     *x = tc_from_data(b->images, xs, 4, TC_FLOAT32);
     *y = tc_from_data(b->labels, ys, 1, TC_INT64);
     if (job->device.type == TC_CUDA) {
         *x = tc_to_device(*x, job->device);
         *y = tc_to_device(*y, job->device);
     }
-    if (job->channels_last)
+    if (job->config.channels_last)
         *x = tc_to_channels_last(*x);
 }
 
 static tc_tensor *forward(struct train_job *job, const tc_tensor *x, bool training)
 {
-    if (!job->amp)
+    if (!job->config.amp)
         return model_forward(job->model, x, training);
     enum tc_device_type dev = job->device.type;
     if (tc_autocast_begin(dev, TC_BFLOAT16) < 0)
@@ -109,7 +115,7 @@ static int reduce_eval(struct train_job *job, struct eval_result *r, double *los
     size_t k = (size_t)r->num_classes, n = 3 + 2 * k + (r->confusion ? k * k : 0);
     double *v = malloc(n * sizeof *v);
     if (!v)
-        return err_set("out of memory for evaluation");
+        return err_set_reason(ERR_REASON_OUT_OF_MEMORY, "out of memory for evaluation");
     v[0] = *loss_sum;
     v[1] = (double)r->count;
     for (size_t i = 0; i < k; i++) {
@@ -145,12 +151,13 @@ int trainer_evaluate(struct train_job *job, const struct dataset *d, struct eval
     out->per_class_correct = calloc((size_t)k, sizeof(int64_t));
     if (k <= CONFUSION_MAX_CLASSES)
         out->confusion = calloc((size_t)k * (size_t)k, sizeof(int64_t));
-    int top_k = job->hp.top_k;
-    int64_t *pred = malloc((size_t)job->hp.batch_size * (size_t)(top_k > 1 ? top_k : 1) * sizeof *pred);
+    int top_k = job->config.hp.top_k;
+    int64_t *pred =
+        malloc((size_t)job->config.hp.batch_size * (size_t)(top_k > 1 ? top_k : 1) * sizeof *pred);
     if (!out->per_class_total || !out->per_class_correct || !pred ||
         (k <= CONFUSION_MAX_CLASSES && !out->confusion)) {
         free(pred);
-        return err_set("out of memory for evaluation");
+        return err_set_reason(ERR_REASON_OUT_OF_MEMORY, "out of memory for evaluation");
     }
     struct loader_config c = loader_config_for(job, false);
     struct loader *l;
@@ -208,7 +215,8 @@ int trainer_evaluate(struct train_job *job, const struct dataset *d, struct eval
     if (rc == 0)
         rc = reduce_eval(job, out, &loss_sum);
     if (rc == 0 && out->count == 0)
-        rc = err_set("no image of %s could be read (first error: %s)", d->dir, stats.first_bad[0]);
+        rc = err_set_reason(ERR_REASON_DATA, "no image of %s could be read (first error: %s)",
+                            d->dir, stats.first_bad[0]);
     if (rc < 0)
         return rc;
     int64_t correct = 0;
@@ -229,64 +237,15 @@ static void report_skipped(const struct loader_stats *s, const char *what)
              s->skipped > 2 ? "; " : "", s->skipped > 2 ? s->first_bad[2] : "");
 }
 
-/* The epoch's running loss sum and correct count, accumulated on the device and read back
- * every `every` steps (and at the epoch's end): on a GPU a read-back each step would make the
- * host wait for the GPU at every step. Each window starts from the host's sums, so the
- * additions happen in the same order and in the same precision (float64, int64) as summing
- * on the host: the printed numbers do not depend on `every`. */
-struct device_metrics {
-    tc_tensor *loss_sum, *correct; /* [] float64 and int64 on the job's device */
-    int pending, every;
-};
-
-static int device_metrics_start(struct device_metrics *m, const struct train_job *job)
-{
-    m->loss_sum = tc_own(tc_scalar_tensor(job->partial_loss_sum, TC_FLOAT64, job->device));
-    m->correct = tc_own(tc_scalar_tensor(job->partial_correct, TC_INT64, job->device));
-    m->pending = 0;
-    m->every = job->device.type == TC_CUDA ? 50 : 1; /* on the CPU a read-back costs nothing */
-    return m->loss_sum && m->correct ? 0 : err_set("metrics on the device: %s", tc_last_error());
-}
-
-static int device_metrics_add(struct device_metrics *m, const tc_tensor *loss,
-                              const tc_tensor *logits, const tc_tensor *y, int n)
-{
-    tc_scope *s = tc_scope_begin();
-    tc_tensor *l = tc_mul_scalar(tc_to_dtype(tc_detach(loss), TC_FLOAT64), n);
-    tc_tensor *c = tc_sum(tc_eq(tc_argmax(logits, 1), y));
-    int rc = l && c && tc_add_(m->loss_sum, l) && tc_add_(m->correct, c) ? 0 : -1;
-    tc_scope_end(s);
-    m->pending++;
-    return rc;
-}
-
-/* Reads the sums back into the job (a sync with the device). */
-static int device_metrics_flush(struct device_metrics *m, struct train_job *job)
-{
-    int64_t correct = 0;
-    if (m->pending == 0)
-        return 0;
-    if (tc_item_double(m->loss_sum, &job->partial_loss_sum) < 0 ||
-        tc_item_int64(m->correct, &correct) < 0)
-        return -1;
-    job->partial_correct = (double)correct;
-    m->pending = 0;
-    return 0;
-}
-
-static void device_metrics_free(struct device_metrics *m)
-{
-    tc_free(m->loss_sum);
-    tc_free(m->correct);
-}
-
-/* One training epoch from job->next_batch. Returns 1 if stopped by a signal. */
+/* One training epoch from job->progress.next_batch. Returns TRAINER_STOPPED if stopped by a
+ * signal. */
 static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
 {
+    struct train_progress *p = &job->progress;
     struct loader_config c = loader_config_for(job, true);
     size_t batches = loader_batch_count(job->train.count, &c);
     struct loader *l;
-    if (loader_start(&l, &job->train, &c, epoch, job->next_batch) < 0)
+    if (loader_start(&l, &job->train, &c, epoch, p->next_batch) < 0)
         return -1;
     struct step_profile *prof = report_profile(job); /* NULL: no profiling on this rank */
     prof_epoch_begin(prof, epoch + 1);
@@ -296,21 +255,21 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
     bool stop, skip, peer_failed = false;
     struct batch *b;
     struct device_metrics dm;
-    if (device_metrics_start(&dm, job) < 0)
+    if (device_metrics_start(&dm, &job->progress, job->device) < 0)
         rc = -1;
-    double read_loss_sum = job->partial_loss_sum; /* what the report has seen of the sums */
+    double read_loss_sum = p->partial_loss_sum; /* what the report has seen of the sums */
     size_t unread_images = 0;
     while (rc == 0 && (got = loader_next(l, &b)) > 0) {
         prof_step_begin(prof, (int64_t)((size_t)epoch * batches + b->index));
         /* Batch norm cannot train on one image; with several ranks, none trains then. */
         if (distributed_agree(job, *job->stop_requested, b->n > 1, &stop, &skip) < 0 || stop) {
-            rc = stop ? 1 : -1;
+            rc = stop ? TRAINER_STOPPED : -1;
             peer_failed = rc < 0;
             loader_release(l, b);
             break;
         }
         prof_lap(prof, PROF_SYNC);
-        double lr = trainer_lr_at(&job->hp, epoch + (double)b->index / (double)batches);
+        double lr = trainer_lr_at(&job->config.hp, epoch + (double)b->index / (double)batches);
         tc_optimizer_set_lr(job->optimizer, -1, lr);
         if (!skip) {
             tc_scope *s = tc_scope_begin();
@@ -320,51 +279,53 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
             tc_tensor *logits = distributed_sync_buffers(job) < 0 ? NULL : forward(job, x, true);
             tc_tensor *loss = job->class_weights
                                   ? tc_cross_entropy_weighted(logits, y, job->class_weights,
-                                                              job->hp.label_smoothing)
-                                  : tc_cross_entropy(logits, y, job->hp.label_smoothing);
+                                                              job->config.hp.label_smoothing)
+                                  : tc_cross_entropy(logits, y, job->config.hp.label_smoothing);
             prof_lap(prof, PROF_FORWARD);
             /* (prof_lap(), next) marks a phase boundary inside the chain of steps. */
             if (!loss || distributed_before_backward(job) < 0 || tc_backward(loss) < 0 ||
                 (prof_lap(prof, PROF_BACKWARD), tc_optimizer_step(job->optimizer) < 0) ||
                 (prof_lap(prof, PROF_OPTIMIZER), device_metrics_add(&dm, loss, logits, y, b->n) < 0) ||
-                (dm.pending >= dm.every && device_metrics_flush(&dm, job) < 0))
+                (dm.pending >= dm.every && device_metrics_flush(&dm, &job->progress) < 0))
                 rc = err_set("training step %zu of epoch %d: %s", b->index, epoch + 1, tc_last_error());
-            else if (dm.pending == 0 && !isfinite(job->partial_loss_sum))
-                rc = err_set("the loss became %g by step %zu of epoch %d: lower lr (now %g)",
-                             job->partial_loss_sum, b->index, epoch + 1, lr);
+            else if (dm.pending == 0 && !isfinite(p->partial_loss_sum))
+                rc = err_set_reason(ERR_REASON_DIVERGED,
+                                    "the loss became %g by step %zu of epoch %d: lower lr (now %g)",
+                             p->partial_loss_sum, b->index, epoch + 1, lr);
             /* The report sees the mean loss of the steps just read back (each step on the CPU,
              * every dm.every steps on a GPU), never a read-back of its own. */
             unread_images += (size_t)b->n;
             if (dm.pending == 0 && unread_images > 0) {
-                double mean = (job->partial_loss_sum - read_loss_sum) / (double)unread_images;
-                read_loss_sum = job->partial_loss_sum;
+                double mean = (p->partial_loss_sum - read_loss_sum) / (double)unread_images;
+                read_loss_sum = p->partial_loss_sum;
                 unread_images = 0;
                 prof_step_end(prof, &mean);
             } else if (rc == 0) {
                 prof_step_end(prof, NULL);
             }
-            job->partial_seen += b->n;
+            p->partial_seen += b->n;
             images += (size_t)b->n;
             tc_scope_end(s);
         }
-        job->next_batch = b->index + 1;
+        p->next_batch = b->index + 1;
         loader_release(l, b);
         double t = clock_now_s();
-        if (rc == 0 && t - last_report >= 15.0 && job->next_batch < batches) {
+        if (rc == 0 && t - last_report >= 15.0 && p->next_batch < batches) {
             double rate = (double)images / (t - start);
             log_info("epoch %d/%d: batch %zu/%zu, %.1f images/s, about %.0f s left in the epoch",
-                     epoch + 1, job->hp.epochs, job->next_batch, batches, rate,
-                     (double)(batches - job->next_batch) * job->hp.batch_size / rate);
+                     epoch + 1, job->config.hp.epochs, p->next_batch, batches, rate,
+                     (double)(batches - p->next_batch) * job->config.hp.batch_size / rate);
             last_report = t;
         }
         prof_lap(prof, PROF_OTHER);
     }
     if (rc == 0 && got < 0)
         rc = -1;
-    if (rc >= 0 && device_metrics_flush(&dm, job) < 0)
+    if (rc >= 0 && device_metrics_flush(&dm, &job->progress) < 0)
         rc = err_set("reading the epoch's metrics back: %s", tc_last_error());
-    else if (rc >= 0 && !isfinite(job->partial_loss_sum))
-        rc = err_set("the loss became %g in epoch %d: lower lr", job->partial_loss_sum, epoch + 1);
+    else if (rc >= 0 && !isfinite(p->partial_loss_sum))
+        rc = err_set_reason(ERR_REASON_DIVERGED, "the loss became %g in epoch %d: lower lr",
+                            p->partial_loss_sum, epoch + 1);
     device_metrics_free(&dm);
     /* Every rank ends the epoch with one more agreement: a rank that failed in its last step
      * meets the others there (or at their next step's) and tells them. */
@@ -380,8 +341,9 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
     /* The job's rate: every rank trains on equally many (padded) samples per epoch. */
     *images_per_sec = elapsed > 0 ? (double)images * job->layout.world_size / elapsed : 0;
     prof_epoch_end(prof, *images_per_sec);
-    if (rc == 0 && job->partial_seen == 0 && job->layout.world_size == 1) /* ranks: after the sum */
-        rc = err_set("no training image could be read (first error: %s)", stats.first_bad[0]);
+    if (rc == 0 && p->partial_seen == 0 && job->layout.world_size == 1) /* ranks: after the sum */
+        rc = err_set_reason(ERR_REASON_DATA, "no training image could be read (first error: %s)",
+                            stats.first_bad[0]);
     return rc;
 }
 
@@ -389,39 +351,43 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
  * keeps them (the others restart from zero), so that the resumed epoch adds up once. */
 static int gather_partial_sums(struct train_job *job, bool rank0_only)
 {
+    struct train_progress *p = &job->progress;
     if (job->layout.world_size <= 1)
         return 0;
-    double v[3] = {job->partial_loss_sum, job->partial_correct, job->partial_seen};
+    double v[3] = {p->partial_loss_sum, p->partial_correct, p->partial_seen};
     if (distributed_sum(job, v, 3) < 0)
         return -1;
     bool keep = !rank0_only || job->layout.rank == 0;
-    job->partial_loss_sum = keep ? v[0] : 0;
-    job->partial_correct = keep ? v[1] : 0;
-    job->partial_seen = keep ? v[2] : 0;
+    p->partial_loss_sum = keep ? v[0] : 0;
+    p->partial_correct = keep ? v[1] : 0;
+    p->partial_seen = keep ? v[2] : 0;
     return 0;
 }
 
 int trainer_run(struct train_job *job)
 {
-    const struct hyperparams *hp = &job->hp;
+    struct train_progress *p = &job->progress;
+    const struct hyperparams *hp = &job->config.hp;
     if (report_start(job) < 0)
         return -1;
-    while (job->next_epoch < hp->epochs) {
-        int epoch = job->next_epoch;
+    while (p->next_epoch < hp->epochs) {
+        int epoch = p->next_epoch;
         double t0 = clock_now_s(), rate = 0;
         int rc = train_epoch(job, epoch, &rate);
-        if (rc == 1 && (gather_partial_sums(job, true) < 0 || checkpoint_save(job) < 0))
+        if (rc == TRAINER_STOPPED &&
+            (gather_partial_sums(job, true) < 0 || checkpoint_save(job) < 0))
             return -1;
         if (rc != 0)
             return rc;
         if (gather_partial_sums(job, false) < 0)
             return -1;
-        if (job->partial_seen == 0)
-            return err_set("no training image could be read by any process");
+        if (p->partial_seen == 0)
+            return err_set_reason(ERR_REASON_DATA,
+                                  "no training image could be read by any process");
         struct epoch_metrics m = {
             .epoch = epoch + 1,
-            .train_loss = job->partial_loss_sum / job->partial_seen,
-            .train_acc = job->partial_correct / job->partial_seen,
+            .train_loss = p->partial_loss_sum / p->partial_seen,
+            .train_acc = p->partial_correct / p->partial_seen,
             .lr = tc_optimizer_get_lr(job->optimizer, 0),
             .images_per_sec = rate,
         };
@@ -439,43 +405,50 @@ int trainer_run(struct train_job *job)
         if (hp->top_k > 1)
             log_metric("epoch=%d/%d val_top_%d_acc=%.4f", m.epoch, hp->epochs, hp->top_k,
                        job->final_val.top_k_accuracy);
-        if (job_history_add(job, &m) < 0)
+        if (progress_history_add(&job->progress, &m) < 0)
             return -1;
 
         /* Early stopping counts an epoch as better when its gain over the best so far is more
          * than early_stopping_tolerance relative to that best (the built-in algorithm's rule). */
-        double best = job->best_val_acc;
-        bool improved = job->best_epoch == 0 ||
+        double best = p->best_val_acc;
+        bool improved = p->best_epoch == 0 ||
                         (m.val_acc - best) > hp->early_stopping_tolerance * fmax(best, 1e-12);
         if (hp->early_stopping_tolerance == 0)
-            improved = job->best_epoch == 0 || m.val_acc > best;
-        job->epochs_without_improvement = improved ? 0 : job->epochs_without_improvement + 1;
-        if (job->best_epoch == 0 || m.val_acc > job->best_val_acc) {
-            job->best_epoch = m.epoch;
-            job->best_val_acc = m.val_acc;
+            improved = p->best_epoch == 0 || m.val_acc > best;
+        p->epochs_without_improvement = improved ? 0 : p->epochs_without_improvement + 1;
+        if (p->best_epoch == 0 || m.val_acc > p->best_val_acc) {
+            p->best_epoch = m.epoch;
+            p->best_val_acc = m.val_acc;
             double t_save = clock_now_s();
-            if (job->layout.rank == 0 && artifacts_save_best_model(job) < 0)
+            if (job->layout.rank == 0 && artifacts_save_best_model(job) < 0) {
+                /* The peers are on their way to this epoch's last agreement: they learn of
+                 * it there (peer_failed) instead of at a broken connection. */
+                err_default_reason(ERR_REASON_IO);
+                distributed_report_failure(job);
                 return -1;
+            }
             prof_add(report_profile(job), PROF_CHECKPOINT, clock_now_s() - t_save);
         }
-        job->next_epoch = epoch + 1;
-        job->next_batch = 0;
-        job->partial_loss_sum = job->partial_correct = job->partial_seen = 0;
+        p->next_epoch = epoch + 1;
+        p->next_batch = 0;
+        p->partial_loss_sum = p->partial_correct = p->partial_seen = 0;
         bool stop_early = hp->early_stopping_patience > 0 &&
-                          job->epochs_without_improvement >= hp->early_stopping_patience &&
+                          p->epochs_without_improvement >= hp->early_stopping_patience &&
                           m.epoch >= hp->early_stopping_min_epochs;
         if (stop_early) {
             log_info("early stopping at epoch %d: no better validation accuracy for %d epochs "
                      "(best %.4f at epoch %d)",
-                     m.epoch, job->epochs_without_improvement, job->best_val_acc, job->best_epoch);
-            job->next_epoch = hp->epochs;
+                     m.epoch, p->epochs_without_improvement, p->best_val_acc, p->best_epoch);
+            p->next_epoch = hp->epochs;
         }
         bool stop, unused;
-        bool checkpoint_now = stop_early || job->next_epoch >= hp->epochs ||
+        bool checkpoint_now = stop_early || p->next_epoch >= hp->epochs ||
                               m.epoch % hp->checkpoint_frequency == 0;
         double t_checkpoint = clock_now_s();
-        if (checkpoint_now && checkpoint_save(job) < 0)
+        if (checkpoint_now && checkpoint_save(job) < 0) {
+            distributed_report_failure(job); /* as above */
             return -1;
+        }
         prof_add(report_profile(job), PROF_CHECKPOINT, clock_now_s() - t_checkpoint);
         report_epoch_done(job);
         if (distributed_agree(job, *job->stop_requested, true, &stop, &unused) < 0)
@@ -483,8 +456,8 @@ int trainer_run(struct train_job *job)
         if (stop) {
             if (!checkpoint_now && checkpoint_save(job) < 0)
                 return -1;
-            return 1;
+            return TRAINER_STOPPED;
         }
     }
-    return 0;
+    return TRAINER_FINISHED;
 }

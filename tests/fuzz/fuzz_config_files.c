@@ -15,6 +15,7 @@
 #include "train/channels.h"
 #include "train/cluster.h"
 #include "train/hyperparams.h"
+#include "train/hyperparams_rules.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {

@@ -155,6 +155,7 @@ def test_killed_worker_fails_the_job_with_its_rank(tmp_path):
     failure = (tmp_path / "output" / "failure").read_text()
     assert "rank 1 (local rank 1 on host algo-1) failed" in failure
     assert "killed by signal 9" in failure
+    assert failure.endswith("\nreason=killed\n"), failure  # chosen by value (launcher.c)
     assert not any(alive(p) for p in workers.values()), "a worker outlived the job"
 
 
@@ -180,6 +181,7 @@ def test_sigterm_checkpoints_every_rank_and_the_job_resumes(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err[-3000:]
     assert "all 2 training process(es) stopped after writing their checkpoints" in err
+    assert not (root / "output" / "failure").exists()  # a stop with checkpoints is no failure
     state = json.loads((root / "checkpoints" / "algo-1" / "state.json").read_text())
     done = len(epoch_lines(out))
     assert done < 400
