@@ -209,6 +209,14 @@ tc_tensor *tc_conv2d(const tc_tensor *x, const tc_tensor *w, const tc_tensor *b,
 tc_tensor *tc_batch_norm(const tc_tensor *x, const tc_tensor *weight, const tc_tensor *bias,
                          tc_tensor *running_mean, tc_tensor *running_var, bool training,
                          double momentum, double eps);
+/* Folds an evaluation-mode batch norm into the convolution before it, in place and without
+ * autograd: conv_weight *= s (per output channel) and bn_bias becomes the folded bias
+ * (conv_bias - mean) * s + bn_bias, where s = bn_weight / sqrt(var + eps) and conv_bias may
+ * be NULL (zero). The convolution with weight conv_weight and bias bn_bias then computes what
+ * conv followed by batch norm did; the batch norm's tensors are no longer a batch norm. */
+int tc_fold_batchnorm_(tc_tensor *conv_weight, const tc_tensor *conv_bias,
+                       const tc_tensor *bn_weight, tc_tensor *bn_bias, const tc_tensor *mean,
+                       const tc_tensor *var, double eps);
 tc_tensor *tc_relu(const tc_tensor *x);
 tc_tensor *tc_relu_(tc_tensor *x); /* in place; returns a new handle to x */
 tc_tensor *tc_max_pool2d(const tc_tensor *x, int64_t kernel, int64_t stride, int64_t padding,

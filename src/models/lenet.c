@@ -34,7 +34,7 @@ int lenet_build(struct model *m)
     struct lenet *net = calloc(1, sizeof *net);
     if (!net)
         return err_set("out of memory building lenet");
-    m->impl = (struct model_impl){net, lenet_forward, free};
+    m->impl = (struct model_impl){net, lenet_forward, free, NULL}; /* no batch norm to fold */
 
     struct nn_registry *r = &m->params;
     nn_conv2d_create(&net->conv1, r, "conv1", 3, 32, 5, 1, 0, true, NN_INIT_TORCH_DEFAULT);

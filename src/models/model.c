@@ -93,7 +93,21 @@ tc_tensor *model_forward(struct model *m, const tc_tensor *x, bool training)
                      m->fixed_input_size, (long long)shape[2], (long long)shape[3]);
         return NULL;
     }
+    if (training && m->folded) {
+        tc_set_error("%s: its batch norms are folded for serving; it cannot train", m->arch);
+        return NULL;
+    }
     return m->impl.forward(m, x, training);
+}
+
+int model_fold_batchnorm(struct model *m)
+{
+    if (m->folded || !m->impl.fold_batchnorm)
+        return 0;
+    if (m->impl.fold_batchnorm(m) < 0)
+        return err_set("folding %s's batch norms: %s", m->arch, tc_last_error());
+    m->folded = true;
+    return 0;
 }
 
 static bool in_set(const struct nn_entry *e, enum model_param_set which)
@@ -163,6 +177,12 @@ int model_to(struct model *m, tc_device d, bool channels_last)
 
 tc_state_dict *model_state_dict(const struct model *m)
 {
+    if (m->folded) {
+        tc_set_error("%s: its batch norms are folded for serving; its weights are not "
+                     "torchvision's any more",
+                     m->arch);
+        return NULL;
+    }
     tc_state_dict *sd = tc_state_dict_new();
     for (size_t i = 0; sd && i < m->params.count; i++) {
         if (tc_state_dict_set(sd, m->params.entries[i].name, m->params.entries[i].tensor) < 0) {

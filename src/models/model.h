@@ -31,6 +31,9 @@ struct model_impl {
     void *net;
     tc_tensor *(*forward)(struct model *m, const tc_tensor *x, bool training);
     void (*free_net)(void *net);
+    /* Folds every batch norm into the convolution before it (nn_fold_batchnorm); NULL for a
+     * network without batch norm. */
+    int (*fold_batchnorm)(struct model *m);
 };
 
 struct model {
@@ -39,6 +42,7 @@ struct model {
     int fixed_input_size; /* arch.h's: LeNet needs 32x32; 0: any size */
     struct nn_registry params;
     struct model_impl impl;
+    bool folded; /* model_fold_batchnorm ran: evaluation only, not saved */
 };
 
 enum model_param_set {
@@ -73,6 +77,12 @@ int model_to(struct model *m, tc_device d, bool channels_last);
 
 /* A state dict sharing the model's tensors (free it with tc_state_dict_free). */
 tc_state_dict *model_state_dict(const struct model *m);
+
+/* For serving: folds each evaluation-mode batch norm into the convolution before it, so that
+ * a forward pass runs one operation where it ran two (ResNet, VGG with _bn; nothing to do
+ * for the others). Results equal the unfolded network's within float rounding. Afterwards
+ * the model evaluates only: a training forward pass, model_state_dict and model_save fail. */
+int model_fold_batchnorm(struct model *m);
 /* Saves model.pth that torch.load + torchvision load_state_dict accept; atomic. */
 int model_save(const struct model *m, const char *path);
 

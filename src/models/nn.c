@@ -147,8 +147,22 @@ tc_tensor *nn_conv2d_forward(const struct nn_conv2d *c, const tc_tensor *x)
     return tc_conv2d(x, c->weight, c->bias, c->stride, c->padding, 1, 1);
 }
 
+int nn_fold_batchnorm(struct nn_conv2d *conv, struct nn_batchnorm *bn)
+{
+    if (bn->folded)
+        return 0;
+    if (tc_fold_batchnorm_(conv->weight, conv->bias, bn->weight, bn->bias, bn->running_mean,
+                           bn->running_var, bn->eps) < 0)
+        return -1;
+    conv->bias = bn->bias; /* borrowed from the registry, as every layer tensor is */
+    bn->folded = true;
+    return 0;
+}
+
 tc_tensor *nn_batchnorm_forward(const struct nn_batchnorm *bn, const tc_tensor *x, bool training)
 {
+    if (bn->folded) /* the conv that made x already applied it; x is that conv's fresh output */
+        return (tc_tensor *)x;
     if (training && x) {
         /* nn.BatchNorm2d counts batches even though momentum makes the count unused. */
         if (tc_add_scalar_(bn->num_batches_tracked, 1.0) < 0)

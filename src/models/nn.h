@@ -52,6 +52,7 @@ struct nn_batchnorm {
     tc_tensor *weight, *bias, *running_mean, *running_var; /* [C] each */
     tc_tensor *num_batches_tracked;                        /* [] int64 */
     double momentum, eps;
+    bool folded; /* folded into the conv before it (nn_fold_batchnorm): forward passes through */
 };
 
 struct nn_linear {
@@ -78,6 +79,11 @@ void nn_linear_create(struct nn_linear *l, struct nn_registry *r, const char *na
 /* Forward passes; x may be NULL (sticky errors). */
 tc_tensor *nn_conv2d_forward(const struct nn_conv2d *c, const tc_tensor *x);
 /* training: batch statistics, running stats and num_batches_tracked updated in place. */
+/* Folds bn (evaluation mode) into conv, the convolution it follows: conv's weight is scaled
+ * and its bias becomes bn's bias tensor, rewritten (tc_fold_batchnorm_); bn then passes its
+ * input through. The registry's tensors are changed: the network serves, and no longer
+ * trains or saves as torchvision's. */
+int nn_fold_batchnorm(struct nn_conv2d *conv, struct nn_batchnorm *bn);
 tc_tensor *nn_batchnorm_forward(const struct nn_batchnorm *bn, const tc_tensor *x, bool training);
 tc_tensor *nn_linear_forward(const struct nn_linear *l, const tc_tensor *x);
 

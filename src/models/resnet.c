@@ -88,6 +88,23 @@ static tc_tensor *resnet_forward(struct model *m, const tc_tensor *x, bool train
     return logits;
 }
 
+static int resnet_fold_batchnorm(struct model *m)
+{
+    struct resnet *net = m->impl.net;
+    int rc = nn_fold_batchnorm(&net->conv1, &net->bn1);
+    for (int i = 0; rc == 0 && i < net->block_count; i++) {
+        struct resnet_block *b = &net->blocks[i];
+        rc = nn_fold_batchnorm(&b->conv1, &b->bn1);
+        if (rc == 0)
+            rc = nn_fold_batchnorm(&b->conv2, &b->bn2);
+        if (rc == 0 && b->bottleneck)
+            rc = nn_fold_batchnorm(&b->conv3, &b->bn3);
+        if (rc == 0 && b->has_downsample)
+            rc = nn_fold_batchnorm(&b->down_conv, &b->down_bn);
+    }
+    return rc;
+}
+
 static void resnet_free(void *p)
 {
     struct resnet *net = p;
@@ -123,7 +140,7 @@ int resnet_build(struct model *m, int depth)
         resnet_free(net);
         return err_set("out of memory building resnet%d", depth);
     }
-    m->impl = (struct model_impl){net, resnet_forward, resnet_free};
+    m->impl = (struct model_impl){net, resnet_forward, resnet_free, resnet_fold_batchnorm};
 
     struct nn_registry *r = &m->params;
     bool bottleneck = configs[c].bottleneck;

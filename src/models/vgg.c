@@ -29,6 +29,17 @@ struct vgg {
     struct nn_linear fc1, fc2, head;
 };
 
+static int vgg_fold_batchnorm(struct model *m)
+{
+    struct vgg *net = m->impl.net;
+    for (int i = 0; i < net->layer_count; i++) {
+        struct vgg_layer *l = &net->layers[i];
+        if (!l->is_pool && l->has_bn && nn_fold_batchnorm(&l->conv, &l->bn) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static tc_tensor *vgg_forward(struct model *m, const tc_tensor *x, bool training)
 {
     const struct vgg *net = m->impl.net;
@@ -76,7 +87,7 @@ int vgg_build(struct model *m, int depth, bool batch_norm)
     struct vgg *net = calloc(1, sizeof *net);
     if (!net)
         return err_set("out of memory building vgg%d", depth);
-    m->impl = (struct model_impl){net, vgg_forward, free};
+    m->impl = (struct model_impl){net, vgg_forward, free, vgg_fold_batchnorm};
 
     struct nn_registry *r = &m->params;
     int64_t in = 3;

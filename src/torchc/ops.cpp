@@ -44,6 +44,25 @@ extern "C" tc_tensor *tc_batch_norm(const tc_tensor *x, const tc_tensor *weight,
     });
 }
 
+extern "C" int tc_fold_batchnorm_(tc_tensor *conv_weight, const tc_tensor *conv_bias,
+                                  const tc_tensor *bn_weight, tc_tensor *bn_bias,
+                                  const tc_tensor *mean, const tc_tensor *var, double eps)
+{
+    TC_NEED_STATUS(conv_weight);
+    TC_NEED_STATUS(bn_weight);
+    TC_NEED_STATUS(bn_bias);
+    TC_NEED_STATUS(mean);
+    TC_NEED_STATUS(var);
+    return guard_status(__func__, [&] {
+        at::NoGradGuard no_grad;
+        at::Tensor scale = bn_weight->t / at::sqrt(var->t + eps);
+        at::Tensor bias = conv_bias ? conv_bias->t : at::zeros_like(mean->t);
+        at::Tensor folded = (bias - mean->t) * scale + bn_bias->t;
+        conv_weight->t.mul_(scale.reshape({-1, 1, 1, 1}));
+        bn_bias->t.copy_(folded);
+    });
+}
+
 extern "C" tc_tensor *tc_relu(const tc_tensor *x)
 {
     TC_NEED_TENSOR(x);
