@@ -1,9 +1,10 @@
 /*
  * main.c - `train`: what `docker run IMAGE train` runs. Reads the /opt/ml tree ($OPT_ML
  * overrides the root), trains, and leaves the model, its metadata and the metrics; on any
- * failure writes /opt/ml/output/failure and exits 1. SIGTERM (SageMaker's stop, spot
- * interruption) stops at the next step, saves a checkpoint and exits 143; a restarted job
- * resumes from that checkpoint.
+ * failure writes /opt/ml/output/failure (a sentence, then "reason=<name>": common/failure.h)
+ * and exits 1. SIGTERM (SageMaker's stop, spot interruption) stops at the next step, saves a
+ * checkpoint and exits 143; a restarted job resumes from that checkpoint. A SIGTERM during
+ * set-up, with nothing to checkpoint yet, exits 143 with reason=stopped.
  *
  * With several GPUs, several hosts or num_processes > 1, this process is the launcher
  * (launcher.c) and the training runs in worker processes: the same program, started with
