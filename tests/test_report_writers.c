@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "test_util.h"
-#include "train/report_buf.h"
+#include "common/dynbuf.h"
 #include "train/report_tensorboard.h"
 
 #define CHECK_STR_EQ(a, b)                                                                         \
@@ -89,26 +89,26 @@ static void test_tensorboard(void)
 
 static void test_buffer(void)
 {
-    struct rbuf b;
-    rbuf_init(&b, 16);
-    rbuf_puts(&b, "0123456789");
+    struct dynbuf b;
+    dynbuf_init(&b, 16);
+    dynbuf_puts(&b, "0123456789");
     CHECK(!b.failed && b.len == 10);
-    rbuf_printf(&b, "%s", "abcdefgh"); /* would need 19 bytes with the terminator */
+    dynbuf_printf(&b, "%s", "abcdefgh"); /* would need 19 bytes with the terminator */
     CHECK(b.failed && b.len == 10);
-    rbuf_free(&b);
+    dynbuf_free(&b);
 
-    rbuf_init(&b, 1 << 20);
-    rbuf_html(&b, "<a href=\"x\">&'</a>");
+    dynbuf_init(&b, 1 << 20);
+    dynbuf_html(&b, "<a href=\"x\">&'</a>");
     CHECK_STR_EQ(b.data, "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
-    rbuf_free(&b);
+    dynbuf_free(&b);
     const char *in[] = {"", "f", "fo", "foo", "foobar"},
                *out[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYmFy"};
     for (int i = 0; i < 5; i++) {
-        rbuf_init(&b, 64);
-        rbuf_puts(&b, "");
-        rbuf_base64(&b, (const unsigned char *)in[i], strlen(in[i]));
+        dynbuf_init(&b, 64);
+        dynbuf_puts(&b, "");
+        dynbuf_base64(&b, (const unsigned char *)in[i], strlen(in[i]));
         CHECK_STR_EQ(b.data, out[i]);
-        rbuf_free(&b);
+        dynbuf_free(&b);
     }
 }
 

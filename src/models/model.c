@@ -112,13 +112,16 @@ int model_fold_batchnorm(struct model *m)
 
 static bool in_set(const struct nn_entry *e, enum model_param_set which)
 {
-    if (e->is_buffer)
-        return false;
+    if (which == MODEL_TENSORS_ALL)
+        return true;
+    if (which == MODEL_BUFFERS || e->is_buffer)
+        return which == MODEL_BUFFERS && e->is_buffer;
     switch (which) {
     case MODEL_PARAMS_ALL: return true;
     case MODEL_PARAMS_BACKBONE: return e->group == NN_BACKBONE;
     case MODEL_PARAMS_HEAD: return e->group == NN_HEAD;
     case MODEL_PARAMS_TRAINABLE: return tc_requires_grad(e->tensor);
+    default: return false;
     }
     return false;
 }
@@ -126,16 +129,33 @@ static bool in_set(const struct nn_entry *e, enum model_param_set which)
 int model_parameters(const struct model *m, enum model_param_set which, tc_tensor ***out,
                      size_t *count)
 {
+    return model_tensors(m, which, out, NULL, count);
+}
+
+int model_tensors(const struct model *m, enum model_param_set which, tc_tensor ***out,
+                  const char ***names, size_t *count)
+{
     *out = NULL;
     *count = 0;
+    if (names)
+        *names = NULL;
     tc_tensor **list = malloc((m->params.count + 1) * sizeof *list);
-    if (!list)
+    const char **name_list = names ? malloc((m->params.count + 1) * sizeof *name_list) : NULL;
+    if (!list || (names && !name_list)) {
+        free(list);
+        free(name_list);
         return err_set("out of memory listing parameters");
+    }
     size_t n = 0;
     for (size_t i = 0; i < m->params.count; i++)
-        if (in_set(&m->params.entries[i], which))
+        if (in_set(&m->params.entries[i], which)) {
+            if (name_list)
+                name_list[n] = m->params.entries[i].name;
             list[n++] = m->params.entries[i].tensor;
+        }
     *out = list;
+    if (names)
+        *names = name_list;
     *count = n;
     return 0;
 }

@@ -50,6 +50,8 @@ enum model_param_set {
     MODEL_PARAMS_BACKBONE,  /* everything but the classifier head */
     MODEL_PARAMS_HEAD,      /* the classifier head */
     MODEL_PARAMS_TRAINABLE, /* those that currently require grad */
+    MODEL_TENSORS_ALL,      /* every parameter and buffer: the whole state dict */
+    MODEL_BUFFERS,          /* the buffers alone (batch-norm running statistics) */
 };
 
 /* The i-th architecture model_create accepts, or NULL past the last. */
@@ -69,6 +71,10 @@ tc_tensor *model_forward(struct model *m, const tc_tensor *x, bool training);
  * (the caller frees the array, not the tensors). */
 int model_parameters(const struct model *m, enum model_param_set which, tc_tensor ***out,
                      size_t *count);
+/* As model_parameters, with each tensor's state-dict name in *names (malloc'd array of
+ * borrowed strings) when names is not NULL. */
+int model_tensors(const struct model *m, enum model_param_set which, tc_tensor ***out,
+                  const char ***names, size_t *count);
 int64_t model_parameter_count(const struct model *m, enum model_param_set which);
 /* Frozen: the backbone's parameters stop requiring gradients; only the head trains. */
 int model_freeze_backbone(struct model *m, bool frozen);

@@ -22,23 +22,15 @@ static bool distributed(const struct train_job *job)
     return job->layout.world_size > 1;
 }
 
-/* Every tensor of the model (buffers_only: the batch-norm statistics) in state-dict order. */
-static size_t model_tensors(const struct model *m, bool buffers_only, tc_tensor **out)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < m->params.count; i++)
-        if (!buffers_only || m->params.entries[i].is_buffer)
-            out[n++] = m->params.entries[i].tensor;
-    return n;
-}
-
+/* Rank 0's tensors (buffers_only: the batch-norm statistics) to every rank, in state-dict
+ * order. */
 static int broadcast_model(struct train_job *job, bool buffers_only)
 {
-    const struct model *m = job->model;
-    tc_tensor **ts = malloc((m->params.count + 1) * sizeof *ts);
-    if (!ts)
-        return err_set_reason(ERR_REASON_OUT_OF_MEMORY, "out of memory");
-    size_t n = model_tensors(m, buffers_only, ts);
+    tc_tensor **ts;
+    size_t n;
+    if (model_tensors(job->model, buffers_only ? MODEL_BUFFERS : MODEL_TENSORS_ALL, &ts, NULL,
+                      &n) < 0)
+        return err_default_reason(ERR_REASON_OUT_OF_MEMORY);
     int rc = n == 0 || tc_dist_broadcast(job->dist, ts, n, 0) == 0
                  ? 0
                  : err_set_reason(ERR_REASON_PEER_FAILED, "broadcasting the model from rank 0: %s",
@@ -147,21 +139,11 @@ int distributed_start(struct train_job *job)
         job->progress.partial_loss_sum = job->progress.partial_correct =
             job->progress.partial_seen = 0;
 
-    size_t count = job->model->params.count, n = 0;
-    tc_tensor **params = malloc(count * sizeof *params);
-    const char **names = malloc(count * sizeof *names);
-    if (!params || !names) {
-        free(params);
-        free(names);
-        return err_set_reason(ERR_REASON_OUT_OF_MEMORY, "out of memory");
-    }
-    for (size_t i = 0; i < count; i++) {
-        const struct nn_entry *e = &job->model->params.entries[i];
-        if (!e->is_buffer && tc_requires_grad(e->tensor)) { /* frozen layers send nothing */
-            params[n] = e->tensor;
-            names[n++] = e->name;
-        }
-    }
+    tc_tensor **params; /* frozen layers send nothing */
+    const char **names;
+    size_t n;
+    if (model_tensors(job->model, MODEL_PARAMS_TRAINABLE, &params, &names, &n) < 0)
+        return err_default_reason(ERR_REASON_OUT_OF_MEMORY);
     job->grad_sync = tc_grad_sync_new(job->dist, params, names, n, 0);
     free(params);
     free(names);

@@ -11,7 +11,7 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
-#include "train/report_buf.h"
+#include "common/dynbuf.h"
 #include "train/report_findings.h"
 #include "train/report_html.h"
 #include "train/report_svg.h"
@@ -47,43 +47,43 @@ static const char *class_name(const struct train_job *job, int i)
     return i >= 0 && i < job->train.num_classes ? job->train.class_names[i] : "?";
 }
 
-static void kv_row(struct rbuf *b, const char *label, const char *key, const char *fmt, double v)
+static void kv_row(struct dynbuf *b, const char *label, const char *key, const char *fmt, double v)
 {
-    rbuf_puts(b, "<tr><td>");
-    rbuf_html(b, label);
-    rbuf_printf(b, "</td><td data-key=\"%s\">", key);
-    rbuf_printf(b, fmt, v);
-    rbuf_puts(b, "</td></tr>");
+    dynbuf_puts(b, "<tr><td>");
+    dynbuf_html(b, label);
+    dynbuf_printf(b, "</td><td data-key=\"%s\">", key);
+    dynbuf_printf(b, fmt, v);
+    dynbuf_puts(b, "</td></tr>");
 }
 
-static void header(struct rbuf *b, const struct train_job *job, const char *status)
+static void header(struct dynbuf *b, const struct train_job *job, const char *status)
 {
     char when[64];
     time_t now = time(NULL);
     struct tm tm;
     strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&now, &tm));
-    rbuf_puts(b, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+    dynbuf_puts(b, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
                  "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
                  "<title>Training report</title><style>");
-    rbuf_puts(b, STYLE);
-    rbuf_puts(b, "</style></head><body><h1>Training report</h1><p>Status: <span class=\"status\" "
+    dynbuf_puts(b, STYLE);
+    dynbuf_puts(b, "</style></head><body><h1>Training report</h1><p>Status: <span class=\"status\" "
                  "id=\"status\">");
-    rbuf_html(b, status);
-    rbuf_printf(b, "</span> &middot; %d of %d epochs &middot; updated %s</p><p class=\"muted\">",
+    dynbuf_html(b, status);
+    dynbuf_printf(b, "</span> &middot; %d of %d epochs &middot; updated %s</p><p class=\"muted\">",
                 job->progress.history_count, job->config.hp.epochs, when);
-    rbuf_html(b, job->model ? job->model->arch : job->config.hp.model);
-    rbuf_printf(b, ", %d classes, %zu training images, validation: ", job->train.num_classes,
+    dynbuf_html(b, job->model ? job->model->arch : job->config.hp.model);
+    dynbuf_printf(b, ", %d classes, %zu training images, validation: ", job->train.num_classes,
                 job->train.count);
-    rbuf_html(b, job->val_source);
-    rbuf_printf(b, ", %d px, batch %d per process x %d process(es), lr %g, %s, on %s</p>",
+    dynbuf_html(b, job->val_source);
+    dynbuf_printf(b, ", %d px, batch %d per process x %d process(es), lr %g, %s, on %s</p>",
                 job->config.image_size, job->config.hp.batch_size, job->layout.world_size,
                 job->config.hp.lr, optimizer_name(job->config.hp.optimizer),
                 job->device.type == TC_CUDA ? "GPU" : "CPU");
 }
 
-static void summary(struct rbuf *b, const struct train_job *job)
+static void summary(struct dynbuf *b, const struct train_job *job)
 {
-    rbuf_puts(b, "<section id=\"summary\"><h2>Summary</h2><table>");
+    dynbuf_puts(b, "<section id=\"summary\"><h2>Summary</h2><table>");
     kv_row(b, "best epoch", "best_epoch", "%.0f", job->progress.best_epoch);
     kv_row(b, "best validation accuracy", "best_val_acc", "%.4f", job->progress.best_val_acc);
     if (job->final_val.count) {
@@ -96,32 +96,32 @@ static void summary(struct rbuf *b, const struct train_job *job)
         kv_row(b, "test loss", "test.loss", "%.4f", job->final_test.loss);
     }
     kv_row(b, "unreadable images skipped", "skipped_images", "%.0f", (double)job->skipped_images);
-    rbuf_puts(b, "</table></section>");
+    dynbuf_puts(b, "</table></section>");
 }
 
-static void findings(struct rbuf *b, const struct train_job *job, const struct step_profile *p)
+static void findings(struct dynbuf *b, const struct train_job *job, const struct step_profile *p)
 {
     struct finding f[FIND_COUNT];
     int n = findings_evaluate(job, p, f);
-    rbuf_puts(b, "<section id=\"findings\"><h2>Findings</h2>");
+    dynbuf_puts(b, "<section id=\"findings\"><h2>Findings</h2>");
     if (n == 0)
-        rbuf_puts(
+        dynbuf_puts(
             b,
             "<p class=\"ok\" id=\"no-findings\">No findings: none of the rules (overfitting, loss "
             "not decreasing, vanishing or exploding gradients, poor initialisation, data-bound "
             "loop, low GPU utilisation, a class never predicted) fired.</p>");
-    rbuf_puts(b, "<ul>");
+    dynbuf_puts(b, "<ul>");
     for (int i = 0; i < n; i++) {
-        rbuf_printf(b, "<li class=\"finding\" data-finding=\"%s\"><b>", f[i].key);
-        rbuf_html(b, f[i].title);
-        rbuf_puts(b, "</b>: ");
-        rbuf_html(b, f[i].detail);
-        rbuf_puts(b, "</li>");
+        dynbuf_printf(b, "<li class=\"finding\" data-finding=\"%s\"><b>", f[i].key);
+        dynbuf_html(b, f[i].title);
+        dynbuf_puts(b, "</b>: ");
+        dynbuf_html(b, f[i].detail);
+        dynbuf_puts(b, "</li>");
     }
-    rbuf_puts(b, "</ul></section>");
+    dynbuf_puts(b, "</ul></section>");
 }
 
-static void curves(struct rbuf *b, const struct train_job *job)
+static void curves(struct dynbuf *b, const struct train_job *job)
 {
     const struct train_progress *p = &job->progress;
     int n = p->history_count;
@@ -143,7 +143,7 @@ static void curves(struct rbuf *b, const struct train_job *job)
         if (p->history[i].epoch == p->best_epoch) best = i + 1;
     char mark[32];
     snprintf(mark, sizeof mark, "best: epoch %d", p->best_epoch);
-    rbuf_puts(b, "<section id=\"curves\"><h2>Learning curves</h2><div class=\"charts\">");
+    dynbuf_puts(b, "<section id=\"curves\"><h2>Learning curves</h2><div class=\"charts\">");
     struct svg_series loss[] = {{"train loss", "#4e79a7", tl, n, false},
                                 {"validation loss", "#e15759", vl, n, true}};
     struct svg_series acc[] = {{"train accuracy", "#4e79a7", ta, n, false},
@@ -152,12 +152,12 @@ static void curves(struct rbuf *b, const struct train_job *job)
     svg_line_chart(b, "Loss per epoch", loss, 2, best, mark, false);
     svg_line_chart(b, "Accuracy per epoch", acc, 2, best, mark, false);
     svg_line_chart(b, "Learning rate", rate, 1, best, mark, false);
-    rbuf_puts(b,
+    dynbuf_puts(b,
               "</div><table id=\"epochs\"><tr><th>epoch</th><th>train loss</th><th>train acc</th>"
               "<th>val loss</th><th>val acc</th><th>lr</th><th>images/s</th><th>seconds</th></tr>");
     for (int i = 0; i < n; i++) {
         const struct epoch_metrics *m = &p->history[i];
-        rbuf_printf(
+        dynbuf_printf(
             b,
             "<tr data-epoch=\"%d\"%s><td>%d%s</td><td data-key=\"train_loss\">%.6g</td>"
             "<td data-key=\"train_acc\">%.6g</td><td data-key=\"val_loss\">%.6g</td>"
@@ -167,7 +167,7 @@ static void curves(struct rbuf *b, const struct train_job *job)
             m->epoch == p->best_epoch ? " (best)" : "", m->train_loss, m->train_acc, m->val_loss,
             m->val_acc, m->lr, m->images_per_sec, m->seconds);
     }
-    rbuf_puts(b, "</table></section>");
+    dynbuf_puts(b, "</table></section>");
     free(v);
 }
 
@@ -182,15 +182,15 @@ static int pair_cmp(const void *a, const void *b)
     return x->count < y->count ? 1 : x->count > y->count ? -1 : 0;
 }
 
-static void confusion(struct rbuf *b, const struct train_job *job)
+static void confusion(struct dynbuf *b, const struct train_job *job)
 {
     const struct eval_result *r = &job->final_val;
     int k = r->num_classes;
-    rbuf_puts(
+    dynbuf_puts(
         b,
         "<section id=\"confusion\"><h2>Validation: confusion matrix and per-class accuracy</h2>");
     if (!r->count) {
-        rbuf_puts(b, "<p>No validation pass yet.</p></section>");
+        dynbuf_puts(b, "<p>No validation pass yet.</p></section>");
         return;
     }
     if (r->confusion && k <= HEATMAP_MAX_CLASSES) {
@@ -204,24 +204,24 @@ static void confusion(struct rbuf *b, const struct train_job *job)
         svg_heatmap(b, r->confusion, k, labels);
         free(labels);
     } else {
-        rbuf_printf(b,
+        dynbuf_printf(b,
                     "<p>%d classes: the heat map is drawn up to %d classes (metrics.json holds the "
                     "matrix up to %d); the most confused pairs are below.</p>",
                     k, HEATMAP_MAX_CLASSES, CONFUSION_MAX_CLASSES);
     }
-    rbuf_puts(b,
+    dynbuf_puts(b,
               "<h3>Per-class accuracy</h3><table id=\"per-class\"><tr><th>class</th><th>images</th>"
               "<th>accuracy</th></tr>");
     for (int i = 0; i < k; i++) {
         double acc = r->per_class_total[i]
                          ? (double)r->per_class_correct[i] / (double)r->per_class_total[i]
                          : 0;
-        rbuf_puts(b, "<tr><td>");
-        rbuf_html(b, class_name(job, i));
-        rbuf_printf(b, "</td><td>%lld</td><td data-key=\"class-accuracy\">%.4f</td></tr>",
+        dynbuf_puts(b, "<tr><td>");
+        dynbuf_html(b, class_name(job, i));
+        dynbuf_printf(b, "</td><td>%lld</td><td data-key=\"class-accuracy\">%.4f</td></tr>",
                     (long long)r->per_class_total[i], acc);
     }
-    rbuf_puts(
+    dynbuf_puts(
         b,
         "</table><h3>Most confused pairs</h3><table id=\"confused-pairs\"><tr><th>true class</th>"
         "<th>predicted as</th><th>images</th><th>share of the true class</th></tr>");
@@ -235,32 +235,32 @@ static void confusion(struct rbuf *b, const struct train_job *job)
                     pairs[np++] = (struct pair){i, j, r->confusion[i * k + j]};
         if (pairs) qsort(pairs, np, sizeof *pairs, pair_cmp);
         for (size_t i = 0; pairs && i < np && i < 10; i++, shown++) {
-            rbuf_puts(b, "<tr><td>");
-            rbuf_html(b, class_name(job, pairs[i].truth));
-            rbuf_puts(b, "</td><td>");
-            rbuf_html(b, class_name(job, pairs[i].pred));
+            dynbuf_puts(b, "<tr><td>");
+            dynbuf_html(b, class_name(job, pairs[i].truth));
+            dynbuf_puts(b, "</td><td>");
+            dynbuf_html(b, class_name(job, pairs[i].pred));
             int64_t row = r->per_class_total[pairs[i].truth];
-            rbuf_printf(b, "</td><td>%lld</td><td>%.1f%%</td></tr>", (long long)pairs[i].count,
+            dynbuf_printf(b, "</td><td>%lld</td><td>%.1f%%</td></tr>", (long long)pairs[i].count,
                         row ? 100.0 * (double)pairs[i].count / (double)row : 0);
         }
         free(pairs);
     }
-    rbuf_puts(b, "</table>");
-    if (!shown) rbuf_puts(b, "<p class=\"muted\">No confusions.</p>");
-    rbuf_puts(b, "</section>");
+    dynbuf_puts(b, "</table>");
+    if (!shown) dynbuf_puts(b, "<p class=\"muted\">No confusions.</p>");
+    dynbuf_puts(b, "</section>");
 }
 
-static void misclassified(struct rbuf *b, const struct train_job *job, const struct thumbs *t)
+static void misclassified(struct dynbuf *b, const struct train_job *job, const struct thumbs *t)
 {
-    rbuf_puts(b, "<section id=\"misclassified\"><h2>Misclassified validation images</h2>");
+    dynbuf_puts(b, "<section id=\"misclassified\"><h2>Misclassified validation images</h2>");
     if (!t || t->count == 0) {
-        rbuf_puts(
+        dynbuf_puts(
             b,
             "<p class=\"muted\">None kept (every validation image this process saw was right, or "
             "no validation pass yet).</p></section>");
         return;
     }
-    rbuf_printf(
+    dynbuf_printf(
         b,
         "<p class=\"muted\">The first %d this process got wrong in the last validation pass.</p>"
         "<div class=\"thumbs\">",
@@ -269,17 +269,17 @@ static void misclassified(struct rbuf *b, const struct train_job *job, const str
         unsigned char *png;
         size_t len;
         if (thumb_png(&t->items[i], &png, &len) < 0) continue;
-        rbuf_puts(b,
+        dynbuf_puts(b,
                   "<figure class=\"miss\"><img alt=\"misclassified\" src=\"data:image/png;base64,");
-        rbuf_base64(b, png, len);
+        dynbuf_base64(b, png, len);
         free(png);
-        rbuf_puts(b, "\"><figcaption>true: <b>");
-        rbuf_html(b, class_name(job, t->items[i].truth));
-        rbuf_puts(b, "</b><br>predicted: ");
-        rbuf_html(b, class_name(job, t->items[i].pred));
-        rbuf_puts(b, "</figcaption></figure>");
+        dynbuf_puts(b, "\"><figcaption>true: <b>");
+        dynbuf_html(b, class_name(job, t->items[i].truth));
+        dynbuf_puts(b, "</b><br>predicted: ");
+        dynbuf_html(b, class_name(job, t->items[i].pred));
+        dynbuf_puts(b, "</figcaption></figure>");
     }
-    rbuf_puts(b, "</div></section>");
+    dynbuf_puts(b, "</div></section>");
 }
 
 /* Per-step milliseconds per phase as shown: device time where measured, "other" the rest. */
@@ -297,11 +297,11 @@ static void shown_phases(const struct step_profile *p, const struct prof_epoch *
     ms[PROF_OTHER] = 1000 * (other > 0 ? other : 0) / steps;
 }
 
-static void profile(struct rbuf *b, const struct train_job *job, const struct step_profile *p)
+static void profile(struct dynbuf *b, const struct train_job *job, const struct step_profile *p)
 {
-    rbuf_puts(b, "<section id=\"profile\"><h2>Throughput and step profile</h2>");
+    dynbuf_puts(b, "<section id=\"profile\"><h2>Throughput and step profile</h2>");
     if (!p || p->epoch_count == 0) {
-        rbuf_puts(b, "<p>No epoch finished yet.</p></section>");
+        dynbuf_puts(b, "<p>No epoch finished yet.</p></section>");
         return;
     }
     int n = p->epoch_count;
@@ -323,12 +323,12 @@ static void profile(struct rbuf *b, const struct train_job *job, const struct st
         ips[i] = p->epochs[i].images_per_sec;
         labels[i] = p->epochs[i].epoch;
     }
-    rbuf_puts(b, "<div class=\"charts\">");
+    dynbuf_puts(b, "<div class=\"charts\">");
     svg_stacked_bars(b, "Time per training step (ms)", n, labels, PROF_OTHER + 1, names,
                      PHASE_COLORS, vals, "ms");
     struct svg_series s = {"images per second", "#4e79a7", ips, n, false};
     svg_line_chart(b, "Throughput per epoch", &s, 1, 0, NULL, false);
-    rbuf_printf(
+    dynbuf_printf(
         b,
         "</div><p class=\"muted\">%s The gradient all-reduce of several processes overlaps the "
         "backward pass and is counted in it; \"sync\" is the per-step agreement between "
@@ -336,20 +336,20 @@ static void profile(struct rbuf *b, const struct train_job *job, const struct st
         p->timer ? "Forward, backward and optimizer are GPU times from CUDA events; the rest is "
                    "host time."
                  : "Host times from a monotonic clock (CPU operations run synchronously).");
-    rbuf_puts(b, "<table id=\"step-profile\"><tr><th>epoch</th><th>steps</th><th>images/s</th>");
+    dynbuf_puts(b, "<table id=\"step-profile\"><tr><th>epoch</th><th>steps</th><th>images/s</th>");
     for (int ph = 0; ph <= PROF_OTHER; ph++)
-        rbuf_printf(b, "<th>%s ms/step</th>", names[ph]);
-    rbuf_puts(b, "<th>evaluation s</th><th>checkpoint s</th><th>profiler overhead</th></tr>");
+        dynbuf_printf(b, "<th>%s ms/step</th>", names[ph]);
+    dynbuf_puts(b, "<th>evaluation s</th><th>checkpoint s</th><th>profiler overhead</th></tr>");
     for (int i = 0; i < n; i++) {
         const struct prof_epoch *e = &p->epochs[i];
-        rbuf_printf(b,
+        dynbuf_printf(b,
                     "<tr data-epoch=\"%d\"><td>%d</td><td>%lld</td><td "
                     "data-key=\"images_per_sec\">%.1f</td>",
                     e->epoch, e->epoch, (long long)e->steps, e->images_per_sec);
         for (int ph = 0; ph <= PROF_OTHER; ph++)
-            rbuf_printf(b, "<td data-key=\"%s\">%.2f</td>", names[ph],
+            dynbuf_printf(b, "<td data-key=\"%s\">%.2f</td>", names[ph],
                         vals[(size_t)i * (PROF_OTHER + 1) + ph]);
-        rbuf_printf(b, "<td>%.2f</td><td>%.2f</td><td data-key=\"overhead\">%.2f%%</td></tr>",
+        dynbuf_printf(b, "<td>%.2f</td><td>%.2f</td><td data-key=\"overhead\">%.2f%%</td></tr>",
                     e->phase_s[PROF_EVAL], e->phase_s[PROF_CHECKPOINT],
                     e->train_wall_s > 0 ? 100 * e->overhead_s / e->train_wall_s : 0);
     }
@@ -358,50 +358,50 @@ static void profile(struct rbuf *b, const struct train_job *job, const struct st
         overhead += p->epochs[i].overhead_s;
         loop += p->epochs[i].train_wall_s;
     }
-    rbuf_printf(b,
+    dynbuf_printf(b,
                 "</table><p class=\"muted\" id=\"profiler-cost\">The profiler's own time: a timer "
                 "read costs %.0f ns (about 8 per step)%s; ",
                 1e9 * p->lap_cost_s, p->timer ? " plus a CUDA event each" : "");
     if (p->grad_sample_count)
-        rbuf_printf(
+        dynbuf_printf(
             b, "a gradient-norm sample took %.2f ms on average (%lld samples, every %d steps); ",
             1000 * p->grad_sample_s / (double)p->grad_sample_count, (long long)p->grad_sample_count,
             p->grad_every);
-    rbuf_printf(b,
+    dynbuf_printf(b,
                 "in all <span data-key=\"overhead-total\">%.3f%%</span> of the training loop.</p>",
                 loop > 0 ? 100 * overhead / loop : 0);
-    rbuf_puts(b, "<h3 id=\"system\">CPU and memory</h3><table id=\"system-use\"><tr><th>epoch</th>"
+    dynbuf_puts(b, "<h3 id=\"system\">CPU and memory</h3><table id=\"system-use\"><tr><th>epoch</th>"
                  "<th>CPU % (of one core)</th><th>cores</th><th>RSS MiB</th><th>peak RSS MiB</th>"
                  "<th>machine memory available MiB</th><th>GPU busy %</th><th>GPU memory MiB</th>"
                  "<th>GPU peak MiB</th></tr>");
     for (int i = 0; i < n; i++) {
         const struct prof_epoch *e = &p->epochs[i];
-        rbuf_printf(b,
+        dynbuf_printf(b,
                     "<tr><td>%d</td><td>%.0f</td><td>%d</td><td>%.0f</td><td>%.0f</td><td>%.0f of "
                     "%.0f</td>",
                     e->epoch, e->cpu_percent, proc_cpu_count(), e->rss_mb, e->peak_rss_mb,
                     e->mem_available_mb, e->mem_total_mb);
         if (e->gpu_busy_percent >= 0)
-            rbuf_printf(b, "<td>%.0f</td><td>%.0f</td><td>%.0f</td></tr>", e->gpu_busy_percent,
+            dynbuf_printf(b, "<td>%.0f</td><td>%.0f</td><td>%.0f</td></tr>", e->gpu_busy_percent,
                         e->gpu_mem_mb, e->gpu_peak_mem_mb);
         else
-            rbuf_puts(b, "<td>-</td><td>-</td><td>-</td></tr>");
+            dynbuf_puts(b, "<td>-</td><td>-</td><td>-</td></tr>");
     }
-    rbuf_printf(b, "</table><p class=\"muted\">%d data loader thread(s).</p></section>",
+    dynbuf_printf(b, "</table><p class=\"muted\">%d data loader thread(s).</p></section>",
                 job->config.threads);
     free(vals);
     free(ips);
     free(labels);
 }
 
-static void gradients(struct rbuf *b, const struct step_profile *p)
+static void gradients(struct dynbuf *b, const struct step_profile *p)
 {
-    rbuf_puts(b, "<section id=\"gradients\"><h2>Gradient norms</h2>");
+    dynbuf_puts(b, "<section id=\"gradients\"><h2>Gradient norms</h2>");
     if (!p || !p->have_first_norms) {
-        rbuf_puts(b, "<p class=\"muted\">Not sampled yet.</p></section>");
+        dynbuf_puts(b, "<p class=\"muted\">Not sampled yet.</p></section>");
         return;
     }
-    rbuf_printf(
+    dynbuf_printf(
         b,
         "<p class=\"muted\">L2 norms of each parameter's gradient, sampled every %d steps.</p>"
         "<table id=\"grad-epochs\"><tr><th>epoch</th><th>samples</th><th>total (last sample)</th>"
@@ -409,28 +409,28 @@ static void gradients(struct rbuf *b, const struct step_profile *p)
         p->grad_every);
     for (int i = 0; i < p->epoch_count; i++) {
         const struct prof_epoch *e = &p->epochs[i];
-        rbuf_printf(b, "<tr><td>%d</td><td>%d</td><td>%.4g</td><td>%.4g</td><td>%.4g</td></tr>",
+        dynbuf_printf(b, "<tr><td>%d</td><td>%d</td><td>%.4g</td><td>%.4g</td><td>%.4g</td></tr>",
                     e->epoch, e->grad_samples, e->grad_norm_total, e->grad_norm_min_layer,
                     e->grad_norm_max_layer);
     }
-    rbuf_printf(
+    dynbuf_printf(
         b,
         "</table><details><summary>Per layer: first and latest sample (%zu layers)</summary>"
         "<table id=\"grad-layers\"><tr><th>parameter</th><th>first</th><th>latest</th></tr>",
         p->layers);
     for (size_t i = 0; i < p->layers; i++) {
-        rbuf_puts(b, "<tr><td>");
-        rbuf_html(b, p->names[i]);
-        rbuf_printf(b, "</td><td>%.4g</td><td>%.4g</td></tr>", p->first_norms[i], p->norms[i]);
+        dynbuf_puts(b, "<tr><td>");
+        dynbuf_html(b, p->names[i]);
+        dynbuf_printf(b, "</td><td>%.4g</td><td>%.4g</td></tr>", p->first_norms[i], p->norms[i]);
     }
-    rbuf_puts(b, "</table></details></section>");
+    dynbuf_puts(b, "</table></details></section>");
 }
 
 int report_html_write(const struct train_job *job, const struct step_profile *p,
                       const struct thumbs *misses, const char *status, const char *path)
 {
-    struct rbuf b;
-    rbuf_init(&b, REPORT_MAX_BYTES);
+    struct dynbuf b;
+    dynbuf_init(&b, REPORT_MAX_BYTES);
     header(&b, job, status);
     summary(&b, job);
     findings(&b, job, p);
@@ -439,12 +439,12 @@ int report_html_write(const struct train_job *job, const struct step_profile *p,
     misclassified(&b, job, misses);
     profile(&b, job, p);
     gradients(&b, p);
-    rbuf_puts(&b,
+    dynbuf_puts(&b,
               "<p class=\"muted\">Also in this job's output: metrics.json (every number above), "
               "TensorBoard scalars (output/tensorboard), and trace.json when profile_steps is set. "
               "Written by the train program of this image.</p></body></html>\n");
     int rc = b.failed ? err_set("the report would be over %zu bytes", REPORT_MAX_BYTES)
                       : fileio_write_atomic(path, b.data, b.len);
-    rbuf_free(&b);
+    dynbuf_free(&b);
     return rc;
 }

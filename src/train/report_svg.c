@@ -19,7 +19,7 @@ static double tr(double v, bool log_y)
     return log_y ? log10(v > 1e-30 ? v : 1e-30) : v;
 }
 
-void svg_line_chart(struct rbuf *b, const char *title, const struct svg_series *s, int ns,
+void svg_line_chart(struct dynbuf *b, const char *title, const struct svg_series *s, int ns,
                     int mark_x, const char *mark_label, bool log_y)
 {
     int n = 0;
@@ -34,15 +34,15 @@ void svg_line_chart(struct rbuf *b, const char *title, const struct svg_series *
             hi = v > hi ? v : hi;
         }
     }
-    rbuf_printf(b, "<svg class=\"chart\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"", W,
+    dynbuf_printf(b, "<svg class=\"chart\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"", W,
                 H);
-    rbuf_html(b, title);
-    rbuf_puts(b, "\"><rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>");
-    rbuf_printf(b, "<text x=\"%.0f\" y=\"18\" font-size=\"13\" font-weight=\"bold\">", L);
-    rbuf_html(b, title);
-    rbuf_puts(b, "</text>");
+    dynbuf_html(b, title);
+    dynbuf_puts(b, "\"><rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>");
+    dynbuf_printf(b, "<text x=\"%.0f\" y=\"18\" font-size=\"13\" font-weight=\"bold\">", L);
+    dynbuf_html(b, title);
+    dynbuf_puts(b, "</text>");
     if (n == 0 || !isfinite(lo)) {
-        rbuf_printf(b, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"12\">no data yet</text></svg>", L,
+        dynbuf_printf(b, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"12\">no data yet</text></svg>", L,
                     H / 2);
         return;
     }
@@ -54,35 +54,35 @@ void svg_line_chart(struct rbuf *b, const char *title, const struct svg_series *
 #define X(i) (L + (n > 1 ? ((i)-1) * pw / (n - 1) : pw / 2))
 #define Y(v) (T + ph - (tr(v, log_y) - lo) / (hi - lo) * ph)
     /* axes and y ticks */
-    rbuf_printf(b, "<path d=\"M%.1f %.1fV%.1fH%.1f\" stroke=\"#888\" fill=\"none\"/>", L, T, T + ph,
+    dynbuf_printf(b, "<path d=\"M%.1f %.1fV%.1fH%.1f\" stroke=\"#888\" fill=\"none\"/>", L, T, T + ph,
                 L + pw);
     for (int t = 0; t <= 4; t++) {
         double v = lo + (hi - lo) * t / 4, y = T + ph - ph * t / 4;
-        rbuf_printf(b, "<path d=\"M%.1f %.1fH%.1f\" stroke=\"#eee\"/>", L, y, L + pw);
-        rbuf_printf(b,
+        dynbuf_printf(b, "<path d=\"M%.1f %.1fH%.1f\" stroke=\"#eee\"/>", L, y, L + pw);
+        dynbuf_printf(b,
                     "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"end\">%.3g</text>",
                     L - 4, y + 3, log_y ? pow(10, v) : v);
     }
     int step = n > 10 ? (n + 9) / 10 : 1;
     for (int i = 1; i <= n; i += step)
-        rbuf_printf(b,
+        dynbuf_printf(b,
                     "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"middle\">%d</text>",
                     X(i), T + ph + 12, i);
     if (mark_x >= 1 && mark_x <= n) {
-        rbuf_printf(b,
+        dynbuf_printf(b,
                     "<path class=\"best-marker\" d=\"M%.1f %.1fV%.1f\" stroke=\"#2a7\" "
                     "stroke-dasharray=\"3 3\"/>",
                     X(mark_x), T, T + ph);
-        rbuf_printf(
+        dynbuf_printf(
             b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#2a7\" text-anchor=\"middle\">",
             X(mark_x), T - 2);
-        rbuf_html(b, mark_label ? mark_label : "");
-        rbuf_puts(b, "</text>");
+        dynbuf_html(b, mark_label ? mark_label : "");
+        dynbuf_puts(b, "</text>");
     }
     for (int i = 0; i < ns; i++) {
-        rbuf_puts(b, "<path fill=\"none\" stroke-width=\"2\" stroke=\"");
-        rbuf_html(b, s[i].color);
-        rbuf_printf(b, "\"%s d=\"", s[i].dashed ? " stroke-dasharray=\"6 3\"" : "");
+        dynbuf_puts(b, "<path fill=\"none\" stroke-width=\"2\" stroke=\"");
+        dynbuf_html(b, s[i].color);
+        dynbuf_printf(b, "\"%s d=\"", s[i].dashed ? " stroke-dasharray=\"6 3\"" : "");
         bool pen = false;
         for (int j = 0; j < s[i].n; j++) {
             double v = s[i].y[j];
@@ -90,32 +90,32 @@ void svg_line_chart(struct rbuf *b, const char *title, const struct svg_series *
                 pen = false;
                 continue;
             }
-            rbuf_printf(b, "%c%.1f %.1f", pen ? 'L' : 'M', X(j + 1), Y(v));
+            dynbuf_printf(b, "%c%.1f %.1f", pen ? 'L' : 'M', X(j + 1), Y(v));
             pen = true;
         }
-        rbuf_puts(b, "\"/>");
+        dynbuf_puts(b, "\"/>");
         for (int j = 0; s[i].n == 1 && j < 1; j++) /* a single point needs a dot to be seen */
             if (isfinite(s[i].y[0]))
-                rbuf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>", X(1),
+                dynbuf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>", X(1),
                             Y(s[i].y[0]), s[i].color);
         /* legend */
         double lx = L + i * (pw / (ns > 0 ? ns : 1));
-        rbuf_printf(b, "<path d=\"M%.1f %.1fh14\" stroke=\"%s\" stroke-width=\"3\"%s/>", lx, H - 8,
+        dynbuf_printf(b, "<path d=\"M%.1f %.1fh14\" stroke=\"%s\" stroke-width=\"3\"%s/>", lx, H - 8,
                     s[i].color, s[i].dashed ? " stroke-dasharray=\"6 3\"" : "");
-        rbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">", lx + 18, H - 4);
-        rbuf_html(b, s[i].name);
-        rbuf_puts(b, "</text>");
+        dynbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">", lx + 18, H - 4);
+        dynbuf_html(b, s[i].name);
+        dynbuf_puts(b, "</text>");
     }
 #undef X
 #undef Y
-    rbuf_puts(b, "</svg>");
+    dynbuf_puts(b, "</svg>");
 }
 
-void svg_heatmap(struct rbuf *b, const int64_t *m, int k, const char *const *labels)
+void svg_heatmap(struct dynbuf *b, const int64_t *m, int k, const char *const *labels)
 {
     bool text = k <= 20;
     double lab = text ? 70 : 10, size = 360, cell = (size - lab) / (k > 0 ? k : 1);
-    rbuf_printf(
+    dynbuf_printf(
         b,
         "<svg class=\"heatmap\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" "
         "aria-label=\"confusion matrix\"><rect width=\"100%%\" height=\"100%%\" fill=\"#fff\"/>",
@@ -129,39 +129,39 @@ void svg_heatmap(struct rbuf *b, const int64_t *m, int k, const char *const *lab
             /* white to deep blue on the diagonal, white to red off it */
             int r = i == j ? (int)(255 - 200 * f) : 255, g = (int)(255 - 200 * f),
                 bl = i == j ? 255 : (int)(255 - 200 * f);
-            rbuf_printf(b,
+            dynbuf_printf(b,
                         "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
                         "fill=\"rgb(%d,%d,%d)\" stroke=\"#ddd\"><title>true %d, predicted %d: "
                         "%lld</title></rect>",
                         lab + j * cell, lab + i * cell, cell, cell, r, g, bl, i, j,
                         (long long)m[i * k + j]);
             if (text && cell >= 14)
-                rbuf_printf(b,
+                dynbuf_printf(b,
                             "<text x=\"%.1f\" y=\"%.1f\" font-size=\"%.0f\" "
                             "text-anchor=\"middle\">%lld</text>",
                             lab + (j + 0.5) * cell, lab + (i + 0.5) * cell + 4,
                             cell > 30 ? 11.0 : 8.0, (long long)m[i * k + j]);
         }
         if (text) {
-            rbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" text-anchor=\"end\">",
+            dynbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" text-anchor=\"end\">",
                         lab - 3, lab + (i + 0.5) * cell + 3);
-            rbuf_html(b, labels[i]);
-            rbuf_puts(b, "</text>");
-            rbuf_printf(b,
+            dynbuf_html(b, labels[i]);
+            dynbuf_puts(b, "</text>");
+            dynbuf_printf(b,
                         "<text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" text-anchor=\"start\" "
                         "transform=\"rotate(-45 %.1f %.1f)\">",
                         lab + (i + 0.5) * cell, lab - 3, lab + (i + 0.5) * cell, lab - 3);
-            rbuf_html(b, labels[i]);
-            rbuf_puts(b, "</text>");
+            dynbuf_html(b, labels[i]);
+            dynbuf_puts(b, "</text>");
         }
     }
-    rbuf_printf(b,
+    dynbuf_printf(b,
                 "<text x=\"%.0f\" y=\"%.0f\" font-size=\"10\">rows: true class, columns: "
                 "predicted</text></svg>",
                 lab, size + 10);
 }
 
-void svg_stacked_bars(struct rbuf *b, const char *title, int bars, const int *labels, int parts,
+void svg_stacked_bars(struct dynbuf *b, const char *title, int bars, const int *labels, int parts,
                       const char *const *part_names, const char *const *colors,
                       const double *values, const char *unit)
 {
@@ -173,23 +173,23 @@ void svg_stacked_bars(struct rbuf *b, const char *title, int bars, const int *la
         hi = sum > hi ? sum : hi;
     }
     double h = H + 14 * ((parts + 3) / 4);
-    rbuf_printf(b, "<svg class=\"chart\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"", W,
+    dynbuf_printf(b, "<svg class=\"chart\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"", W,
                 h);
-    rbuf_html(b, title);
-    rbuf_puts(b, "\"><rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>");
-    rbuf_printf(b, "<text x=\"%.0f\" y=\"18\" font-size=\"13\" font-weight=\"bold\">", L);
-    rbuf_html(b, title);
-    rbuf_puts(b, "</text>");
+    dynbuf_html(b, title);
+    dynbuf_puts(b, "\"><rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>");
+    dynbuf_printf(b, "<text x=\"%.0f\" y=\"18\" font-size=\"13\" font-weight=\"bold\">", L);
+    dynbuf_html(b, title);
+    dynbuf_puts(b, "</text>");
     double pw = W - L - R, ph = H - T - B;
     if (bars == 0 || hi <= 0) {
-        rbuf_printf(b, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"12\">no data yet</text></svg>", L,
+        dynbuf_printf(b, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"12\">no data yet</text></svg>", L,
                     H / 2);
         return;
     }
     for (int t = 0; t <= 4; t++) {
         double y = T + ph - ph * t / 4;
-        rbuf_printf(b, "<path d=\"M%.1f %.1fH%.1f\" stroke=\"#eee\"/>", L, y, L + pw);
-        rbuf_printf(
+        dynbuf_printf(b, "<path d=\"M%.1f %.1fH%.1f\" stroke=\"#eee\"/>", L, y, L + pw);
+        dynbuf_printf(
             b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"end\">%.3g %s</text>",
             L - 4, y + 3, hi * t / 4, unit);
     }
@@ -199,22 +199,22 @@ void svg_stacked_bars(struct rbuf *b, const char *title, int bars, const int *la
         for (int p = 0; p < parts; p++) {
             double v = values[i * parts + p] > 0 ? values[i * parts + p] : 0, hh = v / hi * ph;
             y -= hh;
-            rbuf_printf(b,
+            dynbuf_printf(b,
                         "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">"
                         "<title>%s: %.3g %s</title></rect>",
                         x, y, bw, hh, colors[p], part_names[p], v, unit);
         }
         if (bars <= 20 || i % ((bars + 19) / 20) == 0)
-            rbuf_printf(
+            dynbuf_printf(
                 b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"middle\">%d</text>",
                 x + bw / 2, T + ph + 12, labels[i]);
     }
     for (int p = 0; p < parts; p++) {
         double lx = L + (p % 4) * pw / 4, ly = H - 4 + 14 * (p / 4);
-        rbuf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"10\" height=\"10\" fill=\"%s\"/>", lx,
+        dynbuf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"10\" height=\"10\" fill=\"%s\"/>", lx,
                     ly - 9, colors[p]);
-        rbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">%s</text>", lx + 14, ly,
+        dynbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">%s</text>", lx + 14, ly,
                     part_names[p]);
     }
-    rbuf_puts(b, "</svg>");
+    dynbuf_puts(b, "</svg>");
 }

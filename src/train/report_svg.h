@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "train/report_buf.h"
+#include "common/dynbuf.h"
 
 struct svg_series {
     const char *name;
@@ -20,12 +20,12 @@ struct svg_series {
 };
 
 /* mark_x: the x (1-based) to mark with a vertical line labelled mark_label; 0: none. */
-void svg_line_chart(struct rbuf *b, const char *title, const struct svg_series *s, int ns,
+void svg_line_chart(struct dynbuf *b, const char *title, const struct svg_series *s, int ns,
                     int mark_x, const char *mark_label, bool log_y);
 /* m: [k][k] counts, rows the true class; each row is shaded by its share of the row. */
-void svg_heatmap(struct rbuf *b, const int64_t *m, int k, const char *const *labels);
+void svg_heatmap(struct dynbuf *b, const int64_t *m, int k, const char *const *labels);
 /* values: [bars][parts]; labels: one per bar. */
-void svg_stacked_bars(struct rbuf *b, const char *title, int bars, const int *labels, int parts,
+void svg_stacked_bars(struct dynbuf *b, const char *title, int bars, const int *labels, int parts,
                       const char *const *part_names, const char *const *colors,
                       const double *values, const char *unit);
 

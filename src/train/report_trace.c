@@ -5,15 +5,15 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
-#include "train/report_buf.h"
+#include "common/dynbuf.h"
 #include "train/report_trace.h"
 
 int trace_write(const struct step_profile *p, int rank, const char *path)
 {
     if (!p || !p->trace || p->trace_count == 0) return 0;
-    struct rbuf b;
-    rbuf_init(&b, (size_t)64 << 20);
-    rbuf_printf(&b,
+    struct dynbuf b;
+    dynbuf_init(&b, (size_t)64 << 20);
+    dynbuf_printf(&b,
                 "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n"
                 "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%d,\"args\":{\"name\":\"train "
                 "rank %d\"}},\n"
@@ -28,7 +28,7 @@ int trace_write(const struct step_profile *p, int rank, const char *path)
         double start = p->trace[i].start_s, end = start;
         for (; i < p->trace_count && p->trace[i].step == step; i++) {
             const struct prof_trace_event *e = &p->trace[i];
-            rbuf_printf(
+            dynbuf_printf(
                 &b,
                 ",\n{\"name\":\"%s\",\"cat\":\"step\",\"ph\":\"X\",\"ts\":%.3f,\"dur\":%.3f,"
                 "\"pid\":%d,\"tid\":0,\"args\":{\"step\":%lld}}",
@@ -36,15 +36,15 @@ int trace_write(const struct step_profile *p, int rank, const char *path)
                 (long long)e->step);
             end = e->start_s + e->dur_s > end ? e->start_s + e->dur_s : end;
         }
-        rbuf_printf(
+        dynbuf_printf(
             &b,
             ",\n{\"name\":\"step %lld\",\"cat\":\"step\",\"ph\":\"X\",\"ts\":%.3f,\"dur\":%.3f,"
             "\"pid\":%d,\"tid\":1}",
             (long long)step, start * 1e6, (end - start) * 1e6, rank);
     }
-    rbuf_puts(&b, "\n]}\n");
+    dynbuf_puts(&b, "\n]}\n");
     int rc = b.failed ? err_set("trace.json would be over 64 MiB")
                       : fileio_write_atomic(path, b.data, b.len);
-    rbuf_free(&b);
+    dynbuf_free(&b);
     return rc;
 }
