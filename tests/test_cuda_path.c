@@ -7,9 +7,11 @@
  *     throughout: catches any layout or kernel bug) and 2e-2 with TF32 on (Ampere/Hopper
  *     convolutions and matrix products keep 10 mantissa bits, what PyTorch allows by default
  *     for convolutions);
- *   - training the way the trainer does (zero_grad, bf16 autocast forward, fp32 loss,
- *     backward, step) for two steps with SGD+momentum and with Adam: finite losses, weights
- *     that moved, and the same weights as the CPU doing the same steps in fp32 (loose: bf16);
+ *   - training the way the trainer does (zero_grad, forward, fp32 loss, backward, step) for
+ *     two steps with SGD+momentum and with Adam, against the CPU doing the same in fp32: in
+ *     fp32 with TF32 off, the same losses (1e-3) and the same update of the first layer
+ *     (normalised error 1e-2); with bf16 autocast, losses within 5% and weights that moved
+ *     (VGG's dropout masks differ between devices: finiteness and movement only);
  *   - optimizer state saved from the GPU and loaded back lands on the parameters' device and
  *     the next step runs (the resume path);
  *   - data parallelism over NCCL with one rank: the process group forms, host values reduce,
@@ -17,6 +19,8 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "common/error.h"
 #include "models/model.h"
@@ -98,50 +102,78 @@ static double train_step(struct model *m, tc_optimizer *opt, const tc_tensor *x,
     return v;
 }
 
-/* Two bf16 steps on the GPU against two fp32 steps on the CPU from the same weights. */
-static void check_training(const char *arch, bool adam, const char *dir)
+/* Two models with the same weights: one on the CPU, one on the GPU in channels-last. */
+static void twin_models(const char *arch, struct model **cpu_m, struct model **gpu_m)
 {
     tc_manual_seed(7);
-    struct model *cpu_m, *gpu_m;
-    REQUIRE(model_create(arch, 10, &cpu_m) == 0 && model_create(arch, 10, &gpu_m) == 0, "%s",
+    REQUIRE(model_create(arch, 10, cpu_m) == 0 && model_create(arch, 10, gpu_m) == 0, "%s",
             err_msg());
     tc_tensor **cp, **gp;
     size_t n, n2;
-    model_parameters(cpu_m, MODEL_PARAMS_ALL, &cp, &n);
-    model_parameters(gpu_m, MODEL_PARAMS_ALL, &gp, &n2);
+    model_tensors(*cpu_m, MODEL_TENSORS_ALL, &cp, NULL, &n);
+    model_tensors(*gpu_m, MODEL_TENSORS_ALL, &gp, NULL, &n2);
     for (size_t i = 0; i < n && i < n2; i++)
         tc_copy_(gp[i], cp[i]);
-    REQUIRE(model_to(gpu_m, *gpu_dev(), true) == 0, "%s", err_msg());
+    free(cp);
+    free(gp);
+    REQUIRE(model_to(*gpu_m, *gpu_dev(), true) == 0, "%s", err_msg());
+}
+
+/* The first parameter (conv1's weight) of m, on the CPU. */
+static tc_tensor *first_weight(struct model *m)
+{
+    tc_tensor **p;
+    size_t n;
+    model_parameters(m, MODEL_PARAMS_ALL, &p, &n);
+    tc_tensor *w = tc_to_device(p[0], tc_device_cpu());
+    free(p);
+    return w;
+}
+
+/* Two training steps on the GPU against the same two on the CPU from the same weights.
+ * fp32 (TF32 off) must agree closely: same maths, other kernels. bf16 autocast, the trainer's
+ * default on a GPU, is a precision choice: its losses must stay near fp32's, its weights move;
+ * its update is not compared element by element (bf16 gradients of the first layer differ from
+ * fp32's by tens of percent through batch norm, measured 0.45 on an H200 with SGD). VGG trains
+ * with dropout, whose masks differ between the devices: there, only finiteness and movement. */
+static void check_training(const char *arch, bool adam, bool amp, const char *dir)
+{
+    bool dropout = strncmp(arch, "vgg", 3) == 0;
+    struct model *cpu_m, *gpu_m;
+    twin_models(arch, &cpu_m, &gpu_m);
+    tc_cuda_set_performance(true, false); /* TF32 off: the fp32 comparison is exact maths */
     tc_optimizer *copt = make_optimizer(cpu_m, adam), *gopt = make_optimizer(gpu_m, adam);
     tc_scope *s = tc_scope_begin();
     int64_t xs[4] = {8, 3, 64, 64}, ys[1] = {8};
     tc_tensor *x = tc_randn(xs, 4, TC_FLOAT32, tc_device_cpu());
     tc_tensor *y = tc_randint(10, ys, 1, tc_device_cpu());
     tc_tensor *xg = tc_to_channels_last(tc_to_device(x, *gpu_dev())), *yg = tc_to_device(y, *gpu_dev());
-    tc_tensor *before = tc_clone(cp[0]); /* the common starting weights, on the CPU */
+    tc_tensor *before = first_weight(cpu_m); /* the common starting weights */
+    const char *mode = amp ? "cuda bf16" : "cuda fp32";
     for (int step = 0; step < 2; step++) {
         double lc = train_step(cpu_m, copt, x, y, tc_device_cpu(), false);
-        double lg = train_step(gpu_m, gopt, xg, yg, *gpu_dev(), true);
-        printf("%s %s step %d: loss cpu fp32 %.4f, cuda bf16 %.4f\n", arch, adam ? "adam" : "sgd",
-               step + 1, lc, lg);
-        CHECK(isfinite(lg) && fabs(lg - lc) < 0.05 * fabs(lc) + 0.05);
+        double lg = train_step(gpu_m, gopt, xg, yg, *gpu_dev(), amp);
+        printf("%s %s step %d: loss cpu fp32 %.5f, %s %.5f\n", arch, adam ? "adam" : "sgd",
+               step + 1, lc, mode, lg);
+        CHECK(isfinite(lg));
+        if (!dropout)
+            CHECK(fabs(lg - lc) < (amp ? 0.05 * fabs(lc) + 0.05 : 1e-3 * fabs(lc) + 1e-4));
     }
-    /* The update of the first convolution's weights: bf16 against fp32, so loose; with
-     * dropout (VGG) or Adam's sign-like first steps only that it moved and stayed finite. */
-    tc_tensor *gpu_delta = tc_sub(tc_to_device(gp[0], tc_device_cpu()), before);
-    tc_tensor *cpu_delta = tc_sub(cp[0], before);
+    tc_tensor *gpu_delta = tc_sub(first_weight(gpu_m), before);
+    tc_tensor *cpu_delta = tc_sub(first_weight(cpu_m), before);
     double moved = 0, diff = 0;
     CHECK_INT_EQ(tc_normalised_error(gpu_delta, tc_mul_scalar(before, 0.0), &moved), TC_OK);
     CHECK(isfinite(moved) && moved > 0);
-    if (!adam && strcmp(arch, "resnet18") == 0) {
+    tc_normalised_error(gpu_delta, cpu_delta, &diff);
+    printf("%s %s: update of conv1 over 2 steps, %s vs cpu fp32: normalised error %.3g\n", arch,
+           adam ? "adam" : "sgd", mode, diff);
+    if (!amp && !dropout) {
         char what[128];
-        snprintf(what, sizeof what, "%s sgd: update of conv1 over 2 steps, cuda bf16 vs cpu fp32", arch);
-        check_close(what, gpu_delta, cpu_delta, 0.1);
-    } else {
-        tc_normalised_error(gpu_delta, cpu_delta, &diff);
-        printf("%s %s: update of conv1 over 2 steps, cuda bf16 vs cpu fp32: normalised error %.3g\n",
-               arch, adam ? "adam" : "sgd", diff);
+        snprintf(what, sizeof what, "%s %s: update of conv1 over 2 steps, cuda fp32 vs cpu fp32",
+                 arch, adam ? "adam" : "sgd");
+        check_close(what, gpu_delta, cpu_delta, 1e-2);
     }
+    tc_cuda_set_performance(true, true);
 
     /* Resume: the state saved from the GPU, loaded into a new optimizer, steps on. */
     char path[512];
@@ -149,11 +181,9 @@ static void check_training(const char *arch, bool adam, const char *dir)
     REQUIRE(tc_optimizer_save(gopt, path) == 0, "%s", tc_last_error());
     tc_optimizer *resumed = make_optimizer(gpu_m, adam);
     CHECK_INT_EQ(tc_optimizer_load(resumed, path), TC_OK);
-    double lr = train_step(gpu_m, resumed, xg, yg, *gpu_dev(), true);
+    double lr = train_step(gpu_m, resumed, xg, yg, *gpu_dev(), amp);
     CHECK(isfinite(lr));
     tc_scope_end(s);
-    free(cp);
-    free(gp);
     tc_optimizer_free(resumed);
     tc_optimizer_free(copt);
     tc_optimizer_free(gopt);
@@ -215,9 +245,11 @@ int main(int argc, char **argv)
     CHECK_INT_EQ(tc_cuda_set_device(tc_cuda_device_count()), TC_ERR);
     check_eval_parity("resnet18", 64);
     check_eval_parity("vgg11_bn", 64);
-    check_training("resnet18", false, dir);
-    check_training("resnet18", true, dir);
-    check_training("vgg11_bn", false, dir);
+    for (int amp = 0; amp < 2; amp++) {
+        check_training("resnet18", false, amp, dir);
+        check_training("resnet18", true, amp, dir);
+        check_training("vgg11_bn", false, amp, dir);
+    }
     check_nccl();
     return test_finish("cuda_path");
 }
