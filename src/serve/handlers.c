@@ -24,11 +24,7 @@ int serve_predict_fn(const struct sm_context *ctx, const struct sm_batch *in, st
     bool grad_was = tc_set_grad_enabled(false);
     int64_t shape[4] = {in->n, 3, in->height, in->width};
     tc_tensor *x = tc_from_data(in->data, shape, 4, TC_FLOAT32);
-    if (sm->device.type == TC_CUDA)
-        x = tc_to_device(x, sm->device);
-    if (sm->channels_last)
-        x = tc_to_channels_last(x);
-    tc_tensor *logits = model_forward(sm->net, x, false); /* [n,k] */
+    tc_tensor *logits = serve_model_forward(sm, x);       /* [n,k] float32 */
     tc_tensor *probs = tc_softmax(logits, 1);              /* [n,k] */
     out->n = in->n;
     out->k = sm->num_classes;

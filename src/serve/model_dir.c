@@ -268,6 +268,19 @@ static int env_auto_switch(const char *name, int *v)
     return rc;
 }
 
+/* SERVE_PRECISION: float32 (default) or bfloat16 (the forward pass under bf16 autocast). */
+static int env_precision(bool *bf16)
+{
+    const char *v = getenv("SERVE_PRECISION");
+    if (!v || !*v || strcasecmp(v, "float32") == 0 || strcasecmp(v, "fp32") == 0)
+        *bf16 = false;
+    else if (strcasecmp(v, "bfloat16") == 0 || strcasecmp(v, "bf16") == 0)
+        *bf16 = true;
+    else
+        return err_set("SERVE_PRECISION=\"%.32s\": float32 or bfloat16 expected", v);
+    return 0;
+}
+
 /* The preprocessing fields of a metadata.json (all optional): image_size, resize_size, mean,
  * std, resize_mode. */
 static int metadata_preprocessing(const cJSON *j, const char *path, struct serve_model *sm)
@@ -409,15 +422,28 @@ static int load(const char *dir, struct serve_model *sm)
 }
 
 /* One forward pass on a blank image: proves the model runs and pays first-call costs now. */
+tc_tensor *serve_model_forward(const struct serve_model *sm, const tc_tensor *x)
+{
+    if (sm->device.type == TC_CUDA)
+        x = tc_to_device(x, sm->device);
+    if (sm->channels_last)
+        x = tc_to_channels_last(x);
+    if (!sm->bf16)
+        return model_forward(sm->net, x, false);
+    if (tc_autocast_begin(sm->device.type, TC_BFLOAT16) < 0)
+        return NULL;
+    tc_tensor *logits = model_forward(sm->net, x, false);
+    tc_autocast_end(sm->device.type);
+    return tc_to_dtype(logits, TC_FLOAT32);
+}
+
 static int warm_up(struct serve_model *sm)
 {
     tc_scope *s = tc_scope_begin();
     bool grad_was = tc_set_grad_enabled(false);
     int64_t shape[4] = {1, 3, sm->image_size, sm->image_size};
-    tc_tensor *x = tc_zeros(shape, 4, TC_FLOAT32, sm->device);
-    if (sm->channels_last)
-        x = tc_to_channels_last(x);
-    tc_tensor *y = tc_softmax(model_forward(sm->net, x, false), 1);
+    tc_tensor *x = tc_zeros(shape, 4, TC_FLOAT32, tc_device_cpu());
+    tc_tensor *y = tc_softmax(serve_model_forward(sm, x), 1);
     int rc = tc_numel(y) == sm->num_classes ? 0 : err_set("warm-up forward pass failed: %s", tc_last_error());
     tc_set_grad_enabled(grad_was);
     tc_scope_end(s);
@@ -447,6 +473,8 @@ int serve_model_fn(const char *model_dir, struct sm_context *ctx, struct sm_erro
         rc = env_switch("SERVE_FOLD_BATCHNORM", &fold);
     if (rc == 0)
         rc = env_auto_switch("SERVE_CHANNELS_LAST", &channels_last);
+    if (rc == 0)
+        rc = env_precision(&sm->bf16);
     if (rc == 0 && fold)
         rc = model_fold_batchnorm(sm->net);
     if (rc == 0) {
@@ -456,6 +484,13 @@ int serve_model_fn(const char *model_dir, struct sm_context *ctx, struct sm_erro
         sm->channels_last = channels_last >= 0 ? channels_last
                                                : sm->device.type == TC_CUDA || !sm->net->fixed_input_size;
         rc = model_to(sm->net, sm->device, sm->channels_last);
+        if (rc == 0)
+            log_info("inference on %s: %s, batch norms %s, %s (SERVE_PRECISION, "
+                     "SERVE_FOLD_BATCHNORM, SERVE_CHANNELS_LAST)",
+                     sm->device.type == TC_CUDA ? "cuda:0" : "cpu",
+                     sm->bf16 ? "bfloat16 autocast" : "float32",
+                     sm->net->folded ? "folded into the convolutions" : "as trained",
+                     sm->channels_last ? "channels-last" : "NCHW");
     }
     if (rc == 0)
         rc = warm_up(sm);

@@ -24,6 +24,7 @@ struct serve_model {
     struct model *net;
     tc_device device;
     bool channels_last;
+    bool bf16; /* SERVE_PRECISION=bfloat16: the forward pass under bf16 autocast */
 };
 
 int serve_model_fn(const char *model_dir, struct sm_context *ctx, struct sm_error *err);
@@ -32,5 +33,9 @@ void serve_model_free(struct serve_model *sm);
  * none): tells whether a custom model_fn's context is the default's, which the caller frees. */
 struct serve_model *serve_model_fn_take_last(void);
 int model_dir_infer_arch(const tc_state_dict *sd, char *arch, size_t len, int *num_classes);
+
+/* x [n,3,S,S] float on the CPU -> float32 logits [n,k] on the model's device, under the
+ * model's precision and memory format; in the caller's scope, without autograd. */
+tc_tensor *serve_model_forward(const struct serve_model *sm, const tc_tensor *x);
 
 #endif

@@ -283,6 +283,41 @@ def test_execution_parameters(trained, tmp_path):
     assert s.stop() == 0
 
 
+def test_inference_settings_bf16_and_refusals(trained, tmp_path):
+    """SERVE_PRECISION=bfloat16 serves the same classes with probabilities close to float32's,
+    and says so in the log; an invalid value of each inference setting stops serve at start
+    with a message naming the variable."""
+    root, test_dir = trained
+    files = sorted(test_dir.rglob("*.png"))[:6]
+    answers = {}
+    for precision in ("float32", "bfloat16"):
+        opt_ml = tmp_path / precision
+        shutil.copytree(root / "model", opt_ml / "model")
+        s = Server(opt_ml, env={"SERVE_PRECISION": precision})
+        try:
+            answers[precision] = [json.loads(s.invoke(f.read_bytes(), "image/png")[2])["predictions"][0]
+                                  for f in files]
+        finally:
+            assert s.stop() == 0
+        assert ("bfloat16 autocast" if precision == "bfloat16" else "float32") in s.output()
+    for a, b in zip(answers["float32"], answers["bfloat16"]):
+        assert a["predicted_index"] == b["predicted_index"]
+        np.testing.assert_allclose(a["probabilities"], b["probabilities"], atol=0.05)
+    assert any(a["probabilities"] != b["probabilities"]
+               for a, b in zip(answers["float32"], answers["bfloat16"]))  # bf16 really ran
+    for name, value in (("SERVE_PRECISION", "int4"), ("SERVE_FOLD_BATCHNORM", "maybe"),
+                        ("SERVE_CHANNELS_LAST", "sideways")):
+        opt_ml = tmp_path / f"bad-{name}"
+        shutil.copytree(root / "model", opt_ml / "model")
+        bad = Server(opt_ml, env={name: value}, wait=False)
+        try:
+            assert bad.proc.wait(timeout=60) != 0
+        finally:
+            if bad.proc.poll() is None:
+                bad.proc.kill()
+        assert f'{name}="{value}"' in bad.output(), bad.output()
+
+
 def test_metadata_resize_mode_and_normalisation_are_honoured(trained, tmp_path):
     """metadata.json's resize_mode, mean and std (train's eval_resize, mean and std
     hyperparameters) are what serve applies: squash to the square, as the binimages seed's
