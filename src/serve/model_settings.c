@@ -1,0 +1,230 @@
+/*
+ * model_settings.c - how the default model_fn's model is to be fed and run
+ * (model_settings.h): preprocessing from the defaults, a metadata.json or the SM_MODEL_*
+ * variables, and the inference settings SERVE_FOLD_BATCHNORM, SERVE_CHANNELS_LAST and
+ * SERVE_PRECISION. Every value is checked; a bad one is an error naming where it came from.
+ */
+#define _DEFAULT_SOURCE
+#include "serve/model_settings.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/error.h"
+#include "models/arch.h"
+
+/* A bare model.pth: ImageNet's Resize(256) + CenterCrop(224) and statistics, as torchvision's
+ * scripts preprocess. LeNet is the exception: 32x32 inputs, and ImageNet's statistics unless
+ * stated (a bare LeNet state dict does not say it was trained with the CIFAR seed's 0.5). */
+void model_settings_defaults(struct serve_model *sm)
+{
+    const struct arch_info *a = arch_find(sm->arch);
+    sm->image_size = a ? a->default_image_size : 224;
+    sm->resize_size = a && a->fixed_input_size ? a->fixed_input_size
+                                                : (int)lround(sm->image_size * 8.0 / 7.0);
+    sm->resize_mode = IMAGE_RESIZE_CROP;
+    memcpy(sm->mean, arch_imagenet_mean, sizeof sm->mean);
+    memcpy(sm->std, arch_imagenet_std, sizeof sm->std);
+}
+
+static int set_size(int *dst, double v, int lo, int hi, const char *what, const char *where)
+{
+    if (!(v >= lo && v <= hi) || v != (int)v)
+        return err_set("%s %s is %g; it must be a whole number from %d to %d", where, what, v, lo, hi);
+    *dst = (int)v;
+    return 0;
+}
+
+static int set_resize_mode(struct serve_model *sm, const char *mode, const char *where)
+{
+    if (image_resize_mode_parse(mode, &sm->resize_mode) < 0)
+        return err_set("%s resize_mode is \"%.32s\"; it must be \"crop\" (shorter side to "
+                       "resize_size, then the centre image_size square), \"squash\" (the whole "
+                       "image resized to image_size x image_size) or \"auto\" (as crop, but an "
+                       "image already image_size on its shorter side is only centre-cropped)",
+                       where, mode);
+    return 0;
+}
+
+static int set_channels(float dst[3], const double v[3], bool is_std, const char *what,
+                        const char *where)
+{
+    for (int c = 0; c < 3; c++)
+        if (!isfinite(v[c]) || (is_std && !(v[c] > 0)) || fabs(v[c]) > 1000)
+            return err_set("%s %s holds %g; give 3 finite numbers%s", where, what, v[c],
+                           is_std ? " above 0" : "");
+    for (int c = 0; c < 3; c++)
+        dst[c] = (float)v[c];
+    return 0;
+}
+
+/* mean or std from JSON: a list of 3 numbers, or one number for all channels. */
+static int json_channels(const cJSON *j, float dst[3], bool is_std, const char *what,
+                         const char *where)
+{
+    double v[3];
+    if (cJSON_IsNumber(j)) {
+        v[0] = v[1] = v[2] = j->valuedouble;
+    } else if (cJSON_IsArray(j) && cJSON_GetArraySize(j) == 3) {
+        for (int c = 0; c < 3; c++) {
+            const cJSON *e = cJSON_GetArrayItem(j, c);
+            if (!cJSON_IsNumber(e))
+                return err_set("%s %s must hold numbers", where, what);
+            v[c] = e->valuedouble;
+        }
+    } else {
+        return err_set("%s %s must be a list of 3 numbers (or one number)", where, what);
+    }
+    return set_channels(dst, v, is_std, what, where);
+}
+
+/* "0.5,0.5,0.5", "[0.5, 0.5, 0.5]" or "0.5" */
+static int env_channels(const char *name, float dst[3], bool is_std)
+{
+    const char *text = getenv(name);
+    if (!text || !*text)
+        return 0;
+    double v[3];
+    int n = 0;
+    const char *p = text;
+    while (*p) {
+        while (*p == ' ' || *p == '[' || *p == ',' || *p == '(')
+            p++;
+        if (!*p || *p == ']' || *p == ')')
+            break;
+        char *end;
+        double x = strtod(p, &end);
+        if (end == p || n == 3)
+            return err_set("%s is \"%.64s\"; give 3 numbers separated by commas, or one", name, text);
+        v[n++] = x;
+        p = end;
+    }
+    if (n == 1)
+        v[1] = v[2] = v[0];
+    else if (n != 3)
+        return err_set("%s is \"%.64s\"; give 3 numbers separated by commas, or one", name, text);
+    return set_channels(dst, v, is_std, "", name);
+}
+
+static int env_size(const char *name, int *dst, int lo, int hi, bool *given)
+{
+    const char *text = getenv(name);
+    if (!text || !*text)
+        return 0;
+    char *end;
+    double v = strtod(text, &end);
+    if (*end)
+        return err_set("%s is \"%.32s\"; give a whole number from %d to %d", name, text, lo, hi);
+    *given = true;
+    return set_size(dst, v, lo, hi, "", name);
+}
+
+/* name=true|false|1|0 into *on (unset: unchanged). */
+static int env_switch(const char *name, bool *on)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return 0;
+    if (strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0)
+        *on = true;
+    else if (strcasecmp(v, "false") == 0 || strcmp(v, "0") == 0)
+        *on = false;
+    else
+        return err_set("%s=\"%.32s\": true or false expected", name, v);
+    return 0;
+}
+
+/* name=auto|true|false into *v as -1/1/0 (unset: unchanged). */
+static int env_auto_switch(const char *name, int *v)
+{
+    const char *text = getenv(name);
+    if (text && strcasecmp(text, "auto") == 0) {
+        *v = -1;
+        return 0;
+    }
+    bool on = *v > 0;
+    int rc = env_switch(name, &on);
+    if (rc == 0 && text && *text)
+        *v = on;
+    return rc;
+}
+
+/* SERVE_PRECISION: float32 (default) or bfloat16 (the forward pass under bf16 autocast). */
+static int env_precision(bool *bf16)
+{
+    const char *v = getenv("SERVE_PRECISION");
+    if (!v || !*v || strcasecmp(v, "float32") == 0 || strcasecmp(v, "fp32") == 0)
+        *bf16 = false;
+    else if (strcasecmp(v, "bfloat16") == 0 || strcasecmp(v, "bf16") == 0)
+        *bf16 = true;
+    else
+        return err_set("SERVE_PRECISION=\"%.32s\": float32 or bfloat16 expected", v);
+    return 0;
+}
+
+/* The preprocessing fields of a metadata.json (all optional): image_size, resize_size, mean,
+ * std, resize_mode. */
+int model_settings_from_metadata(const cJSON *j, const char *path, struct serve_model *sm)
+{
+    const cJSON *size = cJSON_GetObjectItemCaseSensitive(j, "image_size");
+    const cJSON *resize = cJSON_GetObjectItemCaseSensitive(j, "resize_size");
+    const cJSON *mean = cJSON_GetObjectItemCaseSensitive(j, "mean");
+    const cJSON *std = cJSON_GetObjectItemCaseSensitive(j, "std");
+    const cJSON *mode = cJSON_GetObjectItemCaseSensitive(j, "resize_mode");
+    if (!mode) /* the hyperparameter's own name, as some metadata.json files have it */
+        mode = cJSON_GetObjectItemCaseSensitive(j, "eval_resize");
+    int rc = 0;
+    if (size && !cJSON_IsNumber(size))
+        rc = err_set("%s image_size must be a number", path);
+    else if (size && (rc = set_size(&sm->image_size, size->valuedouble, 16, 1024, "image_size", path)) == 0)
+        sm->resize_size = sm->image_size; /* unless resize_size says otherwise */
+    if (rc == 0 && resize && !cJSON_IsNumber(resize))
+        rc = err_set("%s resize_size must be a number", path);
+    else if (rc == 0 && resize)
+        rc = set_size(&sm->resize_size, resize->valuedouble, 16, 4096, "resize_size", path);
+    if (rc == 0 && mean)
+        rc = json_channels(mean, sm->mean, false, "mean", path);
+    if (rc == 0 && std)
+        rc = json_channels(std, sm->std, true, "std", path);
+    if (rc == 0 && mode)
+        rc = cJSON_IsString(mode) ? set_resize_mode(sm, mode->valuestring, path)
+                                  : err_set("%s resize_mode must be a string", path);
+    return rc;
+}
+
+/* SM_MODEL_MEAN, SM_MODEL_STD, SM_MODEL_IMAGE_SIZE, SM_MODEL_RESIZE_SIZE, SM_MODEL_RESIZE_MODE:
+ * a Python user's statement of their preprocessing, above metadata.json and the defaults. */
+int model_settings_from_env(struct serve_model *sm)
+{
+    bool size_given = false, resize_given = false;
+    int rc = env_size("SM_MODEL_IMAGE_SIZE", &sm->image_size, 16, 1024, &size_given);
+    if (rc == 0 && size_given)
+        sm->resize_size = sm->image_size;
+    if (rc == 0)
+        rc = env_size("SM_MODEL_RESIZE_SIZE", &sm->resize_size, 16, 4096, &resize_given);
+    if (rc == 0)
+        rc = env_channels("SM_MODEL_MEAN", sm->mean, false);
+    if (rc == 0)
+        rc = env_channels("SM_MODEL_STD", sm->std, true);
+    const char *mode = getenv("SM_MODEL_RESIZE_MODE");
+    if (rc == 0 && mode && *mode)
+        rc = set_resize_mode(sm, mode, "SM_MODEL_RESIZE_MODE:");
+    if (rc == 0 && sm->resize_mode != IMAGE_RESIZE_SQUASH && sm->resize_size < sm->image_size)
+        rc = err_set("resize_size %d is smaller than image_size %d: the centre crop would leave "
+                     "the image (use resize_mode \"squash\" to resize to the square instead)",
+                     sm->resize_size, sm->image_size);
+    return rc;
+}
+
+int model_settings_inference(bool *fold, int *channels_last, bool *bf16)
+{
+    int rc = env_switch("SERVE_FOLD_BATCHNORM", fold);
+    if (rc == 0)
+        rc = env_auto_switch("SERVE_CHANNELS_LAST", channels_last);
+    if (rc == 0)
+        rc = env_precision(bf16);
+    return rc;
+}

@@ -1,0 +1,31 @@
+/*
+ * model_settings.h - the default model_fn's settings (model_settings.c): preprocessing and how
+ * the network runs, from the defaults, metadata.json and the environment.
+ */
+#ifndef SERVE_MODEL_SETTINGS_H
+#define SERVE_MODEL_SETTINGS_H
+
+#include <stdbool.h>
+
+#include <cjson/cJSON.h>
+
+#include "serve/model_dir.h"
+
+/* A bare model.pth's preprocessing, from its architecture (sm->arch): ImageNet's Resize(256) +
+ * CenterCrop(224) and statistics; LeNet 32x32. */
+void model_settings_defaults(struct serve_model *sm);
+
+/* The preprocessing fields of a metadata.json (all optional): image_size, resize_size, mean,
+ * std, resize_mode (or eval_resize). path names the file in messages. */
+int model_settings_from_metadata(const cJSON *j, const char *path, struct serve_model *sm);
+
+/* SM_MODEL_MEAN, SM_MODEL_STD, SM_MODEL_IMAGE_SIZE, SM_MODEL_RESIZE_SIZE,
+ * SM_MODEL_RESIZE_MODE: a Python user's statement of their preprocessing, over metadata.json
+ * and the defaults. */
+int model_settings_from_env(struct serve_model *sm);
+
+/* SERVE_FOLD_BATCHNORM (true/false), SERVE_CHANNELS_LAST (auto/true/false: -1/1/0) and
+ * SERVE_PRECISION (float32/bfloat16) over the values passed in. */
+int model_settings_inference(bool *fold, int *channels_last, bool *bf16);
+
+#endif
