@@ -152,8 +152,7 @@ int trainer_evaluate(struct train_job *job, const struct dataset *d, struct eval
     if (k <= CONFUSION_MAX_CLASSES)
         out->confusion = calloc((size_t)k * (size_t)k, sizeof(int64_t));
     int top_k = job->config.hp.top_k;
-    int64_t *pred =
-        malloc((size_t)job->config.hp.batch_size * (size_t)(top_k > 1 ? top_k : 1) * sizeof *pred);
+    int64_t *pred = malloc((size_t)job->config.hp.batch_size * sizeof *pred);
     if (!out->per_class_total || !out->per_class_correct || !pred ||
         (k <= CONFUSION_MAX_CLASSES && !out->confusion)) {
         free(pred);
@@ -166,8 +165,13 @@ int trainer_evaluate(struct train_job *job, const struct dataset *d, struct eval
         return -1;
     }
     bool grad_was = tc_set_grad_enabled(false);
+    /* The loss sum (float64, added in the order and precision the host would use) and the
+     * top-k hits stay on the device until the end: the one read-back a batch is the
+     * predictions, which the per-class counts and the report need. */
+    tc_tensor *loss_acc = tc_own(tc_scalar_tensor(0.0, TC_FLOAT64, job->device));
+    tc_tensor *hits_acc = tc_own(tc_scalar_tensor(0.0, TC_INT64, job->device));
     double loss_sum = 0;
-    int rc = 0;
+    int rc = loss_acc && hits_acc ? 0 : err_set("evaluating: %s", tc_last_error());
     struct batch *b;
     while (rc == 0 && loader_next(l, &b) > 0) {
         if (b->n > 0) {
@@ -175,25 +179,18 @@ int trainer_evaluate(struct train_job *job, const struct dataset *d, struct eval
             tc_tensor *x, *y;
             batch_tensors(job, b, &x, &y);
             tc_tensor *logits = forward(job, x, false);
-            double loss = 0;
+            tc_tensor *loss = tc_mul_scalar(tc_to_dtype(tc_cross_entropy(logits, y, 0.0), TC_FLOAT64), b->n);
             tc_tensor *top_values, *top_indices = NULL;
-            if (tc_item_double(tc_cross_entropy(logits, y, 0.0), &loss) < 0 ||
+            int64_t column[2] = {b->n, 1};
+            if (!tc_add_(loss_acc, loss) ||
                 (top_k > 1 && (tc_topk(logits, top_k, 1, &top_values, &top_indices) < 0 ||
-                               tc_to_data(top_indices, pred, (size_t)b->n * top_k * sizeof *pred) < 0))) {
+                               !tc_add_(hits_acc, tc_sum(tc_eq(top_indices, tc_reshape(y, column, 2))))))) {
                 rc = err_set("evaluating: %s", tc_last_error());
-            } else if (top_k > 1) {
-                for (int i = 0; i < b->n; i++)
-                    for (int j = 0; j < top_k; j++)
-                        if (pred[(size_t)i * top_k + j] == b->labels[i]) {
-                            out->top_k_accuracy += 1; /* a count until the end */
-                            break;
-                        }
             }
             if (rc == 0 && tc_to_data(tc_argmax(logits, 1), pred, (size_t)b->n * sizeof *pred) < 0) {
                 rc = err_set("evaluating: %s", tc_last_error());
             } else if (rc == 0) {
                 report_eval_batch(job, d, b, pred);
-                loss_sum += loss * b->n;
                 for (int i = 0; i < b->n; i++) {
                     int64_t t = b->labels[i], p = pred[i];
                     out->per_class_total[t]++;
@@ -208,6 +205,12 @@ int trainer_evaluate(struct train_job *job, const struct dataset *d, struct eval
         loader_release(l, b);
     }
     tc_set_grad_enabled(grad_was);
+    int64_t hits = 0;
+    if (rc == 0 && (tc_item_double(loss_acc, &loss_sum) < 0 || tc_item_int64(hits_acc, &hits) < 0))
+        rc = err_set("evaluating: %s", tc_last_error());
+    out->top_k_accuracy = (double)hits; /* a count until the end */
+    tc_free(loss_acc);
+    tc_free(hits_acc);
     struct loader_stats stats = {0};
     loader_stop(l, &stats);
     job->skipped_images += stats.skipped;
