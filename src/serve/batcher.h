@@ -7,6 +7,9 @@
 
 #include "sm_handlers.h"
 
+/* SERVE_MAX_BATCH's default: images per batched forward pass. */
+#define BATCHER_DEFAULT_MAX_BATCH 32
+
 struct batcher;
 int batcher_start(struct batcher **out, const struct sm_context *ctx, sm_predict_fn predict,
                   int max_batch, int max_delay_us);

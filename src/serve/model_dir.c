@@ -30,11 +30,13 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/json_file.h"
 #include "common/log.h"
 #include "common/opt_ml.h"
 #include "models/arch.h"
+#include "serve/batcher.h"
 #include "serve/model_archive.h"
 #include "serve/model_settings.h"
 
@@ -234,16 +236,39 @@ tc_tensor *serve_model_forward(const struct serve_model *sm, const tc_tensor *x)
     return tc_to_dtype(logits, TC_FLOAT32);
 }
 
-static int warm_up(struct serve_model *sm)
+/* One forward pass of n blank images. */
+static int warm_up_batch(struct serve_model *sm, int64_t n)
 {
     tc_scope *s = tc_scope_begin();
-    bool grad_was = tc_set_grad_enabled(false);
-    int64_t shape[4] = {1, 3, sm->image_size, sm->image_size};
+    int64_t shape[4] = {n, 3, sm->image_size, sm->image_size};
     tc_tensor *x = tc_zeros(shape, 4, TC_FLOAT32, tc_device_cpu());
     tc_tensor *y = tc_softmax(serve_model_forward(sm, x), 1);
-    int rc = tc_numel(y) == sm->num_classes ? 0 : err_set("warm-up forward pass failed: %s", tc_last_error());
-    tc_set_grad_enabled(grad_was);
+    int rc = tc_numel(y) == n * sm->num_classes
+                 ? 0
+                 : err_set("warm-up forward pass of %lld image(s) failed: %s", (long long)n,
+                           tc_last_error());
     tc_scope_end(s);
+    return rc;
+}
+
+/* The first forward pass proves the model runs. On a GPU, cuDNN's benchmark mode picks its
+ * kernels per input shape on first sight: every batch size the batcher can form (1 to
+ * SERVE_MAX_BATCH) is run once now, so that no request pays for that choice. On the CPU the
+ * kernels do not depend on the batch size: one image suffices. */
+static int warm_up(struct serve_model *sm)
+{
+    bool grad_was = tc_set_grad_enabled(false);
+    long sizes = 1;
+    const char *v = getenv("SERVE_MAX_BATCH");
+    if (sm->device.type == TC_CUDA)
+        sizes = v && atol(v) >= 1 && atol(v) <= 1024 ? atol(v) : BATCHER_DEFAULT_MAX_BATCH;
+    double t0 = clock_now_s();
+    int rc = 0;
+    for (long n = 1; rc == 0 && n <= sizes; n++)
+        rc = warm_up_batch(sm, n);
+    if (rc == 0 && sizes > 1)
+        log_info("warmed up batch sizes 1 to %ld in %.1f s", sizes, clock_now_s() - t0);
+    tc_set_grad_enabled(grad_was);
     return rc;
 }
 
