@@ -103,27 +103,9 @@ def run_ours(model_dir, jpeg, requests):
 
 
 def run_torchserve(model_dir, jpeg, requests, work, workers):
-    store = os.path.join(work, "model_store")
-    os.makedirs(store, exist_ok=True)
-    subprocess.run(["torch-model-archiver", "--model-name", "resnet50", "--version", "1.0",
-                    "--serialized-file", os.path.join(model_dir, "model.pth"),
-                    "--handler", os.path.join(HERE, "torchserve_handler.py"),
-                    "--extra-files", f"{os.path.join(model_dir, 'metadata.json')},"
-                                     f"{os.path.join(bs.PYDIR, 'reference_models.py')}",
-                    "--export-path", store, "--force"], check=True)
-    port, mport, metrics = bs.free_port(), bs.free_port(), bs.free_port()
-    cfg = os.path.join(work, f"config-{workers}.properties")
-    with open(cfg, "w") as f:
-        f.write(f"inference_address=http://127.0.0.1:{port}\n"
-                f"management_address=http://127.0.0.1:{mport}\n"
-                f"metrics_address=http://127.0.0.1:{metrics}\n"
-                f"default_workers_per_model={workers}\ndisable_system_metrics=true\n")
     threads = max(1, (os.cpu_count() or 1) // workers)
-    p = subprocess.Popen(["torchserve", "--start", "--foreground", "--ncs", "--disable-token-auth",
-                          "--model-store", store, "--models", "resnet50=resnet50.mar",
-                          "--ts-config", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         cwd=work, env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
-    base = f"http://127.0.0.1:{port}"
+    p, base = bs.start_torchserve(model_dir, work, "resnet50", workers,
+                                  env={"OMP_NUM_THREADS": str(threads)})
     body = open(jpeg, "rb").read()
     try:
         healthy = bs.wait_until(lambda: bs.http_ok(base + "/ping"), timeout=300)
@@ -132,18 +114,44 @@ def run_torchserve(model_dir, jpeg, requests, work, workers):
         return measure(p.pid, base + "/predictions/resnet50", jpeg, requests, healthy,
                        healthy + first)
     finally:
-        subprocess.run(["torchserve", "--stop"], capture_output=True)
-        p.terminate()
-        try:
-            p.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            p.kill()
+        bs.stop_torchserve(p)
+
+
+def alternate_one_client(model_dir, jpeg, work, rounds):
+    """Ours and TorchServe (1 worker, its better 1-client setting) both running, measured in
+    turn at 1 client, `rounds` times: on a machine whose speed drifts, the alternation gives
+    each side the same conditions. Returns {side: [(req/s, p50, p99), ...]}."""
+    port = bs.free_port()
+    opt_ml = tempfile.mkdtemp(prefix="bench-r50-alt-")
+    shutil.copytree(model_dir, os.path.join(opt_ml, "model"))
+    ours = subprocess.Popen([os.path.join(ROOT, "build/bin/serve")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, OPT_ML=opt_ml, SAGEMAKER_BIND_TO_PORT=str(port)))
+    ts, ts_base = bs.start_torchserve(model_dir, work, "resnet50", 1,
+                                      env={"OMP_NUM_THREADS": str(os.cpu_count() or 1)})
+    urls = {"ours": f"http://127.0.0.1:{port}/invocations",
+            "torchserve 1w": ts_base + "/predictions/resnet50"}
+    body = open(jpeg, "rb").read()
+    out = {side: [] for side in urls}
+    try:
+        for url in urls.values():
+            bs.wait_until(lambda: bs.http_ok(url, body, "image/jpeg"), timeout=300)
+        for _ in range(rounds):
+            for side, url in urls.items():
+                out[side].append(bs.ab(url, jpeg, 1, 32, ctype="image/jpeg"))
+    finally:
+        ours.send_signal(signal.SIGTERM)
+        ours.wait(timeout=60)
+        bs.stop_torchserve(ts)
+    return out
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--requests", type=int, default=96, help="requests at 8 clients (a quarter at 1)")
     p.add_argument("--skip-torchserve", action="store_true", help="ours and the ceiling only")
+    p.add_argument("--alternate", type=int, default=0, metavar="ROUNDS",
+                   help="then ROUNDS rounds of 32 requests at 1 client, ours and TorchServe in turn")
     a = p.parse_args()
     tools = ("ab",) if a.skip_torchserve else ("ab", "java", "torchserve", "torch-model-archiver")
     for tool in tools:
@@ -185,6 +193,11 @@ def main():
               f"p99 at 8 clients {lo(lambda t: t['c8'][2]) / ours['c8'][2]:.2f}x lower; first "
               f"answer {lo(lambda t: t['first_s']) / ours['first_s']:.1f}x sooner; memory "
               f"{lo(lambda t: t['rss_mib']) / ours['rss_mib']:.1f}x less")
+    if a.alternate and not a.skip_torchserve:
+        alt = alternate_one_client(model_dir, jpeg, work, a.alternate)
+        print(f"\n1 client, {a.alternate} alternating rounds of 32 requests (req/s, p50 ms):")
+        for side, runs in alt.items():
+            print(f"{side:16}" + "  ".join(f"{r[0]:6.2f} ({r[1]:.0f})" for r in runs))
 
 
 if __name__ == "__main__":

@@ -125,36 +125,47 @@ def run_ours(model_dir, png, requests):
         p.wait(timeout=30)
 
 
-def run_torchserve(model_dir, png, requests, work):
+def start_torchserve(model_dir, work, name, workers, env=None):
+    """TorchServe serving model_dir (model.pth + metadata.json) under `name` with the seeds'
+    handler (torchserve_handler.py) and `workers` workers: (process, base URL)."""
     store = os.path.join(work, "model_store")
     os.makedirs(store, exist_ok=True)
-    subprocess.run(["torch-model-archiver", "--model-name", "lenet", "--version", "1.0",
+    subprocess.run(["torch-model-archiver", "--model-name", name, "--version", "1.0",
                     "--serialized-file", os.path.join(model_dir, "model.pth"),
                     "--handler", os.path.join(HERE, "torchserve_handler.py"),
                     "--extra-files", f"{os.path.join(model_dir, 'metadata.json')},"
                                      f"{os.path.join(PYDIR, 'reference_models.py')}",
                     "--export-path", store, "--force"], check=True)
     port, mport, metrics = free_port(), free_port(), free_port()
-    cfg = os.path.join(work, "config.properties")
+    cfg = os.path.join(work, f"config-{name}-{workers}.properties")
     with open(cfg, "w") as f:
         f.write(f"inference_address=http://127.0.0.1:{port}\nmanagement_address=http://127.0.0.1:{mport}\n"
-                f"metrics_address=http://127.0.0.1:{metrics}\ndefault_workers_per_model={os.cpu_count()}\n"
+                f"metrics_address=http://127.0.0.1:{metrics}\ndefault_workers_per_model={workers}\n"
                 f"disable_system_metrics=true\n")
     p = subprocess.Popen(["torchserve", "--start", "--foreground", "--ncs", "--disable-token-auth",
-                          "--model-store", store, "--models", "lenet=lenet.mar", "--ts-config", cfg],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
-    base = f"http://127.0.0.1:{port}"
+                          "--model-store", store, "--models", f"{name}={name}.mar", "--ts-config", cfg],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work,
+                         env=dict(os.environ, **(env or {})))
+    return p, f"http://127.0.0.1:{port}"
+
+
+def stop_torchserve(p):
+    subprocess.run(["torchserve", "--stop"], capture_output=True)
+    p.terminate()
+    try:
+        p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+
+
+def run_torchserve(model_dir, png, requests, work):
+    p, base = start_torchserve(model_dir, work, "lenet", os.cpu_count())
     try:
         healthy = wait_until(lambda: http_ok(base + "/ping"))
         first = wait_until(lambda: http_ok(base + "/predictions/lenet", open(png, "rb").read(), "image/png"))
         return measure(p.pid, base + "/predictions/lenet", png, requests, healthy, healthy + first)
     finally:
-        subprocess.run(["torchserve", "--stop"], capture_output=True)
-        p.terminate()
-        try:
-            p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
+        stop_torchserve(p)
 
 
 def measure(pid, url, png, requests, healthy, first):
