@@ -50,6 +50,9 @@ struct sm_context {
     int image_size, resize_size; /* the eval transform: resize shorter side, centre crop */
     float mean[3], std[3];
     void *user;                  /* free for custom handlers */
+    int squash;                  /* 1: resize both sides to image_size (torchvision
+                                    Resize((size, size)), resize_mode "squash"), no crop;
+                                    kept for handlers built before resize_mode existed */
     int resize_mode;             /* the metadata's resize_mode: 0 "crop" (shorter side to
                                     resize_size, centre crop), 1 "squash" (both sides to
                                     image_size, no crop), 2 "auto" (as crop, but an image

@@ -104,9 +104,11 @@ int model_fold_batchnorm(struct model *m)
 {
     if (m->folded || !m->impl.fold_batchnorm)
         return 0;
+    /* Marked even when a layer fails: the ones before it are rewritten already, so the
+     * weights are not torchvision's any more either way. */
+    m->folded = true;
     if (m->impl.fold_batchnorm(m) < 0)
         return err_set("folding %s's batch norms: %s", m->arch, tc_last_error());
-    m->folded = true;
     return 0;
 }
 

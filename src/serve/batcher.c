@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "common/error.h"
+#include "common/log.h"
 #include "serve/batcher.h"
 #include "serve/serve.h"
 
@@ -163,6 +164,21 @@ static void *batcher_main(void *arg)
     }
     pthread_mutex_unlock(&b->mu);
     return NULL;
+}
+
+int batcher_max_batch_from_env(void)
+{
+    const char *v = getenv("SERVE_MAX_BATCH");
+    if (!v || !*v)
+        return BATCHER_DEFAULT_MAX_BATCH;
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*end || x < 1 || x > BATCHER_MAX_BATCH_LIMIT) {
+        log_warn("SERVE_MAX_BATCH=\"%s\" is not a number from 1 to %d; using %d", v,
+                 BATCHER_MAX_BATCH_LIMIT, BATCHER_DEFAULT_MAX_BATCH);
+        return BATCHER_DEFAULT_MAX_BATCH;
+    }
+    return (int)x;
 }
 
 int batcher_start(struct batcher **out, const struct sm_context *ctx, sm_predict_fn predict,

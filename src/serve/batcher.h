@@ -7,8 +7,13 @@
 
 #include "sm_handlers.h"
 
-/* SERVE_MAX_BATCH's default: images per batched forward pass. */
+/* SERVE_MAX_BATCH's default and limit: images per batched forward pass. */
 #define BATCHER_DEFAULT_MAX_BATCH 32
+#define BATCHER_MAX_BATCH_LIMIT 1024
+
+/* SERVE_MAX_BATCH as the batcher takes it: a whole number from 1 to BATCHER_MAX_BATCH_LIMIT,
+ * else (with a warning when it was set) the default. */
+int batcher_max_batch_from_env(void);
 
 struct batcher;
 int batcher_start(struct batcher **out, const struct sm_context *ctx, sm_predict_fn predict,

@@ -58,7 +58,7 @@ static void read_config(struct server_config *c)
     const char *strategy = getenv("SAGEMAKER_BATCH_STRATEGY");
     snprintf(c->batch_strategy, sizeof c->batch_strategy, "%s",
              strategy && !strcmp(strategy, "SINGLE_RECORD") ? "SINGLE_RECORD" : "MULTI_RECORD");
-    c->max_batch = (int)env_long("SERVE_MAX_BATCH", BATCHER_DEFAULT_MAX_BATCH, 1, 1024);
+    c->max_batch = batcher_max_batch_from_env();
     c->batch_delay_us = (int)env_long("SERVE_BATCH_DELAY_MS", 2, 0, 1000) * 1000;
     c->log_pings = getenv("SERVE_LOG_PINGS") != NULL;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);

@@ -251,23 +251,29 @@ static int warm_up_batch(struct serve_model *sm, int64_t n)
     return rc;
 }
 
-/* The first forward pass proves the model runs. On a GPU, cuDNN's benchmark mode picks its
- * kernels per input shape on first sight: every batch size the batcher can form (1 to
- * SERVE_MAX_BATCH) is run once now, so that no request pays for that choice. On the CPU the
- * kernels do not depend on the batch size: one image suffices. */
+/* The first forward pass proves the model runs: its failure is the model's. On a GPU,
+ * cuDNN's benchmark mode picks its kernels per input shape on first sight, so the batch sizes
+ * the batcher forms (1 to SERVE_MAX_BATCH, at most WARM_UP_MAX_SIZES of them) are run once
+ * now and no request pays for that choice; one that fails (out of GPU memory, say) only
+ * ends the warm-up, with a warning. A single request of more images than SERVE_MAX_BATCH is
+ * a batch of its own and still meets its size first when it comes. On the CPU the kernels do
+ * not depend on the batch size: one image suffices. */
+#define WARM_UP_MAX_SIZES 64
 static int warm_up(struct serve_model *sm)
 {
     bool grad_was = tc_set_grad_enabled(false);
-    long sizes = 1;
-    const char *v = getenv("SERVE_MAX_BATCH");
-    if (sm->device.type == TC_CUDA)
-        sizes = v && atol(v) >= 1 && atol(v) <= 1024 ? atol(v) : BATCHER_DEFAULT_MAX_BATCH;
+    int sizes = sm->device.type == TC_CUDA ? batcher_max_batch_from_env() : 1;
+    if (sizes > WARM_UP_MAX_SIZES)
+        sizes = WARM_UP_MAX_SIZES;
     double t0 = clock_now_s();
-    int rc = 0;
-    for (long n = 1; rc == 0 && n <= sizes; n++)
-        rc = warm_up_batch(sm, n);
+    int rc = warm_up_batch(sm, 1), n = 2;
+    for (; rc == 0 && n <= sizes; n++)
+        if (warm_up_batch(sm, n) < 0) {
+            log_warn("warm-up stopped at batch size %d: %s", n, err_msg());
+            break;
+        }
     if (rc == 0 && sizes > 1)
-        log_info("warmed up batch sizes 1 to %ld in %.1f s", sizes, clock_now_s() - t0);
+        log_info("warmed up batch sizes 1 to %d in %.1f s", n - 1, clock_now_s() - t0);
     tc_set_grad_enabled(grad_was);
     return rc;
 }
@@ -324,6 +330,7 @@ int serve_model_fn(const char *model_dir, struct sm_context *ctx, struct sm_erro
     ctx->image_size = sm->image_size;
     ctx->resize_size = sm->resize_size;
     ctx->resize_mode = (int)sm->resize_mode;
+    ctx->squash = sm->resize_mode == IMAGE_RESIZE_SQUASH;
     memcpy(ctx->mean, sm->mean, sizeof ctx->mean);
     memcpy(ctx->std, sm->std, sizeof ctx->std);
     return 0;
