@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <microhttpd.h>
+
 #include "serve/accept.h"
 #include "serve/url_fetch.h"
 
@@ -35,6 +37,14 @@
 #include "serve/model_archive.h"
 #include "serve/multi_model.h"
 #include "serve/server.h"
+
+/* libmicrohttpd's fatal inconsistencies end the process; say which before it does. */
+static void mhd_panic(void *cls, const char *file, unsigned int line, const char *reason)
+{
+    (void)cls;
+    log_error("libmicrohttpd panic at %s:%u: %s", file ? file : "?", line, reason ? reason : "");
+    abort();
+}
 
 static long env_long(const char *name, long fallback, long min, long max)
 {
@@ -73,6 +83,7 @@ int main(int argc, char **argv)
 {
     (void)argc;
     (void)argv; /* SageMaker passes "serve" */
+    MHD_set_panic_func(mhd_panic, NULL);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     /* Every thread made from here on inherits the mask; main alone takes the signals. */

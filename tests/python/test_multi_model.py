@@ -104,9 +104,15 @@ class MultiModelServer:
             return f.read()
 
     def stop(self):
+        """SIGTERM; the exit status. One that is not 0 prints the log's end, so that a rare
+        failure at shutdown (seen once under ASan: SIGABRT) shows its cause."""
         self.proc.terminate()
         try:
-            return self.proc.wait(timeout=30)
+            rc = self.proc.wait(timeout=30)
+            if rc != 0:
+                self.log.flush()
+                print(f"serve exited {rc}; its log ends:\n{self.output()[-4000:]}")
+            return rc
         finally:
             self.log.close()
 
