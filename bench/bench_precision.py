@@ -8,10 +8,9 @@ AVX512-BF16, and this run says what it costs in accuracy.
 
 usage: python bench/bench_precision.py
 """
+import http.client
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -43,16 +42,10 @@ def train(work):
 
 
 def serve_all(model_dir, files, precision):
-    port = bs.free_port()
-    opt_ml = tempfile.mkdtemp(prefix="bench-precision-")
-    shutil.copytree(model_dir, os.path.join(opt_ml, "model"))
-    p = subprocess.Popen([os.path.join(ROOT, "build/bin/serve")], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL,
-                         env=dict(os.environ, OPT_ML=opt_ml, SAGEMAKER_BIND_TO_PORT=str(port),
-                                  SERVE_THREADS="1", SERVE_PRECISION=precision))
-    import http.client
+    p, base = bs.start_ours(model_dir, {"SERVE_THREADS": "1", "SERVE_PRECISION": precision})
+    port = int(base.rsplit(":", 1)[1])
     try:
-        bs.wait_until(lambda: bs.http_ok(f"http://127.0.0.1:{port}/ping"))
+        bs.wait_until(lambda: bs.http_ok(base + "/ping"))
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         out, c0 = [], process_cpu_s(p.pid)
         for path, _cls in files:
@@ -64,8 +57,7 @@ def serve_all(model_dir, files, precision):
             out.append(json.loads(r.read())["predictions"][0])
         return out, (process_cpu_s(p.pid) - c0) / len(files)
     finally:
-        p.send_signal(signal.SIGTERM)
-        p.wait(timeout=60)
+        bs.stop_ours(p)
 
 
 def main():

@@ -18,8 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -85,21 +83,14 @@ def measure(pid, url, jpeg, requests, healthy, first):
 
 
 def run_ours(model_dir, jpeg, requests):
-    port = bs.free_port()
-    opt_ml = tempfile.mkdtemp(prefix="bench-r50-ours-")
-    shutil.copytree(model_dir, os.path.join(opt_ml, "model"))
-    p = subprocess.Popen([os.path.join(ROOT, "build/bin/serve")], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL,
-                         env=dict(os.environ, OPT_ML=opt_ml, SAGEMAKER_BIND_TO_PORT=str(port)))
-    base = f"http://127.0.0.1:{port}"
+    p, base = bs.start_ours(model_dir)
     body = open(jpeg, "rb").read()
     try:
         healthy = bs.wait_until(lambda: bs.http_ok(base + "/ping"))
         first = bs.wait_until(lambda: bs.http_ok(base + "/invocations", body, "image/jpeg"))
         return measure(p.pid, base + "/invocations", jpeg, requests, healthy, healthy + first)
     finally:
-        p.send_signal(signal.SIGTERM)
-        p.wait(timeout=60)
+        bs.stop_ours(p)
 
 
 def run_torchserve(model_dir, jpeg, requests, work, workers):
@@ -121,15 +112,10 @@ def alternate_one_client(model_dir, jpeg, work, rounds):
     """Ours and TorchServe (1 worker, its better 1-client setting) both running, measured in
     turn at 1 client, `rounds` times: on a machine whose speed drifts, the alternation gives
     each side the same conditions. Returns {side: [(req/s, p50, p99), ...]}."""
-    port = bs.free_port()
-    opt_ml = tempfile.mkdtemp(prefix="bench-r50-alt-")
-    shutil.copytree(model_dir, os.path.join(opt_ml, "model"))
-    ours = subprocess.Popen([os.path.join(ROOT, "build/bin/serve")], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL,
-                            env=dict(os.environ, OPT_ML=opt_ml, SAGEMAKER_BIND_TO_PORT=str(port)))
+    ours, ours_base = bs.start_ours(model_dir)
     ts, ts_base = bs.start_torchserve(model_dir, work, "resnet50", 1,
                                       env={"OMP_NUM_THREADS": str(os.cpu_count() or 1)})
-    urls = {"ours": f"http://127.0.0.1:{port}/invocations",
+    urls = {"ours": ours_base + "/invocations",
             "torchserve 1w": ts_base + "/predictions/resnet50"}
     body = open(jpeg, "rb").read()
     out = {side: [] for side in urls}
@@ -140,8 +126,7 @@ def alternate_one_client(model_dir, jpeg, work, rounds):
             for side, url in urls.items():
                 out[side].append(bs.ab(url, jpeg, 1, 32, ctype="image/jpeg"))
     finally:
-        ours.send_signal(signal.SIGTERM)
-        ours.wait(timeout=60)
+        bs.stop_ours(ours)
         bs.stop_torchserve(ts)
     return out
 

@@ -15,9 +15,6 @@ Best of 3 rounds each. usage: python bench/bench_resnet50_cpu.py
 import io
 import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,14 +44,7 @@ def process_cpu_s(pid):
 
 
 def ours(model_dir, body, env):
-    port = bs.free_port()
-    opt_ml = tempfile.mkdtemp(prefix="bench-r50cpu-")
-    shutil.copytree(model_dir, os.path.join(opt_ml, "model"))
-    p = subprocess.Popen([os.path.join(br.ROOT, "build/bin/serve")], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL,
-                         env=dict(os.environ, OPT_ML=opt_ml, SAGEMAKER_BIND_TO_PORT=str(port),
-                                  SERVE_THREADS="1", **env))
-    base = f"http://127.0.0.1:{port}"
+    p, base = bs.start_ours(model_dir, dict(env, SERVE_THREADS="1"))
     try:
         bs.wait_until(lambda: bs.http_ok(base + "/ping"))
         for _ in range(3):
@@ -64,9 +54,7 @@ def ours(model_dir, body, env):
             bs.http_ok(base + "/invocations", body, "image/jpeg")
         return (process_cpu_s(p.pid) - c0) / REQUESTS
     finally:
-        p.send_signal(signal.SIGTERM)
-        p.wait(timeout=60)
-        shutil.rmtree(opt_ml, ignore_errors=True)
+        bs.stop_ours(p)
 
 
 def theirs(model_dir, body):

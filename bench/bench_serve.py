@@ -108,21 +108,33 @@ def ab(url, png, concurrency, requests, ctype="image/png"):
     return rps, p50, p99
 
 
-def run_ours(model_dir, png, requests):
+def start_ours(model_dir, env=None):
+    """build/bin/serve on a free port with a copy of model_dir: (process, base URL)."""
     port = free_port()
     opt_ml = tempfile.mkdtemp(prefix="bench-serve-ours-")
     shutil.copytree(model_dir, os.path.join(opt_ml, "model"))
     p = subprocess.Popen([os.path.join(ROOT, "build/bin/serve")], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL,
-                         env=dict(os.environ, OPT_ML=opt_ml, SAGEMAKER_BIND_TO_PORT=str(port)))
-    base = f"http://127.0.0.1:{port}"
+                         env=dict(os.environ, OPT_ML=opt_ml, SAGEMAKER_BIND_TO_PORT=str(port),
+                                  **(env or {})))
+    p.opt_ml = opt_ml
+    return p, f"http://127.0.0.1:{port}"
+
+
+def stop_ours(p):
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=60)
+    shutil.rmtree(p.opt_ml, ignore_errors=True)
+
+
+def run_ours(model_dir, png, requests):
+    p, base = start_ours(model_dir)
     try:
         healthy = wait_until(lambda: http_ok(base + "/ping"))
         first = wait_until(lambda: http_ok(base + "/invocations", open(png, "rb").read(), "image/png"))
         return measure(p.pid, base + "/invocations", png, requests, healthy, healthy + first)
     finally:
-        p.send_signal(signal.SIGTERM)
-        p.wait(timeout=30)
+        stop_ours(p)
 
 
 def start_torchserve(model_dir, work, name, workers, env=None):

@@ -38,6 +38,17 @@ def _loaders(dirs, tf, batch_size, seed):
             torch.utils.data.DataLoader(test, batch_size=256), len(train.classes))
 
 
+def _fit(model, opt, train, epochs):
+    """The seeds' loop: shuffled batches, zero_grad, CrossEntropyLoss, backward, step."""
+    loss_fn = nn.CrossEntropyLoss()
+    for _ in range(epochs):
+        model.train()
+        for x, y in train:
+            opt.zero_grad()
+            loss_fn(model(x), y).backward()
+            opt.step()
+
+
 def lenet_sgd(dirs, hp, seed):
     torch.manual_seed(seed)
     tf = transforms.Compose([transforms.ToTensor(),
@@ -45,13 +56,7 @@ def lenet_sgd(dirs, hp, seed):
     train, test, classes = _loaders(dirs, tf, hp["batch_size"], seed)
     model = WideLeNet(classes)
     opt = torch.optim.SGD(model.parameters(), lr=hp["lr"], momentum=hp["momentum"])
-    loss_fn = nn.CrossEntropyLoss()
-    for _ in range(hp["epochs"]):
-        model.train()
-        for x, y in train:
-            opt.zero_grad()
-            loss_fn(model(x), y).backward()
-            opt.step()
+    _fit(model, opt, train, hp["epochs"])
     return _accuracy(model, test)
 
 
@@ -68,13 +73,7 @@ def resnet18_frozen(dirs, hp, seed, pretrained):
         p.requires_grad = False
     model.fc = nn.Linear(model.fc.in_features, classes)
     opt = torch.optim.Adam(model.fc.parameters(), lr=hp["lr"])
-    loss_fn = nn.CrossEntropyLoss()
-    for _ in range(hp["epochs"]):
-        model.train()
-        for x, y in train:
-            opt.zero_grad()
-            loss_fn(model(x), y).backward()
-            opt.step()
+    _fit(model, opt, train, hp["epochs"])
     return _accuracy(model, test)
 
 
