@@ -112,6 +112,39 @@ int tc_get_num_threads(void);
 /* Live tensor handles in this process: for leak tests. */
 int64_t tc_live_tensors(void);
 
+/* ---- asynchronous host-to-device feeding --------------------------------------------------- */
+
+typedef struct tc_stream tc_stream; /* a CUDA side stream; a placeholder on the CPU */
+typedef struct tc_event tc_event;   /* a CUDA event; a placeholder on the CPU */
+
+/* A host buffer of `bytes` for data bound for device d: page-locked (pinned, from PyTorch's
+ * caching host allocator) for a CUDA device, so that copies from it can run asynchronously;
+ * plain memory for the CPU. NULL with the error when it cannot be had. Freed by tc_host_free. */
+void *tc_host_alloc(size_t bytes, tc_device d);
+void tc_host_free(void *p);
+/* A CPU tensor over the caller's memory (contiguous, row-major, of dtype dt), not a copy: the
+ * memory must outlive every use of the tensor, autograd's saved inputs included. */
+tc_tensor *tc_from_blob(void *data, const int64_t *shape, int ndim, enum tc_dtype dt);
+/* A side stream of device d from PyTorch's pool. Free with tc_stream_free. */
+tc_stream *tc_stream_new(tc_device d);
+void tc_stream_free(tc_stream *s);
+/* dst <- src enqueued on stream s (NULL: dst's device's current stream), without the host
+ * waiting when src is pinned host memory: src must stay unchanged, and dst unused by other
+ * streams, until an event recorded on s after the copy has completed. Synchronous on the CPU. */
+int tc_copy_async_(tc_tensor *dst, const tc_tensor *src, tc_stream *s);
+/* Events of device d. Record marks the point now reached on stream s (NULL: the device's
+ * current stream); wait makes stream s wait for it on the device (no host wait); synchronize
+ * makes the host wait for it. On the CPU all three do nothing (the work is already done). */
+tc_event *tc_event_new(tc_device d);
+void tc_event_free(tc_event *e);
+int tc_event_record(tc_event *e, tc_stream *s);
+int tc_event_wait(tc_event *e, tc_stream *s);
+int tc_event_synchronize(tc_event *e);
+/* How many times this process's host waited for a CUDA device through torchc: reading a CUDA
+ * tensor back (tc_to_data, tc_item_*), synchronising an event not yet reached or a device.
+ * 0 on the CPU. For measuring syncs per step. */
+int64_t tc_device_waits(void);
+
 /* ---- scopes ----------------------------------------------------------------------------- */
 
 /* Opens a scope on this thread; tensors created until its end belong to it. Scopes nest. */
@@ -161,7 +194,15 @@ tc_tensor *tc_clone(const tc_tensor *t);
 tc_tensor *tc_detach(const tc_tensor *t);
 tc_tensor *tc_contiguous(const tc_tensor *t);
 tc_tensor *tc_to_channels_last(const tc_tensor *t); /* 4-d tensors */
+/* Images as bytes [N,H,W,C] (uint8, any device) -> float [N,C,H,W] on the same device, each
+ * byte v of channel c replaced by table[c * 256 + v] (table: float [C*256] on that device).
+ * Channels-last in memory when channels_last, else contiguous. A table lookup rather than
+ * arithmetic, so that the values are bit-identical to a host that normalised with the same
+ * table (image_normalize_table). */
+tc_tensor *tc_pixels_lookup(const tc_tensor *pixels, const tc_tensor *table, bool channels_last);
 tc_tensor *tc_reshape(const tc_tensor *t, const int64_t *shape, int ndim);
+/* Elements start..start+length-1 along dim, as a view (no copy). */
+tc_tensor *tc_narrow(const tc_tensor *t, int dim, int64_t start, int64_t length);
 /* Replaces the data behind `t` (keeping the handle and its requires_grad) with a copy on
  * device d, optionally channels-last: how parameters move to a GPU. */
 int tc_move_(tc_tensor *t, tc_device d, bool channels_last);

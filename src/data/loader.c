@@ -134,13 +134,15 @@ static int decode_random_crop(struct loader *l, size_t idx, uint64_t *rng, struc
 }
 
 /* The built-in algorithm's crop levels: random crop + flip, then optionally an HLS shift and
- * an affine jitter, on the 8-bit crop, then normalisation. */
-static int crop_augment(struct loader *l, size_t idx, uint64_t *rng, float *out)
+ * an affine jitter, on the 8-bit crop. Returns the bytes to use (in *buffer, which the caller
+ * frees) and whether to flip them. */
+static int crop_augment(struct loader *l, size_t idx, uint64_t *rng, uint8_t **buffer,
+                        const uint8_t **pixels, bool *flip)
 {
     const struct loader_config *c = &l->c;
     struct image img = {0};
     int s = c->image_size;
-    uint8_t *crop = malloc((size_t)s * s * 3 * 2);
+    uint8_t *crop = *buffer = malloc((size_t)s * s * 3 * 2);
     int rc = crop ? dataset_load_image(l->d, idx, c->resize_size, &img)
                   : err_set_reason(ERR_REASON_OUT_OF_MEMORY, "out of memory");
     if (rc == 0) {
@@ -149,8 +151,8 @@ static int crop_augment(struct loader *l, size_t idx, uint64_t *rng, float *out)
         rc = image_resample(&img, box, s, s, crop);
     }
     if (rc == 0) {
-        bool flip = rng_uniform(rng) < 0.5;
-        uint8_t *pixels = crop;
+        *flip = rng_uniform(rng) < 0.5;
+        *pixels = crop;
         if (c->augment >= IMAGE_AUGMENT_CROP_COLOR) {
             int dh = (int)lrint(rng_uniform(rng) * 72 - 36);
             int ds = (int)lrint(rng_uniform(rng) * 100 - 50);
@@ -161,18 +163,36 @@ static int crop_augment(struct loader *l, size_t idx, uint64_t *rng, float *out)
             double angle = rng_uniform(rng) * 20 - 10;
             double shear = rng_uniform(rng) * 0.2 - 0.1;
             double aspect = rng_uniform(rng) * 0.5 - 0.25;
-            pixels = crop + (size_t)s * s * 3;
-            image_affine_jitter(crop, s, angle, shear, aspect, pixels);
+            *pixels = crop + (size_t)s * s * 3;
+            image_affine_jitter(crop, s, angle, shear, aspect, crop + (size_t)s * s * 3);
         }
-        image_normalize_chw(pixels, s, c->mean, c->std, flip, out);
     }
     image_free(&img);
-    free(crop);
     return rc;
 }
 
-/* Decodes and transforms sample `idx` into out [3,S,S]; false if it had to be skipped. */
-static bool load_sample(struct loader *l, size_t idx, float *out)
+/* Where one sample goes: floats [3,S,S] or bytes [S,S,3], by the configured format. */
+struct sample_out {
+    float *chw;
+    uint8_t *hwc;
+};
+
+/* Resamples `box` of img into out, mirrored when flip: the last step of every transform. */
+static int emit_box(const struct loader_config *c, const struct image *img, struct image_box box,
+                    bool flip, struct sample_out out)
+{
+    int s = c->image_size;
+    if (out.chw)
+        return image_resample_normalized(img, box, s, c->mean, c->std, flip, out.chw);
+    if (image_resample(img, box, s, s, out.hwc) < 0)
+        return -1;
+    if (flip)
+        image_mirror(out.hwc, s, s);
+    return 0;
+}
+
+/* Decodes and transforms sample `idx` into out; false if it had to be skipped. */
+static bool load_sample(struct loader *l, size_t idx, struct sample_out out)
 {
     const struct loader_config *c = &l->c;
     struct image img = {0};
@@ -182,11 +202,24 @@ static bool load_sample(struct loader *l, size_t idx, float *out)
     int rc;
     if (!c->train || c->augment == IMAGE_AUGMENT_NONE) {
         rc = dataset_load_image(l->d, idx, c->resize_size, &img);
-        if (rc == 0)
-            rc = image_eval_transform(&img, c->resize_mode, c->resize_size, c->image_size, c->mean,
-                                      c->std, out);
+        if (rc == 0) {
+            box = image_eval_box(img.width, img.height, c->resize_mode, c->resize_size,
+                                 c->image_size);
+            rc = emit_box(c, &img, box, false, out);
+        }
     } else if (c->augment != IMAGE_AUGMENT_RANDOM_RESIZED) {
-        rc = crop_augment(l, idx, &rng, out);
+        uint8_t *buffer = NULL;
+        const uint8_t *pixels = NULL;
+        rc = crop_augment(l, idx, &rng, &buffer, &pixels, &flip);
+        int s = c->image_size;
+        if (rc == 0 && out.chw) {
+            image_normalize_chw(pixels, s, c->mean, c->std, flip, out.chw);
+        } else if (rc == 0) {
+            memcpy(out.hwc, pixels, (size_t)s * s * 3);
+            if (flip)
+                image_mirror(out.hwc, s, s);
+        }
+        free(buffer);
     } else {
         if (l->d->source != DATASET_CIFAR) {
             rc = decode_random_crop(l, idx, &rng, &img, &box);
@@ -197,7 +230,7 @@ static bool load_sample(struct loader *l, size_t idx, float *out)
         }
         flip = rng_uniform(&rng) < 0.5;
         if (rc == 0)
-            rc = image_resample_normalized(&img, box, c->image_size, c->mean, c->std, flip, out);
+            rc = emit_box(c, &img, box, flip, out);
     }
     image_free(&img);
     if (rc < 0) {
@@ -219,7 +252,9 @@ static void fill_batch(struct loader *l, struct batch *b, size_t index)
     /* Read without the lock: a late stop only costs finishing this batch. */
     for (size_t k = start; k < end && !__atomic_load_n(&l->stopping, __ATOMIC_RELAXED); k++) {
         size_t idx = l->indices[k];
-        if (load_sample(l, idx, b->images + (size_t)b->n * per_image))
+        size_t at = (size_t)b->n * per_image;
+        struct sample_out out = {b->images ? b->images + at : NULL, b->pixels ? b->pixels + at : NULL};
+        if (load_sample(l, idx, out))
             b->labels[b->n++] = l->d->items[idx].label;
     }
 }
@@ -251,11 +286,25 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+static void *slot_alloc(const struct loader_config *c, size_t bytes)
+{
+    return c->memory.alloc ? c->memory.alloc(bytes, c->memory.ctx) : malloc(bytes);
+}
+
+static void slot_release(const struct loader_config *c, void *p)
+{
+    if (p && c->memory.release)
+        c->memory.release(p, c->memory.ctx);
+    else if (p)
+        free(p);
+}
+
 static void loader_free(struct loader *l)
 {
     for (int i = 0; l->slots && i < l->slot_count; i++) {
-        free(l->slots[i].batch.images);
-        free(l->slots[i].batch.labels);
+        struct batch *b = &l->slots[i].batch;
+        slot_release(&l->c, b->images ? (void *)b->images : (void *)b->pixels);
+        slot_release(&l->c, b->labels);
     }
     free(l->slots);
     free(l->workers);
@@ -290,12 +339,16 @@ int loader_start(struct loader **out, const struct dataset *d, const struct load
     l->slot_count = c->threads + 2;
     l->slots = calloc((size_t)l->slot_count, sizeof *l->slots);
     l->workers = calloc((size_t)l->worker_count, sizeof *l->workers);
-    size_t floats = (size_t)c->batch_size * 3 * (size_t)c->image_size * (size_t)c->image_size;
+    size_t values = (size_t)c->batch_size * 3 * (size_t)c->image_size * (size_t)c->image_size;
+    bool bytes = c->pixels == LOADER_UINT8_HWC;
     for (int i = 0; l->slots && i < l->slot_count; i++) {
-        l->slots[i].batch.images = malloc(floats * sizeof(float));
-        l->slots[i].batch.labels = malloc((size_t)c->batch_size * sizeof(int64_t));
+        struct batch *b = &l->slots[i].batch;
+        void *images = slot_alloc(c, values * (bytes ? 1 : sizeof(float)));
+        b->images = bytes ? NULL : images;
+        b->pixels = bytes ? images : NULL;
+        b->labels = slot_alloc(c, (size_t)c->batch_size * sizeof(int64_t));
         l->slots[i].expected = l->first_batch + (size_t)i;
-        if (!l->slots[i].batch.images || !l->slots[i].batch.labels) {
+        if (!images || !b->labels) {
             loader_free(l);
             return err_set_reason(ERR_REASON_OUT_OF_MEMORY,
                                   "out of memory for %d batches of %d images of %dx%d",
@@ -328,6 +381,8 @@ int loader_next(struct loader *l, struct batch **out)
     while (!l->stopping && !(s->state == SLOT_READY && s->batch.index == l->next))
         pthread_cond_wait(&l->changed, &l->mu);
     bool ok = !l->stopping;
+    if (ok)
+        l->next++;
     pthread_mutex_unlock(&l->mu);
     if (!ok)
         return err_set("the data loader was stopped while a batch was awaited");
@@ -342,7 +397,6 @@ void loader_release(struct loader *l, struct batch *b)
     pthread_mutex_lock(&l->mu);
     s->state = SLOT_FREE;
     s->expected += (size_t)l->slot_count;
-    l->next++;
     pthread_cond_broadcast(&l->changed);
     pthread_mutex_unlock(&l->mu);
 }

@@ -12,8 +12,9 @@
  *     loader_stop(l, &stats); // what was delivered and skipped, added to stats
  *
  * Order and augmentation depend only on (seed, epoch, sample index): the same whatever the
- * thread count or timing, so a resumed job sees the same batches. With world_size > 1 each
- * rank gets a disjoint shard, padded as DistributedSampler pads it. Memory is bounded by
+ * thread count, timing or pixel format, so a resumed job sees the same batches. With
+ * world_size > 1 each rank gets a disjoint shard, padded as DistributedSampler pads it.
+ * Memory is bounded by
  * (workers + 2) batches whatever the dataset size. Images that cannot be read or decoded are
  * skipped (the batch is then smaller) and counted.
  */
@@ -27,6 +28,22 @@
 #include "data/dataset.h"
 #include "image/transform.h"
 
+/* What a batch's images are made into:
+ *   LOADER_FLOAT_CHW  normalised floats [n,3,S,S], ready for the model: the workers do all of
+ *                     the preprocessing (the CPU's way: it spreads the work over the threads);
+ *   LOADER_UINT8_HWC  the transformed bytes [n,S,S,3] (crop, resize, flip and jitter done),
+ *                     a quarter of the size: normalised on the training device, after a copy
+ *                     of a quarter of the bytes (a GPU's way). */
+enum loader_pixels { LOADER_FLOAT_CHW = 0, LOADER_UINT8_HWC };
+
+/* Where the slots' image and label memory comes from (NULL: malloc and free). The training
+ * feed gives page-locked memory for a GPU (tc_host_alloc), so that copies from it overlap. */
+struct loader_memory {
+    void *(*alloc)(size_t bytes, void *ctx);
+    void (*release)(void *p, void *ctx);
+    void *ctx;
+};
+
 struct loader_config {
     int batch_size;
     int image_size;     /* output side S */
@@ -37,13 +54,16 @@ struct loader_config {
     enum image_augment augment;
     double min_crop_scale;
     float mean[3], std[3];
+    enum loader_pixels pixels;
+    struct loader_memory memory;
     int threads;        /* >= 1 */
     uint64_t seed;
     int rank, world_size;
 };
 
 struct batch {
-    float *images;   /* [n,3,S,S], owned by the loader */
+    float *images;   /* LOADER_FLOAT_CHW: [n,3,S,S], owned by the loader; else NULL */
+    uint8_t *pixels; /* LOADER_UINT8_HWC: [n,S,S,3], owned by the loader; else NULL */
     int64_t *labels; /* [n] */
     int n;           /* may be < batch_size: last batch, skipped images */
     size_t index;    /* batch number within the epoch */
@@ -64,6 +84,8 @@ int loader_start(struct loader **out, const struct dataset *d, const struct load
                  int epoch, size_t first_batch);
 /* 1: *out is the next batch; 0: the epoch is over. */
 int loader_next(struct loader *l, struct batch **out);
+/* Gives a batch's slot back. A consumer may hold a few batches at once (the training feed
+ * holds two: one computing, one being copied), and releases them in the order received. */
 void loader_release(struct loader *l, struct batch *b);
 /* Stops and joins the workers (also mid-epoch); adds this epoch's counts to *stats. */
 void loader_stop(struct loader *l, struct loader_stats *stats);

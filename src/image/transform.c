@@ -226,9 +226,7 @@ int image_resample_normalized(const struct image *src, struct image_box box, int
         return err_set("out of memory resampling to %dx%d", size, size);
     }
     float table[3][256];
-    for (int c = 0; c < 3; c++)
-        for (int v = 0; v < 256; v++)
-            table[c][v] = ((float)v / 255.0f - mean[c]) / std[c];
+    image_normalize_table(mean, std, table);
     for (int y = 0; y < size; y++) {
         resample_vertical_row(&st, y, out_stride);
         for (size_t i = 0; i < out_stride; i++) /* contiguous: vectorised */
@@ -414,27 +412,45 @@ struct image_box image_random_crop_box(int width, int height, enum image_resize_
 
 /* ---- normalisation ---- */
 
+void image_normalize_table(const float mean[3], const float std[3], float table[3][256])
+{
+    /* ToTensor divides by 255 and Normalize subtracts then divides, each in float: the same
+     * operations in the same order give torchvision's values exactly. */
+    for (int c = 0; c < 3; c++)
+        for (int v = 0; v < 256; v++)
+            table[c][v] = ((float)v / 255.0f - mean[c]) / std[c];
+}
+
 void image_normalize_chw(const uint8_t *rgb, int size, const float mean[3], const float std[3],
                          bool flip, float *out)
 {
     size_t plane = (size_t)size * size;
+    float table[3][256];
+    image_normalize_table(mean, std, table);
     for (int c = 0; c < 3; c++) {
-        /* ToTensor divides by 255 and Normalize subtracts then divides, each in float: the
-         * same operations in the same order give torchvision's values exactly. With 256
-         * possible inputs they are computed once into a table. */
-        float table[256];
-        for (int v = 0; v < 256; v++)
-            table[v] = ((float)v / 255.0f - mean[c]) / std[c];
         float *dst = out + c * plane;
         for (int y = 0; y < size; y++) {
             const uint8_t *row = rgb + (size_t)y * size * 3 + c;
             float *line = dst + (size_t)y * size;
             if (flip)
                 for (int x = 0; x < size; x++)
-                    line[size - 1 - x] = table[row[3 * x]];
+                    line[size - 1 - x] = table[c][row[3 * x]];
             else
                 for (int x = 0; x < size; x++)
-                    line[x] = table[row[3 * x]];
+                    line[x] = table[c][row[3 * x]];
         }
+    }
+}
+
+void image_mirror(uint8_t *rgb, int width, int height)
+{
+    for (int y = 0; y < height; y++) {
+        uint8_t *row = rgb + (size_t)y * width * 3;
+        for (int l = 0, r = width - 1; l < r; l++, r--)
+            for (int c = 0; c < 3; c++) {
+                uint8_t t = row[3 * l + c];
+                row[3 * l + c] = row[3 * r + c];
+                row[3 * r + c] = t;
+            }
     }
 }

@@ -120,5 +120,11 @@ struct image_box image_random_crop_box(int width, int height, enum image_resize_
 
 void image_normalize_chw(const uint8_t *rgb, int size, const float mean[3], const float std[3],
                          bool flip, float *out);
+/* The 3 x 256 values normalisation gives each byte of each channel: (v / 255 - mean[c]) /
+ * std[c] in float, the one expression every normaliser here (and the training device's
+ * lookup, tc_pixels_lookup) uses. */
+void image_normalize_table(const float mean[3], const float std[3], float table[3][256]);
+/* Mirrors rgb [height,width,3] horizontally in place (RandomHorizontalFlip on bytes). */
+void image_mirror(uint8_t *rgb, int width, int height);
 
 #endif

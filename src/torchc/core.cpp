@@ -329,6 +329,7 @@ extern "C" int tc_to_data(const tc_tensor *t, void *dst, size_t dst_bytes)
 {
     TC_NEED_STATUS(t);
     return guard_status(__func__, [&] {
+        tc::count_device_wait(t->t.is_cuda());
         at::Tensor c = t->t.detach().to(at::kCPU).contiguous();
         if (c.nbytes() != dst_bytes)
             throw std::invalid_argument("destination holds " + std::to_string(dst_bytes) +
@@ -341,13 +342,19 @@ extern "C" int tc_to_data(const tc_tensor *t, void *dst, size_t dst_bytes)
 extern "C" int tc_item_double(const tc_tensor *t, double *out)
 {
     TC_NEED_STATUS(t);
-    return guard_status(__func__, [&] { *out = t->t.item<double>(); });
+    return guard_status(__func__, [&] {
+        tc::count_device_wait(t->t.is_cuda());
+        *out = t->t.item<double>();
+    });
 }
 
 extern "C" int tc_item_int64(const tc_tensor *t, int64_t *out)
 {
     TC_NEED_STATUS(t);
-    return guard_status(__func__, [&] { *out = t->t.item<int64_t>(); });
+    return guard_status(__func__, [&] {
+        tc::count_device_wait(t->t.is_cuda());
+        *out = t->t.item<int64_t>();
+    });
 }
 
 /* ---- queries ---- */

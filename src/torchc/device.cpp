@@ -146,7 +146,10 @@ extern "C" int tc_cuda_synchronize(tc_device d)
 {
     if (d.type != TC_CUDA)
         return TC_OK;
-    return guard_status(__func__, [&] { torch::cuda::synchronize(d.index); });
+    return guard_status(__func__, [&] {
+        tc::count_device_wait(true);
+        torch::cuda::synchronize(d.index);
+    });
 }
 
 extern "C" void tc_manual_seed(uint64_t seed)

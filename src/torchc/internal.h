@@ -32,6 +32,8 @@ bool from_scalar_type(at::ScalarType st, enum tc_dtype *out);
 at::Device to_device(tc_device d);
 tc_device from_device(const at::Device &d);
 at::IntArrayRef shape_ref(const int64_t *shape, int ndim);
+/* Counts a host wait for a device when it is a GPU (tc_device_waits). */
+void count_device_wait(bool on_gpu);
 
 /* Runs f and returns TC_OK, or TC_ERR with the error recorded. */
 template <class F> int guard_status(const char *fn, F &&f)

@@ -74,6 +74,27 @@ extern "C" tc_tensor *tc_to_channels_last(const tc_tensor *t)
     return guard_tensor(__func__, [&] { return t->t.contiguous(at::MemoryFormat::ChannelsLast); });
 }
 
+extern "C" tc_tensor *tc_pixels_lookup(const tc_tensor *pixels, const tc_tensor *table,
+                                       bool channels_last)
+{
+    TC_NEED_TENSOR(pixels);
+    TC_NEED_TENSOR(table);
+    return guard_tensor(__func__, [&] {
+        const at::Tensor &p = pixels->t;
+        TORCH_CHECK(p.dim() == 4 && p.scalar_type() == at::kByte, "pixels must be uint8 [N,H,W,C]");
+        int64_t channels = p.size(3);
+        TORCH_CHECK(table->t.numel() == channels * 256 && table->t.scalar_type() == at::kFloat,
+                    "the table must be float [C*256]");
+        /* index = byte + 256 * channel, in int32 (index_select takes it; a quarter of int64's
+         * traffic), then one gather from the table. */
+        at::Tensor offsets = at::arange(channels, p.options().dtype(at::kInt)).mul_(256);
+        at::Tensor index = p.to(at::kInt).add_(offsets).reshape({-1});
+        at::Tensor nhwc = table->t.reshape({-1}).index_select(0, index).view(p.sizes());
+        at::Tensor nchw = nhwc.permute({0, 3, 1, 2}); /* channels-last strides already */
+        return channels_last ? nchw.contiguous(at::MemoryFormat::ChannelsLast) : nchw.contiguous();
+    });
+}
+
 extern "C" tc_tensor *tc_reshape(const tc_tensor *t, const int64_t *shape, int ndim)
 {
     TC_NEED_TENSOR(t);
@@ -82,6 +103,12 @@ extern "C" tc_tensor *tc_reshape(const tc_tensor *t, const int64_t *shape, int n
         return nullptr;
     }
     return guard_tensor(__func__, [&] { return t->t.reshape(at::IntArrayRef(shape, (size_t)ndim)); });
+}
+
+extern "C" tc_tensor *tc_narrow(const tc_tensor *t, int dim, int64_t start, int64_t length)
+{
+    TC_NEED_TENSOR(t);
+    return guard_tensor(__func__, [&] { return t->t.narrow(dim, start, length); });
 }
 
 extern "C" int tc_move_(tc_tensor *t, tc_device d, bool channels_last)

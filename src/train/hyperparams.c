@@ -91,6 +91,7 @@ static const struct field fields[] = {
     {{"amp", "bf16"}, K_AUTO_BOOL, F(amp), 0, 0, "auto, true or false"},
     {{"channels_last"}, K_AUTO_BOOL, F(channels_last), 0, 0, "auto, true or false"},
     {{"tf32", "allow_tf32"}, K_BOOL, F(tf32), 0, 0, "true or false"},
+    {{"device_prefetch"}, K_AUTO_BOOL, F(device_prefetch), 0, 0, "auto, true or false"},
     {{"validation_fraction", "val_fraction"}, K_DOUBLE, F(validation_fraction), 0.001, 0.9, "a number in [0.001, 0.9]"},
     {{"min_crop_scale"}, K_DOUBLE, F(min_crop_scale), 0.01, 1, "a number in [0.01, 1]"},
     {{"augment", "augmentation"}, K_AUGMENT, F(augment), 0, 0, "true or false"},
@@ -134,6 +135,7 @@ void hyperparams_default(struct hyperparams *hp)
     hp->lr_gamma = 0.1;
     hp->seed = 42;
     hp->amp = -1;
+    hp->device_prefetch = -1;
     hp->channels_last = -1;
     hp->tf32 = true; /* PyTorch's default for cuDNN convolutions */
     hp->validation_fraction = 0.1;

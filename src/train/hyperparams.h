@@ -50,6 +50,7 @@ struct hyperparams {
     double early_stopping_tolerance; /* relative gain below which an epoch is no better */
     int amp;                   /* bf16 autocast: -1 auto (on with CUDA), 0 off, 1 on */
     int channels_last;         /* -1 auto (on with CUDA), 0, 1 */
+    int device_prefetch;       /* -1 auto (on with CUDA), 0, 1: train/batch_feed.h */
     bool tf32;                 /* CUDA: TF32 for fp32 matrix products and convolutions */
     double validation_fraction; /* held out of train when there is no validation channel */
     double min_crop_scale;     /* RandomResizedCrop's lower scale bound */

@@ -286,13 +286,15 @@ static int choose_device(struct train_job *job)
      * training at 224 on CPU 7.2 against 6.3 images/s); LeNet's 32x32 inputs gain nothing. */
     cfg->channels_last = cfg->hp.channels_last < 0 ? gpus > 0 || !job->model->fixed_input_size
                                                    : cfg->hp.channels_last == 1;
+    cfg->device_prefetch = cfg->hp.device_prefetch < 0 ? gpus > 0 : cfg->hp.device_prefetch == 1;
     if (model_to(job->model, job->device, cfg->channels_last) < 0)
         return -1;
     char name[16] = "cpu";
     if (gpus > 0)
         snprintf(name, sizeof name, "cuda:%d", local_rank);
-    log_info("device: %s%s%s%s", name, cfg->amp ? ", bf16 autocast" : "",
+    log_info("device: %s%s%s%s%s", name, cfg->amp ? ", bf16 autocast" : "",
              cfg->channels_last ? ", channels-last" : "",
+             cfg->device_prefetch ? ", byte batches prefetched and normalised on the device" : "",
              gpus > 0 ? (cfg->hp.tf32 ? ", cuDNN benchmark, TF32" : ", cuDNN benchmark") : "");
     return 0;
 }

@@ -32,6 +32,7 @@ struct train_config {
     enum image_resize_mode resize_mode;
     float mean[3], std[3];
     bool amp, channels_last;
+    bool device_prefetch; /* batches as bytes, copied ahead, normalised on the device */
     int threads;    /* data loader threads */
     bool local_run; /* not inside a SageMaker job (no TRAINING_JOB_NAME) */
 };

@@ -57,8 +57,8 @@ void report_eval_batch(struct train_job *job, const struct dataset *d, const str
                        const int64_t *pred)
 {
     if (job->report && d == &job->val && job->report->misses.count < THUMB_MAX)
-        thumbs_note(&job->report->misses, b->images, b->labels, pred, b->n, job->config.image_size,
-                    job->config.mean, job->config.std);
+        thumbs_note(&job->report->misses, b, pred, job->config.image_size, job->config.mean,
+                    job->config.std);
 }
 
 static void write_page(struct train_job *job, const char *status)

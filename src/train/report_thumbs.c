@@ -20,16 +20,25 @@ static unsigned char to_byte(float v)
     return v <= 0 ? 0 : v >= 255 ? 255 : (unsigned char)v;
 }
 
-void thumbs_note(struct thumbs *t, const float *images, const int64_t *labels, const int64_t *pred,
-                 int n, int s, const float mean[3], const float std[3])
+/* Channel c of pixel (x, y) of image i of the batch, as a value in [0, 1]. */
+static float pixel_value(const struct batch *b, int i, int s, int c, int y, int x,
+                         const float mean[3], const float std[3])
 {
-    for (int i = 0; i < n && t->count < THUMB_MAX; i++) {
-        if (labels[i] == pred[i]) continue;
+    size_t image = (size_t)i * 3 * (size_t)s * (size_t)s;
+    if (b->pixels)
+        return b->pixels[image + ((size_t)y * s + x) * 3 + c] / 255.0f;
+    return b->images[image + ((size_t)c * s + y) * s + x] * std[c] + mean[c];
+}
+
+void thumbs_note(struct thumbs *t, const struct batch *b, const int64_t *pred, int s,
+                 const float mean[3], const float std[3])
+{
+    for (int i = 0; i < b->n && t->count < THUMB_MAX; i++) {
+        if (b->labels[i] == pred[i]) continue;
         struct thumb *th = &t->items[t->count++];
-        th->truth = (int)labels[i];
+        th->truth = (int)b->labels[i];
         th->pred = (int)pred[i];
         th->size = s < THUMB_SIZE ? s : THUMB_SIZE;
-        const float *img = images + (size_t)i * 3 * (size_t)s * (size_t)s;
         for (int y = 0; y < th->size; y++)
             for (int x = 0; x < th->size; x++) {
                 int y0 = y * s / th->size, y1 = (y + 1) * s / th->size;
@@ -38,9 +47,9 @@ void thumbs_note(struct thumbs *t, const float *images, const int64_t *labels, c
                     double sum = 0;
                     for (int yy = y0; yy < y1; yy++)
                         for (int xx = x0; xx < x1; xx++)
-                            sum += img[((size_t)c * s + yy) * s + xx];
-                    float v = (float)(sum / ((y1 - y0) * (x1 - x0))) * std[c] + mean[c];
-                    th->rgb[(y * th->size + x) * 3 + c] = to_byte(v);
+                            sum += pixel_value(b, i, s, c, yy, xx, mean, std);
+                    th->rgb[(y * th->size + x) * 3 + c] =
+                        to_byte((float)(sum / ((y1 - y0) * (x1 - x0))));
                 }
             }
     }

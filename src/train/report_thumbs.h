@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "data/loader.h"
+
 #define THUMB_MAX 24
 #define THUMB_SIZE 48
 
@@ -24,9 +26,10 @@ struct thumbs {
 };
 
 void thumbs_reset(struct thumbs *t);
-/* images: [n,3,s,s] normalised with mean/std; keeps those with labels[i] != pred[i]. */
-void thumbs_note(struct thumbs *t, const float *images, const int64_t *labels, const int64_t *pred,
-                 int n, int s, const float mean[3], const float std[3]);
+/* Keeps the images of the batch (s x s, floats normalised with mean/std or bytes, as the
+ * loader made them) whose label differs from pred[i]. */
+void thumbs_note(struct thumbs *t, const struct batch *b, const int64_t *pred, int s,
+                 const float mean[3], const float std[3]);
 /* *png (malloc'd, the caller frees) <- the thumbnail as a PNG file. */
 int thumb_png(const struct thumb *t, unsigned char **png, size_t *len);
 

@@ -19,6 +19,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "data/loader.h"
+#include "train/batch_feed.h"
 #include "train/artifacts.h"
 #include "train/checkpoint.h"
 #include "train/device_metrics.h"
@@ -50,41 +51,6 @@ double trainer_lr_at(const struct hyperparams *hp, double epoch)
     default:
         return hp->lr;
     }
-}
-
-static struct loader_config loader_config_for(const struct train_job *job, bool train)
-{
-    struct loader_config c = {
-        .batch_size = job->config.hp.batch_size,
-        .image_size = job->config.image_size,
-        .resize_size = job->config.resize_size,
-        .resize_mode = job->config.resize_mode,
-        .train = train,
-        .augment = job->config.hp.augment,
-        .min_crop_scale = job->config.hp.min_crop_scale,
-        .threads = job->config.threads,
-        .seed = job->config.hp.seed,
-        .rank = job->layout.rank,
-        .world_size = job->layout.world_size,
-    };
-    memcpy(c.mean, job->config.mean, sizeof c.mean);
-    memcpy(c.std, job->config.std, sizeof c.std);
-    return c;
-}
-
-/* The batch as tensors on the job's device: images [n,3,S,S], labels [n]. */
-static void batch_tensors(const struct train_job *job, const struct batch *b, tc_tensor **x,
-                          tc_tensor **y)
-{
-    int64_t xs[4] = {b->n, 3, job->config.image_size, job->config.image_size}, ys[1] = {b->n};
-    *x = tc_from_data(b->images, xs, 4, TC_FLOAT32);
-    *y = tc_from_data(b->labels, ys, 1, TC_INT64);
-    if (job->device.type == TC_CUDA) {
-        *x = tc_to_device(*x, job->device);
-        *y = tc_to_device(*y, job->device);
-    }
-    if (job->config.channels_last)
-        *x = tc_to_channels_last(*x);
 }
 
 static tc_tensor *forward(struct train_job *job, const tc_tensor *x, bool training)
@@ -158,9 +124,8 @@ int trainer_evaluate(struct train_job *job, const struct dataset *d, struct eval
         free(pred);
         return err_set_reason(ERR_REASON_OUT_OF_MEMORY, "out of memory for evaluation");
     }
-    struct loader_config c = loader_config_for(job, false);
-    struct loader *l;
-    if (distributed_sync_buffers(job) < 0 || loader_start(&l, d, &c, 0, 0) < 0) {
+    struct batch_feed *feed;
+    if (distributed_sync_buffers(job) < 0 || batch_feed_start(&feed, job, d, false, 0, 0) < 0) {
         free(pred);
         return -1;
     }
@@ -172,17 +137,21 @@ int trainer_evaluate(struct train_job *job, const struct dataset *d, struct eval
     tc_tensor *hits_acc = tc_own(tc_scalar_tensor(0.0, TC_INT64, job->device));
     double loss_sum = 0;
     int rc = loss_acc && hits_acc ? 0 : err_set("evaluating: %s", tc_last_error());
-    struct batch *b;
-    while (rc == 0 && loader_next(l, &b) > 0) {
+    struct fed_batch fb;
+    int got = 0;
+    while (rc == 0 && (got = batch_feed_next(feed, &fb)) > 0) {
+        const struct batch *b = fb.host;
         if (b->n > 0) {
             tc_scope *s = tc_scope_begin();
             tc_tensor *x, *y;
-            batch_tensors(job, b, &x, &y);
-            tc_tensor *logits = forward(job, x, false);
+            rc = batch_feed_tensors(feed, &fb, &x, &y);
+            tc_tensor *logits = rc < 0 ? NULL : forward(job, x, false);
             tc_tensor *loss = tc_mul_scalar(tc_to_dtype(tc_cross_entropy(logits, y, 0.0), TC_FLOAT64), b->n);
             tc_tensor *top_values, *top_indices = NULL;
             int64_t column[2] = {b->n, 1};
-            if (!tc_add_(loss_acc, loss) ||
+            if (rc < 0) {
+                /* the feed's message stands */
+            } else if (!tc_add_(loss_acc, loss) ||
                 (top_k > 1 && (tc_topk(logits, top_k, 1, &top_values, &top_indices) < 0 ||
                                !tc_add_(hits_acc, tc_sum(tc_eq(top_indices, tc_reshape(y, column, 2))))))) {
                 rc = err_set("evaluating: %s", tc_last_error());
@@ -202,8 +171,11 @@ int trainer_evaluate(struct train_job *job, const struct dataset *d, struct eval
             }
             tc_scope_end(s);
         }
-        loader_release(l, b);
+        if (batch_feed_done(feed, &fb) < 0 && rc == 0)
+            rc = -1;
     }
+    if (rc == 0 && got < 0)
+        rc = -1;
     tc_set_grad_enabled(grad_was);
     int64_t hits = 0;
     if (rc == 0 && (tc_item_double(loss_acc, &loss_sum) < 0 || tc_item_int64(hits_acc, &hits) < 0))
@@ -212,7 +184,7 @@ int trainer_evaluate(struct train_job *job, const struct dataset *d, struct eval
     tc_free(loss_acc);
     tc_free(hits_acc);
     struct loader_stats stats = {0};
-    loader_stop(l, &stats);
+    batch_feed_stop(feed, &stats);
     job->skipped_images += stats.skipped;
     free(pred);
     if (rc == 0)
@@ -245,10 +217,9 @@ static void report_skipped(const struct loader_stats *s, const char *what)
 static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
 {
     struct train_progress *p = &job->progress;
-    struct loader_config c = loader_config_for(job, true);
-    size_t batches = loader_batch_count(job->train.count, &c);
-    struct loader *l;
-    if (loader_start(&l, &job->train, &c, epoch, p->next_batch) < 0)
+    size_t batches = batch_feed_batch_count(job, &job->train, true);
+    struct batch_feed *feed;
+    if (batch_feed_start(&feed, job, &job->train, true, epoch, p->next_batch) < 0)
         return -1;
     struct step_profile *prof = report_profile(job); /* NULL: no profiling on this rank */
     prof_epoch_begin(prof, epoch + 1);
@@ -256,19 +227,20 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
     size_t images = 0;
     int rc = 0, got;
     bool stop, skip, peer_failed = false;
-    struct batch *b;
+    struct fed_batch fb;
     struct device_metrics dm;
     if (device_metrics_start(&dm, &job->progress, job->device) < 0)
         rc = -1;
     double read_loss_sum = p->partial_loss_sum; /* what the report has seen of the sums */
     size_t unread_images = 0;
-    while (rc == 0 && (got = loader_next(l, &b)) > 0) {
+    while (rc == 0 && (got = batch_feed_next(feed, &fb)) > 0) {
+        const struct batch *b = fb.host;
         prof_step_begin(prof, (int64_t)((size_t)epoch * batches + b->index));
         /* Batch norm cannot train on one image; with several ranks, none trains then. */
         if (distributed_agree(job, *job->stop_requested, b->n > 1, &stop, &skip) < 0 || stop) {
             rc = stop ? TRAINER_STOPPED : -1;
             peer_failed = rc < 0;
-            loader_release(l, b);
+            batch_feed_done(feed, &fb);
             break;
         }
         prof_lap(prof, PROF_SYNC);
@@ -276,10 +248,12 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
         tc_optimizer_set_lr(job->optimizer, -1, lr);
         if (!skip) {
             tc_scope *s = tc_scope_begin();
-            tc_tensor *x, *y;
-            batch_tensors(job, b, &x, &y);
+            tc_tensor *x = NULL, *y = NULL;
             tc_optimizer_zero_grad(job->optimizer);
-            tc_tensor *logits = distributed_sync_buffers(job) < 0 ? NULL : forward(job, x, true);
+            tc_tensor *logits = batch_feed_tensors(feed, &fb, &x, &y) < 0 ||
+                                        distributed_sync_buffers(job) < 0
+                                    ? NULL
+                                    : forward(job, x, true);
             tc_tensor *loss = job->class_weights
                                   ? tc_cross_entropy_weighted(logits, y, job->class_weights,
                                                               job->config.hp.label_smoothing)
@@ -311,7 +285,8 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
             tc_scope_end(s);
         }
         p->next_batch = b->index + 1;
-        loader_release(l, b);
+        if (batch_feed_done(feed, &fb) < 0 && rc == 0)
+            rc = -1;
         double t = clock_now_s();
         if (rc == 0 && t - last_report >= 15.0 && p->next_batch < batches) {
             double rate = (double)images / (t - start);
@@ -337,7 +312,7 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
     else if (rc == 0 && distributed_agree(job, false, true, &stop, &skip) < 0)
         rc = -1;
     struct loader_stats stats = {0};
-    loader_stop(l, &stats);
+    batch_feed_stop(feed, &stats);
     job->skipped_images += stats.skipped;
     report_skipped(&stats, "train");
     double elapsed = clock_now_s() - start;

@@ -365,9 +365,11 @@ def test_broken_images_are_skipped_and_reported(tmp_path):
     assert "could be read" in failure_text(bad)
 
 
-def test_sigterm_checkpoint_and_resume(tmp_path):
+@pytest.mark.parametrize("device_prefetch", [False, True])
+def test_sigterm_checkpoint_and_resume(tmp_path, device_prefetch):
+    # device_prefetch: stopped with a batch copied ahead in flight (the GPU's input path)
     hp = {"model": "resnet18", "epochs": 4, "batch_size": 16, "image_size": 64, "lr": 0.01,
-          "num_workers": 1}
+          "num_workers": 1, "device_prefetch": device_prefetch}
     root = make_opt_ml(tmp_path / "opt_ml", hp)
     dataset(root / "input/data/train", 100, seed=8)
     env = dict(os.environ, OPT_ML=str(root))
@@ -394,3 +396,34 @@ def test_sigterm_checkpoint_and_resume(tmp_path):
     metrics = json.loads((root / "output/data/metrics.json").read_text())
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2, 3, 4]
     assert (root / "model/model.pth").exists() and not no_temporaries(root)
+
+
+def metric_lines(stdout):
+    """The metric lines without the timing fields, which differ run to run."""
+    return [re.sub(r" (images_per_sec|epoch_time_s)=\S+", "", line)
+            for line in stdout.splitlines() if re.match(r"(epoch|test)", line)]
+
+
+@pytest.mark.parametrize("extra", [
+    {"model": "lenet"},
+    {"model": "resnet18", "image_size": 32, "augment": True, "channels_last": True},
+    {"model": "lenet", "augmentation_type": "crop_color_transform", "resize": 36},
+])
+def test_device_prefetch_gives_the_same_results(tmp_path, extra):
+    """The GPU's input path (bytes batches copied ahead, normalised on the device by a table
+    lookup), run on the CPU, trains exactly the model the loader's float batches train."""
+    runs = {}
+    for prefetch in (False, True):
+        hp = dict(LENET_FAST, epochs=2, top_k=2, device_prefetch=prefetch, **extra)
+        root = make_opt_ml(tmp_path / f"prefetch_{prefetch}", hp)
+        dataset(root / "input/data/train", 24, seed=12)
+        dataset(root / "input/data/test", 8, seed=13)
+        r = run_train(root)
+        assert r.returncode == 0, r.stderr
+        assert ("byte batches prefetched" in r.stderr) == prefetch, r.stderr
+        runs[prefetch] = (metric_lines(r.stdout), (root / "model/model.pth").read_bytes())
+    lines = runs[True][0]
+    assert len([m for m in lines if m.startswith("epoch=")]) == 4, lines  # 2 epochs, top-k
+    assert any(m.startswith("test_loss=") for m in lines), lines
+    assert runs[True][0] == runs[False][0]
+    assert runs[True][1] == runs[False][1], "the saved weights differ"
