@@ -334,10 +334,11 @@ int tc_optimizer_set_lr(tc_optimizer *opt, int group, double lr);
 double tc_optimizer_get_lr(const tc_optimizer *opt, int group);
 int tc_optimizer_zero_grad(tc_optimizer *opt);
 int tc_optimizer_step(tc_optimizer *opt);
-/* SGD's step as PyTorch's SGD(fused=True): one fused kernel per parameter group instead of
- * several per parameter (the step is launch-bound on a GPU otherwise). mode -1 (default): where
- * the parameters are on CUDA; 0: never; 1: always (the CPU has the kernel too). Same update
- * rule and state, equal results within float rounding. Adam and AdamW keep libtorch's loop. */
+/* The step as PyTorch's SGD/Adam/AdamW(fused=True): a few fused kernels per parameter group
+ * instead of several per parameter (the step is launch-bound on a GPU otherwise). mode -1
+ * (default): where the parameters are on CUDA; 0: never; 1: always (the CPU has the kernels
+ * too). Same update rule and state, equal results within float rounding. RMSprop and
+ * amsgrad keep libtorch's loop. */
 int tc_optimizer_set_fused(tc_optimizer *opt, int mode);
 /* The optimizer's state (momentum buffers, Adam moments, step counts) for checkpoints, in
  * libtorch's own archive format. Loading needs an optimizer built over the same parameters. */

@@ -14,6 +14,8 @@
  *     (VGG's dropout masks differ between devices: finiteness and movement only);
  *   - optimizer state saved from the GPU and loaded back lands on the parameters' device and
  *     the next step runs (the resume path);
+ *   - the training feed's device path: pinned bytes, a side-stream copy, an event, the lookup
+ *     normalisation giving the CPU's values exactly;
  *   - data parallelism over NCCL with one rank: the process group forms, host values reduce,
  *     and two training steps run through gradient sync.
  */
@@ -23,6 +25,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "image/transform.h"
 #include "models/model.h"
 #include "test_util.h"
 
@@ -233,6 +236,46 @@ static void check_nccl(void)
     model_free(m);
 }
 
+/* The training feed's device path (train/batch_feed.c): bytes in page-locked memory, copied
+ * on a side stream, waited for by the compute stream through an event, normalised there by
+ * the lookup: the CPU's values bit for bit (a table lookup, no arithmetic on the device). */
+static void check_feed_pieces(void)
+{
+    enum { N = 4, S = 16 };
+    const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+    const tc_device gpu = *gpu_dev();
+    uint8_t *pinned = tc_host_alloc(N * S * S * 3, gpu);
+    CHECK(pinned != NULL);
+    for (int i = 0; i < N * S * S * 3; i++)
+        pinned[i] = (uint8_t)(i * 131 + i / 3);
+    float table[3][256], on_cpu[N * 3 * S * S], on_gpu[N * 3 * S * S];
+    image_normalize_table(mean, std, table);
+    int64_t px_shape[4] = {N, S, S, 3}, table_shape[1] = {3 * 256};
+    tc_scope *scope = tc_scope_begin();
+    tc_tensor *host = tc_from_blob(pinned, px_shape, 4, TC_UINT8);
+    tc_tensor *t_cpu = tc_from_data(table, table_shape, 1, TC_FLOAT32);
+    CHECK_INT_EQ(tc_to_data(tc_pixels_lookup(host, t_cpu, true), on_cpu, sizeof on_cpu), TC_OK);
+
+    tc_tensor *staged = tc_empty(px_shape, 4, TC_UINT8, gpu);
+    tc_stream *stream = tc_stream_new(gpu);
+    tc_event *copied = tc_event_new(gpu);
+    CHECK(staged && stream && copied);
+    CHECK_INT_EQ(tc_copy_async_(staged, host, stream), TC_OK);
+    CHECK_INT_EQ(tc_event_record(copied, stream), TC_OK);
+    CHECK_INT_EQ(tc_event_wait(copied, NULL), TC_OK);
+    tc_tensor *x = tc_pixels_lookup(staged, tc_to_device(t_cpu, gpu), true);
+    int64_t waits = tc_device_waits();
+    CHECK_INT_EQ(tc_to_data(x, on_gpu, sizeof on_gpu), TC_OK);
+    CHECK(tc_device_waits() == waits + 1);
+    CHECK(memcmp(on_cpu, on_gpu, sizeof on_cpu) == 0);
+    CHECK_INT_EQ(tc_event_synchronize(copied), TC_OK);
+    tc_event_free(copied);
+    tc_stream_free(stream);
+    tc_scope_end(scope);
+    tc_host_free(pinned);
+    printf("ok feed: pinned bytes copied on a side stream, looked up on the GPU = the CPU's\n");
+}
+
 int main(int argc, char **argv)
 {
     if (tc_cuda_device_count() == 0) {
@@ -250,6 +293,7 @@ int main(int argc, char **argv)
         check_training("resnet18", true, amp, dir);
         check_training("vgg11_bn", false, amp, dir);
     }
+    check_feed_pieces();
     check_nccl();
     return test_finish("cuda_path");
 }

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "image/transform.h"
 #include "test_util.h"
 
 static tc_device cpu;
@@ -107,6 +108,49 @@ static void test_data_round_trip(void)
     tc_free(v);
     tc_free(i);
     tc_free(t);
+}
+
+/* The training feed's pieces on the CPU: a host buffer, a copy through a stream with events
+ * (no-ops here), and the lookup that normalises bytes, which must give image_normalize_chw's
+ * values bit for bit, in NCHW or channels-last memory. */
+static void test_pixels_lookup_matches_host_normaliser(void)
+{
+    enum { N = 3, S = 7 };
+    const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+    uint8_t *pixels = tc_host_alloc(N * S * S * 3, tc_device_cpu());
+    CHECK(pixels != NULL);
+    for (int i = 0; i < N * S * S * 3; i++)
+        pixels[i] = (uint8_t)(i * 37 + i / 5);
+    float table[3][256], expected[N * 3 * S * S], got[N * 3 * S * S];
+    image_normalize_table(mean, std, table);
+    for (int i = 0; i < N; i++)
+        image_normalize_chw(pixels + i * S * S * 3, S, mean, std, false, expected + i * 3 * S * S);
+
+    int64_t px_shape[4] = {N, S, S, 3}, table_shape[1] = {3 * 256};
+    tc_scope *scope = tc_scope_begin();
+    tc_tensor *host = tc_from_blob(pixels, px_shape, 4, TC_UINT8);
+    tc_tensor *staged = tc_empty(px_shape, 4, TC_UINT8, tc_device_cpu());
+    tc_stream *stream = tc_stream_new(tc_device_cpu());
+    tc_event *copied = tc_event_new(tc_device_cpu());
+    CHECK_INT_EQ(tc_copy_async_(staged, host, stream), TC_OK);
+    CHECK_INT_EQ(tc_event_record(copied, stream), TC_OK);
+    CHECK_INT_EQ(tc_event_wait(copied, NULL), TC_OK);
+    CHECK_INT_EQ(tc_event_synchronize(copied), TC_OK);
+    tc_tensor *t = tc_from_data(table, table_shape, 1, TC_FLOAT32);
+    for (int channels_last = 0; channels_last < 2; channels_last++) {
+        tc_tensor *x = tc_pixels_lookup(staged, t, channels_last);
+        CHECK(x != NULL && tc_dim(x) == 4 && tc_size(x, 1) == 3 && tc_size(x, 3) == S);
+        CHECK_INT_EQ(tc_to_data(x, got, sizeof got), TC_OK);
+        CHECK(memcmp(got, expected, sizeof got) == 0);
+    }
+    CHECK(tc_pixels_lookup(tc_narrow(staged, 3, 0, 2), t, false) == NULL); /* 2 channels */
+    CHECK_CONTAINS(tc_last_error(), "table must be float [C*256]");
+    tc_clear_error();
+    CHECK_INT_EQ(tc_device_waits(), 0); /* only a GPU makes the host wait */
+    tc_event_free(copied);
+    tc_stream_free(stream);
+    tc_scope_end(scope);
+    tc_host_free(pixels);
 }
 
 /* One SGD step with momentum and nesterov, checked against the formula PyTorch documents. */
@@ -275,11 +319,32 @@ static void test_cuda_start_failure_is_loud(const char *dir)
     tc_clear_error();
 }
 
-/* The fused SGD step (one kernel per group, what runs on CUDA) against libtorch's loop, on
- * the CPU: momentum, nesterov, weight decay, two groups, a parameter without a gradient, and
- * a checkpoint taken from the fused one and resumed by the looping one. */
-static void test_fused_sgd_matches_loop(const char *dir)
+enum fused_kind { FUSED_SGD, FUSED_ADAM, FUSED_ADAMW };
+
+static tc_optimizer *make_fused_test_optimizer(enum fused_kind kind, tc_tensor **w)
 {
+    if (kind == FUSED_SGD) {
+        struct tc_sgd_options o = tc_sgd_default_options();
+        o.lr = 0.05;
+        o.momentum = 0.9;
+        o.weight_decay = 0.01;
+        o.nesterov = true;
+        return tc_sgd_new(w, 2, &o);
+    }
+    struct tc_adam_options o = tc_adam_default_options();
+    o.lr = 0.05;
+    o.weight_decay = 0.01;
+    o.decoupled_weight_decay = kind == FUSED_ADAMW;
+    return tc_adam_new(w, 2, &o);
+}
+
+/* The fused SGD, Adam and AdamW steps (a few kernels per group, what runs on CUDA) against
+ * libtorch's loop, on the CPU: momentum, nesterov or the moments, weight decay, two groups, a
+ * parameter without a gradient, and a checkpoint taken from the fused one and resumed by the
+ * looping one (Adam's step counts must carry over). */
+static void test_fused_matches_loop(const char *dir, enum fused_kind kind)
+{
+    static const char *const names[] = {"sgd", "adam", "adamw"};
     tc_scope *s = tc_scope_begin();
     int64_t shape_a[2] = {3, 5}, shape_b[1] = {7};
     tc_tensor *w[2][3];
@@ -292,24 +357,21 @@ static void test_fused_sgd_matches_loop(const char *dir)
             w[f][i] = tc_clone(init[i]);
             tc_set_requires_grad(w[f][i], true);
         }
-        struct tc_sgd_options o = tc_sgd_default_options();
-        o.lr = 0.05;
-        o.momentum = 0.9;
-        o.weight_decay = 0.01;
-        o.nesterov = true;
-        opt[f] = tc_sgd_new(w[f], 2, &o);
+        opt[f] = make_fused_test_optimizer(kind, w[f]);
         REQUIRE(opt[f], "%s", tc_last_error());
         CHECK_INT_EQ(tc_optimizer_add_group(opt[f], &w[f][2], 1, 0.2, 0.0), 1);
         CHECK_INT_EQ(tc_optimizer_set_fused(opt[f], f), TC_OK);
     }
     char path[512];
-    snprintf(path, sizeof path, "%s/fused_sgd.pt", dir);
+    snprintf(path, sizeof path, "%s/fused_%s.pt", dir, names[kind]);
     for (int step = 0; step < 4; step++) {
         if (step == 2) { /* the fused one's state, resumed by a looping optimizer */
             CHECK_INT_EQ(tc_optimizer_save(opt[1], path), TC_OK);
             tc_optimizer_set_fused(opt[1], 0);
             CHECK_INT_EQ(tc_optimizer_load(opt[1], path), TC_OK);
         }
+        if (step == 3) /* and fused again, after a looping step moved the step counts on */
+            tc_optimizer_set_fused(opt[1], 1);
         for (int f = 0; f < 2; f++) {
             tc_optimizer_zero_grad(opt[f]);
             tc_tensor *loss = tc_add(tc_sum(tc_mul(tc_mul(w[f][0], w[f][0]), w[f][0])),
@@ -322,7 +384,7 @@ static void test_fused_sgd_matches_loop(const char *dir)
     }
     for (int i = 0; i < 3; i++) {
         char what[64];
-        snprintf(what, sizeof what, "fused sgd vs loop, parameter %d after 4 steps", i);
+        snprintf(what, sizeof what, "fused %s vs loop, parameter %d after 4 steps", names[kind], i);
         check_close(what, w[1][i], w[0][i], 1e-6);
         double moved = 0;
         tc_normalised_error(w[1][i], init[i], &moved);
@@ -435,11 +497,13 @@ int main(int argc, char **argv)
     test_errors_are_sticky();
     test_scopes_own_and_free();
     test_data_round_trip();
+    test_pixels_lookup_matches_host_normaliser();
     test_sgd_rule();
     test_adam_rule();
     test_optimizer_resume(argv[1]);
     test_cuda_start_failure_is_loud(argv[1]);
-    test_fused_sgd_matches_loop(argv[1]);
+    for (int kind = FUSED_SGD; kind <= FUSED_ADAMW; kind++)
+        test_fused_matches_loop(argv[1], (enum fused_kind)kind);
     test_autocast_and_grad_mode();
     test_state_dict_files(argv[1]);
     CHECK_INT_EQ(tc_live_tensors(), 0);

@@ -8,11 +8,15 @@
 #include <torch/optim/sgd.h>
 #include <torch/serialize/archive.h>
 
+#include <ATen/ops/_foreach_add.h>
+#include <ATen/ops/_fused_adam.h>
+#include <ATen/ops/_fused_adamw.h>
 #include <ATen/ops/_fused_sgd.h>
 
 #include <memory>
 #include <sstream>
 #include <type_traits>
+#include <unordered_map>
 #include <vector>
 
 #include "internal.h"
@@ -21,10 +25,23 @@ using tc::guard_status;
 
 enum class optimizer_kind { sgd, adam, adamw, rmsprop };
 
+/* The fused Adam kernels take each parameter's step count as a float tensor on its device;
+ * libtorch's AdamParamState keeps it as a host integer (what checkpoints save). This is the
+ * device copy, and the host count it was made from (a stale one is made again). */
+struct device_step {
+    at::Tensor count;
+    int64_t host_step = -1;
+};
+
 struct tc_optimizer {
+    tc_optimizer(optimizer_kind k, std::unique_ptr<torch::optim::Optimizer> i)
+        : kind(k), impl(std::move(i))
+    {
+    }
     optimizer_kind kind;
     std::unique_ptr<torch::optim::Optimizer> impl;
-    int fused = -1; /* SGD's fused step: -1 where the parameters are on CUDA, 0 never, 1 always */
+    int fused = -1; /* fused steps: -1 where the parameters are on CUDA, 0 never, 1 always */
+    std::unordered_map<const void *, device_step> adam_steps; /* by parameter TensorImpl */
 };
 
 /* The device of the first parameter (CPU for an optimizer without parameters). */
@@ -278,6 +295,73 @@ static bool fused_sgd_step(torch::optim::SGD &sgd)
     return true;
 }
 
+/* Adam's or AdamW's step as PyTorch's Adam(fused=True) / AdamW(fused=True): per parameter
+ * group, one _foreach_add_ for the step counts and one fused kernel for the moments and the
+ * update, instead of about ten kernels per parameter (1,450 launches per ResNet-50 step). The
+ * moments stay libtorch's own AdamParamState / AdamWParamState, whose host step count is kept
+ * in step with the device one, so checkpoints and a later unfused step see the same state.
+ * Returns false (nothing done) where the kernels do not apply: amsgrad, sparse gradients,
+ * mixed devices or dtypes. */
+template <class State, class Options>
+static bool fused_adam_step(tc_optimizer &opt, bool decoupled_weight_decay)
+{
+    torch::optim::Optimizer &o = *opt.impl;
+    using Key = std::decay_t<decltype(o.state())>::key_type;
+    for (const auto &group : o.param_groups()) {
+        if (static_cast<const Options &>(group.options()).amsgrad())
+            return false;
+        for (const auto &p : group.params())
+            if (p.grad().defined() &&
+                (p.grad().is_sparse() || p.scalar_type() != group.params()[0].scalar_type() ||
+                 p.device() != group.params()[0].device() || p.grad().scalar_type() != p.scalar_type()))
+                return false;
+    }
+    at::NoGradGuard no_grad;
+    auto &states = o.state();
+    for (auto &group : o.param_groups()) {
+        const auto &options = static_cast<const Options &>(group.options());
+        std::vector<at::Tensor> params, grads, exp_avgs, exp_avg_sqs, steps;
+        for (const auto &p : group.params()) {
+            if (!p.grad().defined())
+                continue;
+            Key key = state_key(p, static_cast<const Key *>(nullptr));
+            auto it = states.find(key);
+            if (it == states.end()) {
+                auto st = std::make_unique<State>();
+                st->step(0);
+                st->exp_avg(at::zeros_like(p, at::MemoryFormat::Preserve));
+                st->exp_avg_sq(at::zeros_like(p, at::MemoryFormat::Preserve));
+                it = states.emplace(key, std::move(st)).first;
+            }
+            auto &st = static_cast<State &>(*it->second);
+            device_step &ds = opt.adam_steps[p.unsafeGetTensorImpl()];
+            if (!ds.count.defined() || ds.host_step != st.step())
+                ds.count = at::full({}, static_cast<double>(st.step()),
+                                    p.options().dtype(at::kFloat));
+            st.step(st.step() + 1); /* the _foreach_add_ below, on the host */
+            ds.host_step = st.step();
+            params.push_back(p);
+            grads.push_back(p.grad());
+            exp_avgs.push_back(st.exp_avg());
+            exp_avg_sqs.push_back(st.exp_avg_sq());
+            steps.push_back(ds.count);
+        }
+        if (params.empty())
+            continue;
+        at::_foreach_add_(steps, 1);
+        auto [beta1, beta2] = options.betas();
+        if (decoupled_weight_decay)
+            at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, {}, steps, options.lr(), beta1,
+                              beta2, options.weight_decay(), options.eps(), /*amsgrad=*/false,
+                              /*maximize=*/false, std::nullopt, std::nullopt);
+        else
+            at::_fused_adam_(params, grads, exp_avgs, exp_avg_sqs, {}, steps, options.lr(), beta1,
+                             beta2, options.weight_decay(), options.eps(), /*amsgrad=*/false,
+                             /*maximize=*/false, std::nullopt, std::nullopt);
+    }
+    return true;
+}
+
 extern "C" int tc_optimizer_set_fused(tc_optimizer *opt, int mode)
 {
     if (!opt) {
@@ -295,9 +379,15 @@ extern "C" int tc_optimizer_step(tc_optimizer *opt)
         return TC_ERR_NULL;
     }
     return guard_status(__func__, [&] {
-        bool fused = opt->kind == optimizer_kind::sgd &&
-                     (opt->fused == 1 || (opt->fused < 0 && params_device(*opt->impl).is_cuda()));
-        if (!fused || !fused_sgd_step(static_cast<torch::optim::SGD &>(*opt->impl)))
+        bool fused = opt->fused == 1 || (opt->fused < 0 && params_device(*opt->impl).is_cuda());
+        bool done = false;
+        if (fused && opt->kind == optimizer_kind::sgd)
+            done = fused_sgd_step(static_cast<torch::optim::SGD &>(*opt->impl));
+        else if (fused && opt->kind == optimizer_kind::adam)
+            done = fused_adam_step<torch::optim::AdamParamState, torch::optim::AdamOptions>(*opt, false);
+        else if (fused && opt->kind == optimizer_kind::adamw)
+            done = fused_adam_step<torch::optim::AdamWParamState, torch::optim::AdamWOptions>(*opt, true);
+        if (!done)
             opt->impl->step();
     });
 }
@@ -368,6 +458,7 @@ extern "C" int tc_optimizer_load(tc_optimizer *opt, const char *path)
         archive.load_from(path, device);
         opt->impl->load(archive);
         place_state_on(*opt->impl, device);
+        opt->adam_steps.clear(); /* the moments are new tensors, with their own step counts */
     });
 }
 

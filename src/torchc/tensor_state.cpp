@@ -116,9 +116,20 @@ extern "C" int tc_move_(tc_tensor *t, tc_device d, bool channels_last)
     TC_NEED_STATUS(t);
     return guard_status(__func__, [&] {
         at::NoGradGuard no_grad;
-        auto format = channels_last && t->t.dim() == 4 ? at::MemoryFormat::ChannelsLast
-                                                       : at::MemoryFormat::Contiguous;
-        at::Tensor moved = t->t.detach().to(tc::to_device(d)).contiguous(format);
+        at::Tensor src = t->t.detach(), moved;
+        if (channels_last && src.dim() == 4) {
+            /* A fresh tensor, not .contiguous(ChannelsLast): that keeps a 1x1 kernel's
+             * [C,1,1] strides (already "channels-last" by the rule that ignores size-1
+             * dimensions), while its gradients come with channels-last strides, and DDP's
+             * Reducer, which lays its bucket views out as the parameters, then warns and
+             * copies them stride by stride. */
+            moved = at::empty(src.sizes(), src.options()
+                                               .device(tc::to_device(d))
+                                               .memory_format(at::MemoryFormat::ChannelsLast));
+            moved.copy_(src);
+        } else {
+            moved = src.to(tc::to_device(d)).contiguous();
+        }
         /* set_data keeps the TensorImpl, so every other reference (optimizers) follows. */
         t->t.set_data(moved);
     });

@@ -140,10 +140,26 @@ static void write_scalars(struct train_job *job)
     r->tb_failed = tb->f == NULL;
 }
 
+/* On a GPU, one log line per epoch of where a step's time went (device time for the work
+ * the host only queues), for whoever reads the log rather than the report. */
+static void log_step_times(const struct train_report *r)
+{
+    const struct prof_epoch *e = prof_last_epoch(&r->prof);
+    if (!r->prof.timer || !e || e->steps < 1)
+        return;
+    double ms = 1000.0 / (double)e->steps;
+    log_info("epoch %d, per step: data wait %.2f ms, forward %.2f ms, backward %.2f ms, "
+             "optimizer %.2f ms (GPU time), sync %.2f ms; GPU busy %.0f%%",
+             e->epoch, ms * e->phase_s[PROF_DATA], ms * e->device_s[PROF_FORWARD],
+             ms * e->device_s[PROF_BACKWARD], ms * e->device_s[PROF_OPTIMIZER],
+             ms * e->phase_s[PROF_SYNC], e->gpu_busy_percent);
+}
+
 void report_epoch_done(struct train_job *job)
 {
     if (!job->report) return;
     double t0 = clock_now_s();
+    log_step_times(job->report);
     write_scalars(job);
     write_trace(job);
     char status[64];

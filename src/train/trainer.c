@@ -224,7 +224,8 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
     struct step_profile *prof = report_profile(job); /* NULL: no profiling on this rank */
     prof_epoch_begin(prof, epoch + 1);
     double start = clock_now_s(), last_report = start;
-    size_t images = 0;
+    int64_t waits_before = tc_device_waits();
+    size_t images = 0, steps = 0;
     int rc = 0, got;
     bool stop, skip, peer_failed = false;
     struct fed_batch fb;
@@ -282,6 +283,7 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
             }
             p->partial_seen += b->n;
             images += (size_t)b->n;
+            steps++;
             tc_scope_end(s);
         }
         p->next_batch = b->index + 1;
@@ -319,6 +321,11 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
     /* The job's rate: every rank trains on equally many (padded) samples per epoch. */
     *images_per_sec = elapsed > 0 ? (double)images * job->layout.world_size / elapsed : 0;
     prof_epoch_end(prof, *images_per_sec);
+    /* On a GPU: how often the host stopped to wait for it (read-backs, a copy not yet done). */
+    int64_t waits = tc_device_waits() - waits_before;
+    if (job->device.type == TC_CUDA && steps > 0)
+        log_info("epoch %d: the host waited for the GPU %lld times in %zu steps (%.3f a step)",
+                 epoch + 1, (long long)waits, steps, (double)waits / (double)steps);
     if (rc == 0 && p->partial_seen == 0 && job->layout.world_size == 1) /* ranks: after the sum */
         rc = err_set_reason(ERR_REASON_DATA, "no training image could be read (first error: %s)",
                             stats.first_bad[0]);

@@ -8,8 +8,12 @@
 #   3. trains ResNet-50 at 224 px (bf16 autocast, channels-last) on generated JPEGs with
 #      build/bin/train, and PyTorch eager's ResNet-50 on the same GPU beside it
 #      (tests/gpu/eager_resnet50.py: pinned memory, non-blocking copies);
-#   4. serves the trained ResNet-50 on the GPU and loads it with 1 and 32 clients;
-#   5. prints one table (also written to $OUT/gpu_check.md, with every log under $OUT).
+#   4. the input path: our training at batch 32 and 256 with and without device_prefetch
+#      (images/s, host waits for the GPU a step, optimizer GPU time, GPU utilisation sampled
+#      by nvidia-smi), and a SIGTERM in the middle of an epoch then a resume;
+#   5. serves the trained ResNet-50 on the GPU: the first request at each batch size, then
+#      1 and 32 clients;
+#   6. prints one table (also written to $OUT/gpu_check.md, with every log under $OUT).
 #
 #   tests/gpu/run_gpu_check.sh        (env: PYTHON=python3, OUT=/tmp/gpu_check, BATCH=128,
 #                                      GPU_CHECK_BUILD_ONLY=1 to build only, without a GPU,
@@ -24,13 +28,14 @@ PYTHON=${PYTHON:-python3}
 OUT=${OUT:-/tmp/gpu_check}
 BATCH=${BATCH:-128}
 CLASSES=10
-TRAIN_PER_CLASS=${TRAIN_PER_CLASS:-256}
+TRAIN_PER_CLASS=${TRAIN_PER_CLASS:-512}
 # GPU_CHECK_DRY_RUN=1: the steps after the build, on the CPU with build/ and a small model,
 # to try the script itself on a machine without a GPU (the figures mean nothing there).
 DRY=${GPU_CHECK_DRY_RUN:-}
-MODEL=resnet50 SIZE=224 EAGER_DEVICE=cuda EPOCHS=3 VAL_PER_CLASS=8
+MODEL=resnet50 SIZE=224 EAGER_DEVICE=cuda EPOCHS=3 VAL_PER_CLASS=8 MATRIX_BATCHES="32 256"
 if [ -n "$DRY" ]; then
     BATCH=4 CLASSES=2 TRAIN_PER_CLASS=8 VAL_PER_CLASS=2 MODEL=lenet SIZE=32 EAGER_DEVICE=cpu EPOCHS=2
+    MATRIX_BATCHES="4 8"
 fi
 START=$(date +%s)
 CARRY=$ROOT/tests/gpu/carry/prefix
@@ -175,6 +180,67 @@ else
     fail "train ResNet-50, PyTorch eager" "exit $rc$([ $rc -eq 124 ] && echo ' (timed out)'): $(tail -n 2 "$OUT/eager.log" | tr '\n' ' ' | cut -c1-300)"
 fi
 
+# ---- 4b. the input path, batch by batch: with and without device_prefetch ----
+# One training run of 2 epochs on the same JPEGs; the second epoch's figures.
+#   matrix_run NAME BATCH PREFETCH [more hyperparameters as "key": "value" JSON members]
+matrix_run() {
+    local name=$1 batch=$2 prefetch=$3 extra=${4:-} dir=$OUT/matrix/$1
+    rm -rf "$dir" && mkdir -p "$dir/input/config" "$dir/input/data"
+    ln -s "$DATA/train" "$dir/input/data/train" && ln -s "$DATA/validation" "$dir/input/data/validation"
+    cp "$OUT/opt_ml/input/config/"{resourceconfig,inputdataconfig}.json "$dir/input/config/"
+    echo "{\"model\": \"$MODEL\", \"epochs\": \"2\", \"batch_size\": \"$batch\", \"lr\": \"0.01\", \"seed\": \"1\", \"image_size\": \"$SIZE\", \"device_prefetch\": \"$prefetch\"$extra}" \
+        >"$dir/input/config/hyperparameters.json"
+    local sampler=""
+    if command -v nvidia-smi >/dev/null && [ -z "$DRY" ]; then
+        nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -lms 100 >"$dir/gpu_util.txt" 2>/dev/null &
+        sampler=$!
+    fi
+    OPT_ML=$dir timeout 150 "$BUILD/bin/train" >"$dir/train.log" 2>&1
+    local rc=$?
+    [ -n "$sampler" ] && kill $sampler 2>/dev/null && wait $sampler 2>/dev/null
+    if [ $rc -ne 0 ]; then
+        fail "train, $name" "exit $rc: $(tail -n 2 "$dir/train.log" | tr '\n' ' ' | cut -c1-300)"
+        return
+    fi
+    local rate waits opt util=""
+    rate=$(sed -n 's/^epoch=2\/2 .*images_per_sec=\([0-9.]*\).*/\1/p' "$dir/train.log")
+    waits=$(sed -n 's/.*epoch 2: the host waited for the GPU .*(\([0-9.]*\) a step).*/\1/p' "$dir/train.log")
+    opt=$(sed -n 's/.*epoch 2, per step: .*optimizer \([0-9.]*\) ms.*GPU busy \([0-9]*\)%.*/optimizer \1 ms a step (GPU time), GPU busy \2% of the loop (events)/p' "$dir/train.log")
+    [ -s "$dir/gpu_util.txt" ] && util=$(awk '{ s += $1; n++ } END { if (n) printf "nvidia-smi utilisation mean %.0f%% over %d samples", s / n, n }' "$dir/gpu_util.txt")
+    row "train $MODEL, $name" "${rate:-?} images/s" "host waits a step: ${waits:-not logged}; ${opt:-no profile line}; ${util:-no nvidia-smi samples}"
+}
+for batch in $MATRIX_BATCHES; do
+    matrix_run "batch $batch, device_prefetch" "$batch" true
+    matrix_run "batch $batch, no prefetch (fp32 copies)" "$batch" false
+done
+
+# ---- 4c. SIGTERM in the middle of an epoch, then a resume (what a spot interruption does) ----
+dir=$OUT/matrix/sigterm
+rm -rf "$dir" && mkdir -p "$dir/input/config" "$dir/input/data"
+ln -s "$DATA/train" "$dir/input/data/train" && ln -s "$DATA/validation" "$dir/input/data/validation"
+cp "$OUT/opt_ml/input/config/"{resourceconfig,inputdataconfig}.json "$dir/input/config/"
+echo "{\"model\": \"$MODEL\", \"epochs\": \"3\", \"batch_size\": \"$BATCH\", \"lr\": \"0.01\", \"seed\": \"1\", \"image_size\": \"$SIZE\"}" \
+    >"$dir/input/config/hyperparameters.json"
+OPT_ML=$dir timeout 150 "$BUILD/bin/train" >"$dir/first.log" 2>&1 &
+TRAINER=$!
+for _ in $(seq 1 1200); do
+    grep -q '^epoch=1/3' "$dir/first.log" && break
+    kill -0 $TRAINER 2>/dev/null || break
+    sleep 0.1
+done
+sleep 0.3
+t0=$(date +%s.%N)
+kill -TERM $TRAINER 2>/dev/null
+wait $TRAINER
+rc=$?
+stop_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+if [ $rc -eq 143 ] && OPT_ML=$dir timeout 150 "$BUILD/bin/train" >"$dir/resume.log" 2>&1 &&
+    grep -q 'resumed from the checkpoint' "$dir/resume.log"; then
+    row "SIGTERM mid-epoch, then resume" "ok" "stopped in $stop_s s with exit 143; $(grep -m1 -o 'resumed from the checkpoint[^;]*' "$dir/resume.log" | cut -c1-120); epochs after the resume: $(grep -c '^epoch=[0-9]*/3 ' "$dir/resume.log")"
+else
+    fail "SIGTERM mid-epoch, then resume" "first run exit $rc after the signal (143 expected) in $stop_s s; resume: $(tail -n 2 "$dir/resume.log" 2>/dev/null | tr '\n' ' ' | cut -c1-200)"
+fi
+
 # ---- 5. serving the trained model on the GPU, 1 and 32 clients ----
 if [ -f "$OUT/opt_ml/model/model.pth" ]; then
     PORT=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -191,6 +257,12 @@ if [ -f "$OUT/opt_ml/model/model.pth" ]; then
         sleep 0.1
     done
     if [ -n "$ready" ]; then
+        if r=$(timeout 120 "$PYTHON" tests/gpu/first_requests.py "$PORT" "$SIZE" 2>>"$OUT/serve.log"); then
+            row "serve: first request at each batch size" "$("$PYTHON" -c 'import json,sys; d=json.loads(sys.argv[1]); print(max(d["first_ms"]), "ms at most")' "$r")" \
+                "$("$PYTHON" -c 'import json,sys; d=json.loads(sys.argv[1]); print("; ".join(f"{n}: {a} ms then {b} ms" for n, a, b in zip(d["sizes"], d["first_ms"], d["second_ms"])))' "$r") (one NPY request of N images)"
+        else
+            fail "serve: first requests" "see $OUT/serve.log"
+        fi
         IMAGE=$(ls "$DATA"/validation/class_00/*.jpg | head -n 1)
         for clients in 1 32; do
             if r=$(timeout 60 "$PYTHON" tests/gpu/http_load.py "$PORT" "$IMAGE" $clients 10 2>>"$OUT/serve.log"); then
