@@ -219,12 +219,14 @@ dir=$OUT/matrix/sigterm
 rm -rf "$dir" && mkdir -p "$dir/input/config" "$dir/input/data"
 ln -s "$DATA/train" "$dir/input/data/train" && ln -s "$DATA/validation" "$dir/input/data/validation"
 cp "$OUT/opt_ml/input/config/"{resourceconfig,inputdataconfig}.json "$dir/input/config/"
-echo "{\"model\": \"$MODEL\", \"epochs\": \"3\", \"batch_size\": \"$BATCH\", \"lr\": \"0.01\", \"seed\": \"1\", \"image_size\": \"$SIZE\"}" \
+SIGTERM_EPOCHS=3
+[ -n "$DRY" ] && SIGTERM_EPOCHS=400 # the dry run's epochs last milliseconds
+echo "{\"model\": \"$MODEL\", \"epochs\": \"$SIGTERM_EPOCHS\", \"batch_size\": \"$BATCH\", \"lr\": \"0.01\", \"seed\": \"1\", \"image_size\": \"$SIZE\"}" \
     >"$dir/input/config/hyperparameters.json"
 OPT_ML=$dir timeout 150 "$BUILD/bin/train" >"$dir/first.log" 2>&1 &
 TRAINER=$!
 for _ in $(seq 1 1200); do
-    grep -q '^epoch=1/3' "$dir/first.log" && break
+    grep -q "^epoch=1/$SIGTERM_EPOCHS" "$dir/first.log" && break
     kill -0 $TRAINER 2>/dev/null || break
     sleep 0.1
 done
@@ -236,7 +238,7 @@ rc=$?
 stop_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
 if [ $rc -eq 143 ] && OPT_ML=$dir timeout 150 "$BUILD/bin/train" >"$dir/resume.log" 2>&1 &&
     grep -q 'resumed from the checkpoint' "$dir/resume.log"; then
-    row "SIGTERM mid-epoch, then resume" "ok" "stopped in $stop_s s with exit 143; $(grep -m1 -o 'resumed from the checkpoint[^;]*' "$dir/resume.log" | cut -c1-120); epochs after the resume: $(grep -c '^epoch=[0-9]*/3 ' "$dir/resume.log")"
+    row "SIGTERM mid-epoch, then resume" "ok" "stopped in $stop_s s with exit 143; $(grep -m1 -o 'resumed from the checkpoint[^;]*' "$dir/resume.log" | cut -c1-120); epochs after the resume: $(grep -c "^epoch=[0-9]*/$SIGTERM_EPOCHS " "$dir/resume.log")"
 else
     fail "SIGTERM mid-epoch, then resume" "first run exit $rc after the signal (143 expected) in $stop_s s; resume: $(tail -n 2 "$dir/resume.log" 2>/dev/null | tr '\n' ' ' | cut -c1-200)"
 fi
