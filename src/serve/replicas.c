@@ -10,8 +10,9 @@
  * forward pass. More (SERVE_REPLICAS) are allowed, each a full copy of the model; main.c then
  * shares the cores among them. The CPU tests use that to cover the dispatch.
  *
- * Not here: replicas of a multi-model endpoint's models (model_registry.c puts each model on
- * one device, in turn).
+ * Here: SERVE_REPLICAS and loading; the choice of a replica per request and stopping are in
+ * replica_dispatch.c (no libtorch there, so that the ThreadSanitizer test builds it). Not here:
+ * a multi-model endpoint's models (model_registry.c puts each model on one device, in turn).
  */
 #define _GNU_SOURCE
 #include "serve/replicas.h"
@@ -78,6 +79,7 @@ static void describe_device(struct replica *r, int index)
         snprintf(r->device, sizeof r->device, "cpu");
 }
 
+/* After replica_set_stop, or with batchers that never ran a request. */
 static void free_replicas(struct replica_set *set)
 {
     for (int i = 0; i < set->n; i++) {
@@ -156,46 +158,8 @@ int replica_set_load(struct replica_set *set, int n, const struct sm_handlers *h
     return rc;
 }
 
-struct replica *replica_set_pick(struct replica_set *set)
-{
-    if (set->n == 1)
-        return &set->r[0];
-    unsigned start = __atomic_fetch_add(&set->next, 1, __ATOMIC_RELAXED);
-    struct replica *best = NULL;
-    int64_t best_load = 0;
-    for (int k = 0; k < set->n; k++) {
-        struct replica *r = &set->r[(start + (unsigned)k) % (unsigned)set->n];
-        int64_t load = batcher_load(r->batcher);
-        if (!best || load < best_load) {
-            best = r;
-            best_load = load;
-        }
-    }
-    return best;
-}
-
-const char *replica_set_devices(const struct replica_set *set, char *buf, size_t len)
-{
-    size_t used = 0;
-    buf[0] = '\0';
-    for (int i = 0; i < set->n && used < len; i++) {
-        int w = snprintf(buf + used, len - used, "%s%s", i ? ", " : "", set->r[i].device);
-        if (w < 0)
-            break;
-        used += (size_t)w;
-    }
-    return buf;
-}
-
 void replica_set_free(struct replica_set *set)
 {
-    for (int i = 0; i < set->n; i++) {
-        struct replica *r = &set->r[i];
-        struct batcher_stats st;
-        batcher_stop_stats(r->batcher, &st); /* answers what it holds first */
-        r->batcher = NULL;
-        log_info("replica %d on %s served %lld requests (%lld images in %lld batches)", i,
-                 r->device, (long long)st.requests, (long long)st.images, (long long)st.batches);
-    }
+    replica_set_stop(set);
     free_replicas(set);
 }

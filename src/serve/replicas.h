@@ -1,6 +1,7 @@
 /*
- * replicas.h - the single model served by several replicas (replicas.c): one copy of the model
- * per device, each with its own batcher thread, and the choice of a replica per request.
+ * replicas.h - the single model served by several replicas: one copy of the model per device,
+ * each with its own batcher thread (loading: replicas.c), and the choice of a replica per
+ * request (replica_dispatch.c).
  */
 #ifndef SERVE_REPLICAS_H
 #define SERVE_REPLICAS_H
@@ -48,8 +49,10 @@ struct replica *replica_set_pick(struct replica_set *set);
 /* "cuda:0, cuda:1" into buf: the replicas' devices, for the start-up log. */
 const char *replica_set_devices(const struct replica_set *set, char *buf, size_t len);
 
-/* Stops the batchers (the requests they hold are answered first), logs how many requests each
- * replica served, and frees the models the default model_fn made. */
+/* Stops the batchers (the requests they hold are answered first) and logs how many requests
+ * each replica served. */
+void replica_set_stop(struct replica_set *set);
+/* replica_set_stop, then frees the models the default model_fn made and the set's memory. */
 void replica_set_free(struct replica_set *set);
 
 #endif
