@@ -8,7 +8,8 @@
 #   3. trains ResNet-50 at 224 px (bf16 autocast, channels-last) on generated JPEGs with
 #      build/bin/train, and PyTorch eager's ResNet-50 on the same GPU beside it
 #      (tests/gpu/eager_resnet50.py: pinned memory, non-blocking copies);
-#   4. serves the trained ResNet-50 on the GPU and loads it with 1 and 32 clients;
+#   4. serves the trained ResNet-50 on the GPU (one replica per GPU) and loads it with 1 and 32
+#      clients;
 #   5. prints one table (also written to $OUT/gpu_check.md, with every log under $OUT).
 #
 #   tests/gpu/run_gpu_check.sh        (env: PYTHON=python3, OUT=/tmp/gpu_check, BATCH=128,
@@ -207,6 +208,13 @@ if [ -f "$OUT/opt_ml/model/model.pth" ]; then
     fi
     kill -TERM $SERVER 2>/dev/null
     wait $SERVER 2>/dev/null
+    # One replica per GPU: how many served, on which devices, and each one's share of the
+    # requests (from the ready line and the shutdown log).
+    if [ -n "$ready" ]; then
+        row "serve: replicas" \
+            "$(grep -m1 -o '[0-9]* replicas\? on [^(]*' "$OUT/serve.log" | sed 's/ *$//' || true)" \
+            "requests served: $(sed -n 's/.*replica [0-9]* on \([^ ]*\) served \([0-9]*\) requests.*/\1 \2/p' "$OUT/serve.log" | paste -sd, - | sed 's/,/, /g')"
+    fi
 else
     fail "serve" "no trained model to serve"
 fi
