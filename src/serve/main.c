@@ -101,7 +101,8 @@ int main(int argc, char **argv)
     if (srv.config.multi_model)
         srv.answer_multi_model = multi_model_answer;
     long threads = env_long("SERVE_THREADS", 0, 0, 1024);
-    if (threads > 0)
+    bool threads_set = threads > 0;
+    if (threads_set)
         tc_set_num_threads((int)threads);
     else
         threads = tc_get_num_threads();
@@ -129,7 +130,7 @@ int main(int argc, char **argv)
     if (rc == 0 && replicas_from_env(gpus, srv.handlers.predict_fn == serve_predict_fn, &replicas,
                                      err.message, sizeof err.message) < 0)
         rc = -1;
-    if (rc == 0 && gpus == 0 && replicas > 1 && !getenv("SERVE_THREADS")) {
+    if (rc == 0 && gpus == 0 && replicas > 1 && !threads_set) {
         /* libtorch's threads are per forward pass and the replicas run theirs at once: share
          * the cores among them rather than run replicas x cores threads. */
         threads = threads / replicas > 0 ? threads / replicas : 1;
