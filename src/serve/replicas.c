@@ -60,11 +60,11 @@ static void *load_one(void *arg)
     struct load_job *j = arg;
     serve_model_fn_take_last();
     j->status = j->h->model_fn(j->model_dir, &j->r->ctx, &j->err);
+    /* The default's model, or a custom model_fn's that returned it, is ours to free; one a
+     * custom model_fn keeps elsewhere (ctx->user) is left alone, as model_registry.c does. */
     struct serve_model *made = serve_model_fn_take_last();
     if (j->status == 0 && made && made == j->r->ctx.model)
         j->r->owned = made;
-    else if (made && made != j->r->ctx.model)
-        serve_model_free(made); /* a custom model_fn that made the default's and dropped it */
     return NULL;
 }
 
@@ -131,8 +131,8 @@ int replica_set_load(struct replica_set *set, int n, const struct sm_handlers *h
         if (jobs[i].status != 0) {
             const char *why = jobs[i].err.message[0] ? jobs[i].err.message : "model_fn failed";
             if (n > 1)
-                snprintf(err->message, sizeof err->message, "replica %d (%.31s): %.440s", i, r->device,
-                         why);
+                snprintf(err->message, sizeof err->message, "replica %d (%.31s): %.440s", i,
+                         r->device, why);
             else
                 snprintf(err->message, sizeof err->message, "%s", why);
             rc = -1;
