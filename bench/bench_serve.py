@@ -108,12 +108,12 @@ def ab(url, png, concurrency, requests, ctype="image/png"):
     return rps, p50, p99
 
 
-def start_ours(model_dir, env=None):
-    """build/bin/serve on a free port with a copy of model_dir: (process, base URL)."""
+def start_ours(model_dir, env=None, binary=None):
+    """build/bin/serve (or binary) on a free port with a copy of model_dir: (process, base URL)."""
     port = free_port()
     opt_ml = tempfile.mkdtemp(prefix="bench-serve-ours-")
     shutil.copytree(model_dir, os.path.join(opt_ml, "model"))
-    p = subprocess.Popen([os.path.join(ROOT, "build/bin/serve")], stdout=subprocess.DEVNULL,
+    p = subprocess.Popen([binary or os.path.join(ROOT, "build/bin/serve")], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL,
                          env=dict(os.environ, OPT_ML=opt_ml, SAGEMAKER_BIND_TO_PORT=str(port),
                                   **(env or {})))

@@ -24,7 +24,11 @@
  *
  * Each handler returns 0, or an HTTP status (400, 406, 415, 500...) after writing a message
  * into err (the server answers it as {"error": message}). Handlers other than model_fn run on
- * many threads at once, except predict_fn, which the batcher calls from one thread.
+ * many threads at once, except predict_fn, which a replica's batcher calls from one thread.
+ *
+ * Replicas (SERVE_REPLICAS; by default one per GPU when predict_fn is the default, else one):
+ * model_fn runs once per replica, each time with its own context whose device_index names the
+ * replica's GPU; each replica has its own batcher thread calling predict_fn with its context.
  */
 #ifndef SM_HANDLERS_H
 #define SM_HANDLERS_H
@@ -57,6 +61,9 @@ struct sm_context {
                                     resize_size, centre crop), 1 "squash" (both sides to
                                     image_size, no crop), 2 "auto" (as crop, but an image
                                     already image_size on its shorter side is not resized) */
+    int device_index;            /* set before model_fn runs: on a GPU host, the CUDA device
+                                    (cuda:<device_index % GPUs>) this replica's model belongs on;
+                                    the default model_fn puts it there */
 };
 
 struct sm_request {

@@ -434,6 +434,24 @@ void tc_timer_free(tc_timer *t);
 int tc_device_memory(tc_device d, double *allocated_bytes, double *peak_bytes,
                      double *reserved_bytes);
 
+/* ---- serve's batch staging (serve_staging.cpp) ---------------------------------------------- */
+typedef struct tc_staging_buffer tc_staging_buffer; /* host memory a batch is assembled in */
+/* bytes of host memory, page-locked when pinned is true and CUDA is there (a copy from it to a
+ * GPU then runs while the host goes on), ordinary memory otherwise. NULL with an error. */
+tc_staging_buffer *tc_staging_buffer_new(size_t bytes, bool pinned);
+void *tc_staging_buffer_data(tc_staging_buffer *b);
+bool tc_staging_buffer_pinned(const tc_staging_buffer *b); /* false on a CPU-only host */
+/* The memory is reused only after the copies started from it have finished. NULL is fine. */
+void tc_staging_buffer_free(tc_staging_buffer *b);
+/* t on device d; from page-locked memory to a GPU the host does not wait for the copy (work
+ * queued after it on the device runs after it); otherwise as tc_to_device. */
+tc_tensor *tc_to_device_nonblocking(const tc_tensor *t, tc_device d);
+/* Copies n tensors (same dtype, same device) into dsts[i] (dst_bytes[i] each, numel * dtype
+ * size) with one wait for the device instead of one per tensor. */
+int tc_to_data_many(const tc_tensor *const *ts, size_t n, void *const *dsts,
+                    const size_t *dst_bytes);
+/* ---- end of serve's batch staging ------------------------------------------------------------ */
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,6 +7,13 @@
  * max_batch images are there); it concatenates those of the same image size, runs predict_fn
  * once and hands each request its rows. A lone request never waits; under load the model sees
  * full batches, so throughput grows with concurrency.
+ *
+ * Staging: the batch predict_fn sees is assembled once, from the requests' own inputs into one
+ * host buffer (torchc's staging buffer), which predict_fn does not copy again. For a model on
+ * a GPU that buffer is page-locked, so the copy to the device is non-blocking and the thread
+ * waits only when it reads the results back; the buffer goes back to libtorch's host allocator,
+ * which reuses it once that copy is done. On the CPU a lone request's input is the batch as it
+ * is: no copy at all.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,6 +27,7 @@
 #include "common/log.h"
 #include "serve/batcher.h"
 #include "serve/serve.h"
+#include "torchc.h"
 
 struct job {
     const struct sm_batch *in;
@@ -38,6 +46,9 @@ struct batcher {
     pthread_cond_t arrived, finished;
     struct job *head, *tail;
     int incoming; /* announced requests still decoding their input */
+    int64_t queued_images, running_images; /* in the queue; in the forward pass under way */
+    struct batcher_stats stats;
+    bool pinned; /* stage batches in page-locked memory (the model is on a GPU) */
     bool stopping;
     pthread_t thread;
     /* The jobs of one forward pass; allocated with the batcher, so that the thread never fails
@@ -53,38 +64,52 @@ static void deadline_after(struct timespec *ts, int us)
     ts->tv_nsec %= 1000000000;
 }
 
-static int64_t pending_images(const struct batcher *b)
+/* The batch of a group of jobs in one staging buffer (*staging, freed by the caller), or, on
+ * the CPU, a lone job's own input. 0, or 500 with msg filled. */
+static int stage_group(struct batcher *b, struct job **group, int count, struct sm_batch *merged,
+                       tc_staging_buffer **staging, char *msg, size_t msg_len)
 {
-    int64_t n = 0;
-    for (const struct job *j = b->head; j; j = j->next)
-        n += j->in->n;
-    return n;
+    *merged = *group[0]->in;
+    if (count == 1 && !b->pinned)
+        return 0;
+    size_t per = 3 * (size_t)merged->height * (size_t)merged->width;
+    merged->n = 0;
+    for (int i = 0; i < count; i++)
+        merged->n += group[i]->in->n;
+    size_t bytes = (size_t)merged->n * per * sizeof(float);
+    *staging = tc_staging_buffer_new(bytes, b->pinned);
+    if (!*staging && b->pinned) {
+        log_warn("batches are staged in ordinary memory from now on: page-locked memory failed: %s",
+                 tc_last_error());
+        b->pinned = false;
+        if (count == 1)
+            return 0;
+        *staging = tc_staging_buffer_new(bytes, false);
+    }
+    if (!*staging) {
+        snprintf(msg, msg_len, "out of memory batching %lld images: %s", (long long)merged->n,
+                 tc_last_error());
+        return 500;
+    }
+    merged->data = tc_staging_buffer_data(*staging);
+    for (int i = 0, at = 0; i < count; i++) {
+        memcpy(merged->data + (size_t)at * per, group[i]->in->data,
+               (size_t)group[i]->in->n * per * sizeof(float));
+        at += (int)group[i]->in->n;
+    }
+    return 0;
 }
 
 /* Runs one group (same image size) through predict_fn and splits the result. */
 static void run_group(struct batcher *b, struct job **group, int count)
 {
-    const struct sm_batch *first = group[0]->in;
-    struct sm_batch merged = *first;
+    struct sm_batch merged;
     struct sm_scores scores = {0};
     struct sm_error err = {{0}};
-    size_t per = 3 * (size_t)first->height * (size_t)first->width;
-    bool copied = false;
-    if (count > 1) {
-        merged.n = 0;
-        for (int i = 0; i < count; i++)
-            merged.n += group[i]->in->n;
-        merged.data = malloc((size_t)merged.n * per * sizeof(float));
-        copied = merged.data != NULL;
-        for (int i = 0, at = 0; copied && i < count; i++) {
-            memcpy(merged.data + (size_t)at * per, group[i]->in->data,
-                   (size_t)group[i]->in->n * per * sizeof(float));
-            at += (int)group[i]->in->n;
-        }
-    }
-    int status = count > 1 && !copied ? 500 : b->predict(b->ctx, &merged, &scores, &err);
-    if (count > 1 && !copied)
-        snprintf(err.message, sizeof err.message, "out of memory batching requests");
+    tc_staging_buffer *staging = NULL;
+    int status = stage_group(b, group, count, &merged, &staging, err.message, sizeof err.message);
+    if (status == 0)
+        status = b->predict(b->ctx, &merged, &scores, &err);
     if (status == 0 && (scores.n != merged.n || !scores.probs)) {
         status = 500;
         snprintf(err.message, sizeof err.message, "predict_fn returned %lld rows for %lld images",
@@ -114,8 +139,7 @@ static void run_group(struct batcher *b, struct job **group, int count)
     }
     free(scores.probs);
     free(scores.logits);
-    if (copied)
-        free(merged.data);
+    tc_staging_buffer_free(staging);
 }
 
 static void *batcher_main(void *arg)
@@ -130,7 +154,7 @@ static void *batcher_main(void *arg)
             break; /* stopping and nothing left */
         struct timespec deadline;
         deadline_after(&deadline, b->max_delay_us);
-        while (!b->stopping && b->incoming > 0 && pending_images(b) < b->max_batch &&
+        while (!b->stopping && b->incoming > 0 && b->queued_images < b->max_batch &&
                pthread_cond_timedwait(&b->arrived, &b->mu, &deadline) != ETIMEDOUT)
             ;
         /* Take the oldest job and every following one of the same size, up to max_batch. */
@@ -155,9 +179,15 @@ static void *batcher_main(void *arg)
                 link = &j->next;
             }
         }
+        b->queued_images -= images;
+        b->running_images = images;
         pthread_mutex_unlock(&b->mu);
         run_group(b, group, count);
         pthread_mutex_lock(&b->mu);
+        b->running_images = 0;
+        b->stats.requests += count;
+        b->stats.images += images;
+        b->stats.batches++;
         for (int i = 0; i < count; i++)
             group[i]->done = true;
         pthread_cond_broadcast(&b->finished);
@@ -182,7 +212,7 @@ int batcher_max_batch_from_env(void)
 }
 
 int batcher_start(struct batcher **out, const struct sm_context *ctx, sm_predict_fn predict,
-                  int max_batch, int max_delay_us)
+                  int max_batch, int max_delay_us, bool pinned_staging)
 {
     struct batcher *b = calloc(1, sizeof *b);
     if (!b)
@@ -191,6 +221,7 @@ int batcher_start(struct batcher **out, const struct sm_context *ctx, sm_predict
     b->predict = predict;
     b->max_batch = max_batch > 0 ? max_batch : 1;
     b->max_delay_us = max_delay_us >= 0 ? max_delay_us : 0;
+    b->pinned = pinned_staging;
     b->group = malloc(sizeof *b->group * (size_t)(b->max_batch + 1));
     if (!b->group) {
         free(b);
@@ -239,6 +270,7 @@ int batcher_submit(struct batcher *b, const struct sm_batch *in, struct sm_score
     else
         b->head = &j;
     b->tail = &j;
+    b->queued_images += in->n;
     pthread_cond_signal(&b->arrived);
     while (!j.done)
         pthread_cond_wait(&b->finished, &b->mu);
@@ -246,8 +278,23 @@ int batcher_submit(struct batcher *b, const struct sm_batch *in, struct sm_score
     return j.status;
 }
 
+int64_t batcher_load(struct batcher *b)
+{
+    pthread_mutex_lock(&b->mu);
+    int64_t load = b->queued_images + b->running_images + b->incoming;
+    pthread_mutex_unlock(&b->mu);
+    return load;
+}
+
 void batcher_stop(struct batcher *b)
 {
+    batcher_stop_stats(b, NULL);
+}
+
+void batcher_stop_stats(struct batcher *b, struct batcher_stats *out)
+{
+    if (out)
+        *out = (struct batcher_stats){0, 0, 0};
     if (!b)
         return;
     pthread_mutex_lock(&b->mu);
@@ -255,6 +302,8 @@ void batcher_stop(struct batcher *b)
     pthread_cond_broadcast(&b->arrived);
     pthread_mutex_unlock(&b->mu);
     pthread_join(b->thread, NULL);
+    if (out)
+        *out = b->stats;
     pthread_mutex_destroy(&b->mu);
     pthread_cond_destroy(&b->arrived);
     pthread_cond_destroy(&b->finished);

@@ -23,7 +23,8 @@ int serve_predict_fn(const struct sm_context *ctx, const struct sm_batch *in, st
     tc_scope *s = tc_scope_begin();
     bool grad_was = tc_set_grad_enabled(false);
     int64_t shape[4] = {in->n, 3, in->height, in->width};
-    tc_tensor *x = tc_from_data(in->data, shape, 4, TC_FLOAT32);
+    /* The batch as the batcher assembled it (page-locked on a GPU host): not copied again. */
+    tc_tensor *x = tc_from_blob(in->data, shape, 4, TC_FLOAT32);
     tc_tensor *logits = serve_model_forward(sm, x);       /* [n,k] float32 */
     tc_tensor *probs = tc_softmax(logits, 1);              /* [n,k] */
     out->n = in->n;
@@ -31,9 +32,12 @@ int serve_predict_fn(const struct sm_context *ctx, const struct sm_batch *in, st
     size_t bytes = (size_t)(out->n * out->k) * sizeof(float);
     out->probs = malloc(bytes);
     out->logits = malloc(bytes);
+    /* Both read back with one wait for the device. */
+    const tc_tensor *results[2] = {probs, logits};
+    void *dsts[2] = {out->probs, out->logits};
+    size_t sizes[2] = {bytes, bytes};
     int rc = 0;
-    if (!out->probs || !out->logits || tc_to_data(probs, out->probs, bytes) < 0 ||
-        tc_to_data(logits, out->logits, bytes) < 0) {
+    if (!out->probs || !out->logits || tc_to_data_many(results, 2, dsts, sizes) < 0) {
         snprintf(err->message, sizeof err->message, "prediction failed: %s",
                  out->probs && out->logits ? tc_last_error() : "out of memory");
         free(out->probs);

@@ -8,7 +8,8 @@
  * Environment: SAGEMAKER_BIND_TO_PORT (8080), SAGEMAKER_MAX_PAYLOAD_IN_MB (6),
  * SAGEMAKER_BATCH_STRATEGY, SAGEMAKER_MAX_CONCURRENT_TRANSFORMS, SERVE_MAX_BATCH (32),
  * SERVE_BATCH_DELAY_MS (2), SERVE_MAX_INFLIGHT (4 x cores: requests decoding or predicting at
- * once; the rest wait), SERVE_THREADS (libtorch threads), SM_MODEL_ARCH and
+ * once; the rest wait), SERVE_REPLICAS (copies of the model, one batcher each: one per GPU, 1
+ * on the CPU; replicas.h), SERVE_THREADS (libtorch threads per forward pass), SM_MODEL_ARCH and
  * SM_NUM_CLASSES (for a bare model.pth whose architecture should not be inferred),
  * SERVE_HEADER_TIMEOUT_S / SERVE_BODY_TIMEOUT_S (60: deadlines for a connection's request
  * headers and body, which trickled bytes do not extend).
@@ -100,8 +101,11 @@ int main(int argc, char **argv)
     if (srv.config.multi_model)
         srv.answer_multi_model = multi_model_answer;
     long threads = env_long("SERVE_THREADS", 0, 0, 1024);
-    if (threads > 0)
+    bool threads_set = threads > 0;
+    if (threads_set)
         tc_set_num_threads((int)threads);
+    else
+        threads = tc_get_num_threads();
     if (opt_ml_init(&paths) < 0 || server_start(&srv) < 0) {
         log_error("serve: %s", err_msg());
         return 1;
@@ -115,7 +119,7 @@ int main(int argc, char **argv)
     struct sm_error err = {{0}};
     enum serve_shape shape;
     struct url_fetch_options url_options;
-    int rc = 0;
+    int rc = 0, replicas = 1, gpus = tc_cuda_device_count();
     /* Settings read per request are checked once here, so that a typo stops the endpoint
      * at start instead of failing every request. */
     if (serve_shape_from_env(&shape, err.message, sizeof err.message) < 0 ||
@@ -123,15 +127,20 @@ int main(int argc, char **argv)
         rc = -1;
     else if ((rc = model_archive_prepare(paths.model_dir)) == 0)
         rc = serve_load_custom_handlers(paths.model_dir, &srv.handlers);
+    if (rc == 0 && replicas_from_env(gpus, srv.handlers.predict_fn == serve_predict_fn, &replicas,
+                                     err.message, sizeof err.message) < 0)
+        rc = -1;
+    if (rc == 0 && gpus == 0 && replicas > 1 && !threads_set) {
+        /* libtorch's threads are per forward pass and the replicas run theirs at once: share
+         * the cores among them rather than run replicas x cores threads. */
+        threads = threads / replicas > 0 ? threads / replicas : 1;
+        tc_set_num_threads((int)threads);
+    }
     if (rc < 0 && !err.message[0])
         snprintf(err.message, sizeof err.message, "%s", err_msg());
-    else if (rc == 0 && srv.handlers.model_fn(paths.model_dir, &srv.ctx, &err) != 0)
+    else if (rc == 0 && replica_set_load(&srv.replicas, replicas, &srv.handlers, paths.model_dir,
+                                         srv.config.max_batch, srv.config.batch_delay_us, &err) < 0)
         rc = -1;
-    else if (rc == 0 && batcher_start(&srv.batcher, &srv.ctx, srv.handlers.predict_fn, srv.config.max_batch,
-                           srv.config.batch_delay_us) < 0) {
-        snprintf(err.message, sizeof err.message, "%s", err_msg());
-        rc = -1;
-    }
     if (rc < 0) {
         log_error("serve: cannot serve the model: %s", err.message);
         server_stop(&srv, 0);
@@ -139,21 +148,23 @@ int main(int argc, char **argv)
     }
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    const struct serve_model *sm = srv.handlers.model_fn == serve_model_fn ? srv.ctx.model : NULL;
-    log_info("ready in %.2f s: %s, %d classes, %dx%d inputs, %s; batches of up to %d images",
+    const struct sm_context *ctx = &srv.replicas.r[0].ctx;
+    const struct serve_model *sm = srv.replicas.r[0].owned;
+    char devices[512];
+    log_info("ready in %.2f s: %s, %d classes, %dx%d inputs; %d replica%s on %s (%ld libtorch "
+             "thread%s per forward pass); batches of up to %d images",
              (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9,
-             sm ? sm->arch : "custom model", srv.ctx.num_classes, srv.ctx.image_size,
-             srv.ctx.image_size, sm && sm->device.type == TC_CUDA ? "cuda:0" : "cpu",
-             srv.config.max_batch);
+             sm ? sm->arch : "custom model", ctx->num_classes, ctx->image_size, ctx->image_size,
+             srv.replicas.n, srv.replicas.n > 1 ? "s" : "",
+             replica_set_devices(&srv.replicas, devices, sizeof devices), threads,
+             threads > 1 ? "s" : "", srv.config.max_batch);
     __atomic_store_n(&srv.ready, true, __ATOMIC_RELEASE);
 
     int sig = 0;
     sigwait(&stop, &sig);
     log_info("signal %d: draining requests in flight, then stopping", sig);
     server_stop(&srv, 25.0);
-    batcher_stop(srv.batcher);
-    if (sm)
-        serve_model_free((struct serve_model *)sm);
+    replica_set_free(&srv.replicas);
     log_info("stopped");
     return 0;
 }

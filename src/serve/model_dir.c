@@ -220,11 +220,12 @@ static int load(const char *dir, struct serve_model *sm)
     return rc;
 }
 
-/* One forward pass on a blank image: proves the model runs and pays first-call costs now. */
+/* x on the host -> logits. From the batcher's page-locked staging memory the copy to the GPU
+ * does not hold the host up; reading the logits back waits for it with the forward pass. */
 tc_tensor *serve_model_forward(const struct serve_model *sm, const tc_tensor *x)
 {
     if (sm->device.type == TC_CUDA)
-        x = tc_to_device(x, sm->device);
+        x = tc_to_device_nonblocking(x, sm->device);
     if (sm->channels_last)
         x = tc_to_channels_last(x);
     if (!sm->bf16)
@@ -273,7 +274,8 @@ static int warm_up(struct serve_model *sm)
             break;
         }
     if (rc == 0 && sizes > 1)
-        log_info("warmed up batch sizes 1 to %d in %.1f s", n - 1, clock_now_s() - t0);
+        log_info("%s: warmed up batch sizes 1 to %d in %.1f s", sm->device_name, n - 1,
+                 clock_now_s() - t0);
     tc_set_grad_enabled(grad_was);
     return rc;
 }
@@ -302,7 +304,14 @@ int serve_model_fn(const char *model_dir, struct sm_context *ctx, struct sm_erro
     if (rc == 0 && fold)
         rc = model_fold_batchnorm(sm->net);
     if (rc == 0) {
-        sm->device = tc_cuda_device_count() > 0 ? tc_device_cuda(0) : tc_device_cpu();
+        /* The replica's GPU (ctx->device_index, set by the caller), wrapped onto those here. */
+        int gpus = tc_cuda_device_count();
+        sm->device = gpus > 0 ? tc_device_cuda(((ctx->device_index % gpus) + gpus) % gpus)
+                              : tc_device_cpu();
+        if (sm->device.type == TC_CUDA)
+            snprintf(sm->device_name, sizeof sm->device_name, "cuda:%d", sm->device.index);
+        else
+            snprintf(sm->device_name, sizeof sm->device_name, "cpu");
         /* Measured in README.md "Serving speed": channels-last is faster for ResNet on
          * oneDNN and cuDNN; LeNet's 32x32 inputs gain nothing from the conversions. */
         sm->channels_last = channels_last >= 0 ? channels_last
@@ -311,8 +320,7 @@ int serve_model_fn(const char *model_dir, struct sm_context *ctx, struct sm_erro
         if (rc == 0)
             log_info("inference on %s: %s, batch norms %s, %s (SERVE_PRECISION, "
                      "SERVE_FOLD_BATCHNORM, SERVE_CHANNELS_LAST)",
-                     sm->device.type == TC_CUDA ? "cuda:0" : "cpu",
-                     sm->bf16 ? "bfloat16 autocast" : "float32",
+                     sm->device_name, sm->bf16 ? "bfloat16 autocast" : "float32",
                      sm->net->folded ? "folded into the convolutions" : "as trained",
                      sm->channels_last ? "channels-last" : "NCHW");
     }

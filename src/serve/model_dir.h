@@ -23,6 +23,7 @@ struct serve_model {
     enum image_resize_mode resize_mode; /* crop, squash or auto (image/transform.h) */
     struct model *net;
     tc_device device;
+    char device_name[16]; /* "cpu", "cuda:1": for logs */
     bool channels_last;
     bool bf16; /* SERVE_PRECISION=bfloat16: the forward pass under bf16 autocast */
 };
@@ -35,7 +36,8 @@ struct serve_model *serve_model_fn_take_last(void);
 int model_dir_infer_arch(const tc_state_dict *sd, char *arch, size_t len, int *num_classes);
 
 /* x [n,3,S,S] float on the CPU -> float32 logits [n,k] on the model's device, under the
- * model's precision and memory format; in the caller's scope, without autograd. */
+ * model's precision and memory format; in the caller's scope, without autograd. The copy to a
+ * GPU is non-blocking: x's memory must stay as it is until the logits have been read back. */
 tc_tensor *serve_model_forward(const struct serve_model *sm, const tc_tensor *x);
 
 #endif

@@ -11,6 +11,10 @@
  *
  * The table is a list sorted by name: lookups are linear, which stays cheap for the hundreds
  * to thousands of models an instance holds, and listing pages come out in order for free.
+ *
+ * Devices: each model is loaded once, on one device; on a host with several GPUs the loads
+ * take the GPUs in turn (the context's device_index counts loads), so that models and their
+ * traffic spread over them. The budget counts host memory only.
  */
 #define _GNU_SOURCE
 #include "serve/model_registry.h"
@@ -48,6 +52,7 @@ struct model_registry {
     struct entry *head;
     size_t used;           /* estimates of models in the table, loading, or unloaded but held */
     int count;             /* ready models in the table */
+    unsigned loads;        /* loads begun: the next one's device_index */
 };
 
 bool model_registry_valid_name(const char *name)
@@ -298,8 +303,10 @@ int model_registry_load(struct model_registry *r, const char *name, const char *
     pthread_mutex_lock(&r->mu);
     struct entry *old = find(r, name);
     bool old_ready = old && old->ready;
-    if (!old)
+    if (!old) {
         insert(r, e); /* reserves the name: a second load of it is a conflict */
+        e->m.ctx.device_index = (int)(r->loads++ % REPLICAS_MAX);
+    }
     pthread_mutex_unlock(&r->mu);
     if (old) {
         free(e);
@@ -353,8 +360,10 @@ int model_registry_load(struct model_registry *r, const char *name, const char *
         drop_placeholder(r, e);
         return 500;
     }
+    const struct serve_model *made = e->owns_model ? e->m.ctx.model : NULL;
+    bool on_gpu = made ? made->device.type == TC_CUDA : tc_cuda_device_count() > 0;
     if (batcher_start(&e->m.batcher, &e->m.ctx, e->m.handlers.predict_fn, r->config.max_batch,
-                      r->config.batch_delay_us) < 0) {
+                      r->config.batch_delay_us, on_gpu) < 0) {
         status = serve_fail(err, 500, "cannot load model %s: %s", name, err_msg());
         drop_placeholder(r, e);
         return status;
@@ -365,8 +374,10 @@ int model_registry_load(struct model_registry *r, const char *name, const char *
     int count = ++r->count;
     used = r->used;
     pthread_mutex_unlock(&r->mu);
-    log_info("loaded model %s from %s in %.1f ms (about %.1f MiB; %d models, %.1f of %.1f MiB)",
-             name, url, (clock_now_s() - t0) * 1e3, (double)need / (1 << 20), count,
+    log_info("loaded model %s from %s on %s in %.1f ms (about %.1f MiB; %d models, %.1f of "
+             "%.1f MiB)",
+             name, url, made ? made->device_name : "its own device (custom model_fn)",
+             (clock_now_s() - t0) * 1e3, (double)need / (1 << 20), count,
              (double)used / (1 << 20), (double)budget / (1 << 20));
     return 0;
 }

@@ -166,7 +166,8 @@ static void run_pipeline(struct server *srv, struct request_state *st)
                              st->attributes};
     struct sm_error err = {{0}};
     struct sm_response resp = {0};
-    int status = serve_invoke(&srv->handlers, &srv->ctx, srv->batcher, &req, &resp, &err);
+    struct replica *replica = replica_set_pick(&srv->replicas);
+    int status = serve_invoke(&srv->handlers, &replica->ctx, replica->batcher, &req, &resp, &err);
     if (status == 0) {
         st->result_status = 200;
         st->echo_attributes = true;

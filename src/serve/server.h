@@ -1,6 +1,7 @@
 /*
  * server.h - the HTTP server of `serve` (server.c) and what it holds: its configuration,
- * the handlers and their context, the batcher, and whether the model is ready.
+ * the handlers, the model's replicas (each a context and a batcher), and whether the model is
+ * ready.
  */
 #ifndef SERVE_SERVER_H
 #define SERVE_SERVER_H
@@ -39,9 +40,8 @@ typedef void (*multi_model_answer_fn)(struct server *srv, const struct multi_mod
 struct server {
     struct server_config config;
     struct sm_handlers handlers;
-    struct sm_context ctx;
-    struct batcher *batcher;
-    bool ready;   /* set once model_fn and the warm-up pass succeeded */
+    struct replica_set replicas; /* the single model, once per device */
+    bool ready;   /* set once every replica's model_fn and warm-up succeeded */
     int active;   /* requests in flight */
     struct MHD_Daemon *daemon;
     /* The pipeline's workers: max_inflight threads take complete requests from a queue, so

@@ -11,7 +11,7 @@
 #   4. the input path: our training at batch 32 and 256 with and without device_prefetch
 #      (images/s, host waits for the GPU a step, optimizer GPU time, GPU utilisation sampled
 #      by nvidia-smi), and a SIGTERM in the middle of an epoch then a resume;
-#   5. serves the trained ResNet-50 on the GPU: the first request at each batch size, then
+#   5. serves the trained ResNet-50 on the GPU (one replica per GPU): the first request at each batch size, then
 #      1 and 32 clients;
 #   6. prints one table (also written to $OUT/gpu_check.md, with every log under $OUT).
 #
@@ -281,6 +281,13 @@ if [ -f "$OUT/opt_ml/model/model.pth" ]; then
     fi
     kill -TERM $SERVER 2>/dev/null
     wait $SERVER 2>/dev/null
+    # One replica per GPU: how many served, on which devices, and each one's share of the
+    # requests (from the ready line and the shutdown log).
+    if [ -n "$ready" ]; then
+        row "serve: replicas" \
+            "$(grep -m1 -o '[0-9]* replicas\? on [^(]*' "$OUT/serve.log" | sed 's/ *$//' || true)" \
+            "requests served: $(sed -n 's/.*replica [0-9]* on \([^ ]*\) served \([0-9]*\) requests.*/\1 \2/p' "$OUT/serve.log" | paste -sd, - | sed 's/,/, /g')"
+    fi
 else
     fail "serve" "no trained model to serve"
 fi

@@ -8,6 +8,7 @@ import http.client
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -464,6 +465,61 @@ def test_sigterm_drains_requests_in_flight(trained, tmp_path):
     assert s.proc.wait(timeout=30) == 0
     assert time.time() - t0 < 10
     assert result["r"][0] == 200 and len(json.loads(result["r"][2])["predictions"]) == 300
+
+
+def test_replicas_share_the_load_and_agree(server, trained, tmp_path):
+    """SERVE_REPLICAS=2 on the CPU: two copies of the model, each with its own batcher; under
+    concurrent clients both serve requests (their counts are in the log at shutdown), the
+    answers are those of one replica, the cores are shared among them, and a bad value stops
+    serve at start with a message naming the variable."""
+    files = sorted(trained[1].rglob("*.png"))[:8]
+    single = {f: json.loads(server.invoke(f.read_bytes(), "image/png")[2])["predictions"][0]
+              for f in files}
+    opt_ml = tmp_path / "opt_ml"
+    shutil.copytree(trained[0] / "model", opt_ml / "model")
+    s = Server(opt_ml, env={"SERVE_REPLICAS": "2"})
+    answers, failures = [], []
+
+    def client(k):
+        for i in range(6):
+            f = files[(k + i) % len(files)]
+            status, _, out = s.invoke(f.read_bytes(), "image/png")
+            if status != 200:
+                failures.append((status, out[:200]))
+            else:
+                answers.append((f, json.loads(out)["predictions"][0]))
+
+    try:
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        assert s.stop() == 0
+    assert not failures, failures[:3]
+    assert len(answers) == 16 * 6
+    for f, a in answers:
+        assert a["predicted_label"] == single[f]["predicted_label"]
+        np.testing.assert_allclose(a["probabilities"], single[f]["probabilities"], atol=1e-5)
+    log = s.output()
+    assert "2 replicas on cpu, cpu" in log, log
+    served = [int(n) for n in re.findall(r"replica \d on cpu served (\d+) requests", log)]
+    assert len(served) == 2 and min(served) > 0 and sum(served) == 16 * 6, (served, log[-2000:])
+    threads_of = lambda text: int(re.search(r"\((\d+) libtorch threads? per forward", text).group(1))
+    one = threads_of(server.output())
+    assert threads_of(log) == max(1, one // 2), (one, threads_of(log))
+
+    for value in ("0", "two", "65"):
+        bad_dir = tmp_path / f"bad-{value}"
+        shutil.copytree(trained[0] / "model", bad_dir / "model")
+        bad = Server(bad_dir, env={"SERVE_REPLICAS": value}, wait=False)
+        try:
+            assert bad.proc.wait(timeout=60) != 0
+        finally:
+            if bad.proc.poll() is None:
+                bad.proc.kill()
+        assert f'SERVE_REPLICAS="{value}"' in bad.output(), bad.output()
 
 
 def rss_kib(pid):

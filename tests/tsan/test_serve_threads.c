@@ -1,9 +1,9 @@
 /*
  * test_serve_threads.c - the serve side's own threads under ThreadSanitizer: libmicrohttpd's
- * event loops, the request workers (suspend, queue, resume), the connection reaper and the
- * batcher, driven by real HTTP clients on loopback. The handlers are small C functions (a
- * "model" that sums pixels), so that no uninstrumented libtorch code runs; every answer is
- * checked against the sum its request should give.
+ * event loops, the request workers (suspend, queue, resume), the connection reaper, the choice
+ * among two replicas and their batchers, driven by real HTTP clients on loopback. The handlers
+ * are small C functions (a "model" that sums pixels), so that no uninstrumented libtorch code
+ * runs; every answer is checked against the sum its request should give.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -19,6 +19,36 @@
 #include "serve/server.h"
 
 static int failures;
+
+/* The batcher assembles batches in torchc's staging buffers; libtorch is not in this build, so
+ * ordinary memory stands in for them (what they are on a CPU-only host). */
+struct tc_staging_buffer {
+    void *data;
+};
+tc_staging_buffer *tc_staging_buffer_new(size_t bytes, bool pinned)
+{
+    (void)pinned;
+    tc_staging_buffer *b = malloc(sizeof *b);
+    if (b && !(b->data = malloc(bytes ? bytes : 1))) {
+        free(b);
+        b = NULL;
+    }
+    return b;
+}
+void *tc_staging_buffer_data(tc_staging_buffer *b)
+{
+    return b->data;
+}
+void tc_staging_buffer_free(tc_staging_buffer *b)
+{
+    if (b)
+        free(b->data);
+    free(b);
+}
+const char *tc_last_error(void)
+{
+    return "out of memory";
+}
 
 #define CHECK(cond, ...)                                                                       \
     do {                                                                                       \
@@ -148,9 +178,18 @@ int main(void)
     port = ntohs(a.sin_port);
     close(probe);
     srv.config.port = port;
-    if (server_start(&srv) < 0 ||
-        batcher_start(&srv.batcher, &srv.ctx, predict_fn, srv.config.max_batch,
-                      srv.config.batch_delay_us) < 0) {
+    /* Two replicas; the second stages even a lone request (as on a GPU). */
+    static struct replica replicas[2];
+    srv.replicas = (struct replica_set){2, replicas, 0};
+    for (int i = 0; i < 2; i++) {
+        snprintf(replicas[i].device, sizeof replicas[i].device, "test:%d", i);
+        if (batcher_start(&replicas[i].batcher, &replicas[i].ctx, predict_fn, srv.config.max_batch,
+                          srv.config.batch_delay_us, i == 1) < 0) {
+            fprintf(stderr, "FAIL: %s\n", err_msg());
+            return 1;
+        }
+    }
+    if (server_start(&srv) < 0) {
         fprintf(stderr, "FAIL: %s\n", err_msg());
         return 1;
     }
@@ -161,7 +200,7 @@ int main(void)
     for (int k = 0; k < 12; k++)
         pthread_join(t[k], NULL);
     server_stop(&srv, 5.0);
-    batcher_stop(srv.batcher);
+    replica_set_stop(&srv.replicas);
     if (failures) {
         fprintf(stderr, "%d failure(s)\n", failures);
         return 1;
