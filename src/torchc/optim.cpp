@@ -244,6 +244,19 @@ extern "C" int tc_optimizer_zero_grad(tc_optimizer *opt)
     return s.str();
 }
 
+/* Whether the fused kernels apply to every group: dense gradients, one dtype and one device
+ * per group. */
+static bool fusable(const torch::optim::Optimizer &o)
+{
+    for (const auto &group : o.param_groups())
+        for (const auto &p : group.params())
+            if (p.grad().defined() &&
+                (p.grad().is_sparse() || p.scalar_type() != group.params()[0].scalar_type() ||
+                 p.device() != group.params()[0].device() || p.grad().scalar_type() != p.scalar_type()))
+                return false;
+    return true;
+}
+
 /* SGD's step as one fused kernel per parameter group (at::_fused_sgd_, what PyTorch's
  * SGD(fused=True) runs) instead of libtorch's loop of several kernels per parameter: about
  * 650 launches per ResNet-50 step become a handful. The momentum buffers stay libtorch's own
@@ -253,12 +266,8 @@ extern "C" int tc_optimizer_zero_grad(tc_optimizer *opt)
 static bool fused_sgd_step(torch::optim::SGD &sgd)
 {
     using Key = std::decay_t<decltype(sgd.state())>::key_type;
-    for (const auto &group : sgd.param_groups()) /* check everything before changing anything */
-        for (const auto &p : group.params())
-            if (p.grad().defined() &&
-                (p.grad().is_sparse() || p.scalar_type() != group.params()[0].scalar_type() ||
-                 p.device() != group.params()[0].device() || p.grad().scalar_type() != p.scalar_type()))
-                return false;
+    if (!fusable(sgd)) /* check everything before changing anything */
+        return false;
     at::NoGradGuard no_grad;
     auto &states = sgd.state();
     for (auto &group : sgd.param_groups()) {
@@ -307,15 +316,11 @@ static bool fused_adam_step(tc_optimizer &opt, bool decoupled_weight_decay)
 {
     torch::optim::Optimizer &o = *opt.impl;
     using Key = std::decay_t<decltype(o.state())>::key_type;
-    for (const auto &group : o.param_groups()) {
+    for (const auto &group : o.param_groups())
         if (static_cast<const Options &>(group.options()).amsgrad())
             return false;
-        for (const auto &p : group.params())
-            if (p.grad().defined() &&
-                (p.grad().is_sparse() || p.scalar_type() != group.params()[0].scalar_type() ||
-                 p.device() != group.params()[0].device() || p.grad().scalar_type() != p.scalar_type()))
-                return false;
-    }
+    if (!fusable(o))
+        return false;
     at::NoGradGuard no_grad;
     auto &states = o.state();
     for (auto &group : o.param_groups()) {
@@ -411,6 +416,16 @@ static void move_to(at::Tensor &t, const at::Device &device)
         t = t.to(device);
 }
 
+/* Adam's or AdamW's moments on `device`. */
+template <class State> static void move_moments_to(State &st, const at::Device &device)
+{
+    at::Tensor a = st.exp_avg(), b = st.exp_avg_sq(), c = st.max_exp_avg_sq();
+    move_to(a, device);
+    move_to(b, device);
+    move_to(c, device);
+    st.exp_avg(a).exp_avg_sq(b).max_exp_avg_sq(c);
+}
+
 /* Every state tensor on `device` (a no-op where it is there already), whatever the optimizer
  * kind: SGD's momentum, Adam's and AdamW's moments, RMSprop's averages. The parameters of one
  * optimizer share a device, so the state map is walked without its (version-dependent) keys. */
@@ -423,17 +438,9 @@ static void place_state_on(torch::optim::Optimizer &o, const at::Device &device)
             move_to(b, device);
             sgd->momentum_buffer(b);
         } else if (auto *adam = dynamic_cast<torch::optim::AdamParamState *>(st)) {
-            at::Tensor a = adam->exp_avg(), b = adam->exp_avg_sq(), c = adam->max_exp_avg_sq();
-            move_to(a, device);
-            move_to(b, device);
-            move_to(c, device);
-            adam->exp_avg(a).exp_avg_sq(b).max_exp_avg_sq(c);
+            move_moments_to(*adam, device);
         } else if (auto *adamw = dynamic_cast<torch::optim::AdamWParamState *>(st)) {
-            at::Tensor a = adamw->exp_avg(), b = adamw->exp_avg_sq(), c = adamw->max_exp_avg_sq();
-            move_to(a, device);
-            move_to(b, device);
-            move_to(c, device);
-            adamw->exp_avg(a).exp_avg_sq(b).max_exp_avg_sq(c);
+            move_moments_to(*adamw, device);
         } else if (auto *rms = dynamic_cast<torch::optim::RMSpropParamState *>(st)) {
             at::Tensor a = rms->square_avg(), b = rms->momentum_buffer(), c = rms->grad_avg();
             move_to(a, device);
