@@ -106,6 +106,12 @@ int main(int argc, char **argv)
         tc_set_num_threads((int)threads);
     else
         threads = tc_get_num_threads();
+    /* A GPU instance whose driver cannot start CUDA would otherwise serve on its CPU, 50-100x
+     * slower, with nothing said: it stops here, with the driver's own error. */
+    if (tc_cuda_devices_checked(NULL) < 0) {
+        log_error("serve: %s", tc_last_error());
+        return 1;
+    }
     if (opt_ml_init(&paths) < 0 || server_start(&srv) < 0) {
         log_error("serve: %s", err_msg());
         return 1;

@@ -117,15 +117,15 @@ extern "C" int tc_move_(tc_tensor *t, tc_device d, bool channels_last)
     return guard_status(__func__, [&] {
         at::NoGradGuard no_grad;
         at::Tensor src = t->t.detach(), moved;
-        if (channels_last && src.dim() == 4) {
-            /* A fresh tensor, not .contiguous(ChannelsLast): that keeps a 1x1 kernel's
-             * [C,1,1] strides (already "channels-last" by the rule that ignores size-1
-             * dimensions), while its gradients come with channels-last strides, and DDP's
-             * Reducer, which lays its bucket views out as the parameters, then warns and
-             * copies them stride by stride. */
-            moved = at::empty(src.sizes(), src.options()
-                                               .device(tc::to_device(d))
-                                               .memory_format(at::MemoryFormat::ChannelsLast));
+        if (src.dim() == 4) {
+            /* A fresh tensor in the format asked for, not .contiguous(format): that keeps a
+             * 1x1 kernel's strides when they already pass for the format (size-1 dimensions
+             * are ignored), so a kernel made channels-last would stay so when moved back, and
+             * one left NCHW while its gradients come channels-last makes DDP's Reducer, which
+             * lays its bucket views out as the parameters, warn and copy them stride by
+             * stride. */
+            auto format = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+            moved = at::empty(src.sizes(), src.options().device(tc::to_device(d)).memory_format(format));
             moved.copy_(src);
         } else {
             moved = src.to(tc::to_device(d)).contiguous();
