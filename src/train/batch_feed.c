@@ -60,7 +60,9 @@ static int setup_device_path(struct batch_feed *f, const struct train_job *job, 
     image_normalize_table(job->config.mean, job->config.std, table);
     int64_t table_shape[1] = {3 * 256}, pixels_shape[4] = {batch_size, f->size, f->size, 3};
     int64_t labels_shape[1] = {batch_size};
+    tc_scope *scope = tc_scope_begin(); /* the host copy of the table */
     f->table = tc_own(tc_to_device(tc_from_data(table, table_shape, 1, TC_FLOAT32), f->device));
+    tc_scope_end(scope);
     f->copy_stream = tc_stream_new(f->device);
     bool ok = f->table && f->copy_stream;
     for (int i = 0; i < 2 && ok; i++) {
