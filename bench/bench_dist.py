@@ -20,7 +20,6 @@ Run it with the project's Python environment (~/.cache/sagemaker-ic-c/venv/bin/p
 import argparse
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,15 +37,11 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
 import make_image_dataset as images  # noqa: E402
 
 sys.path.insert(0, HERE)
+from serve_process import free_port  # noqa: E402
 import bench_train  # noqa: E402
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_ranks(commands):

@@ -19,7 +19,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,15 +32,11 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
+from serve_process import free_port  # noqa: E402
 from reference_models import make_model  # noqa: E402
 
 SERVE = os.environ.get("SERVE_BIN", os.path.join(ROOT, "build", "bin", "serve"))
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_models(work, n, classes):

@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
+from serve_process import free_port  # noqa: E402
 from test_train import dataset, make_opt_ml, run_train, sdk_style  # noqa: E402
 
 TRAIN = os.environ.get("TRAIN_BIN", "build/bin/train")
@@ -33,11 +33,6 @@ TRAIN = os.environ.get("TRAIN_BIN", "build/bin/train")
 LENET = {"model": "lenet", "epochs": 2, "lr": 0.05, "momentum": 0.9, "augment": False,
          "seed": 3, "num_workers": 1}
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def job(root, hp, train_per_class=32, val_per_class=6):

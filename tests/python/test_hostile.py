@@ -20,21 +20,15 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(__file__))
 import hostile_files  # noqa: E402
 from reference_models import make_model  # noqa: E402
+from serve_process import SERVE, free_port  # noqa: E402
 
 TRAIN = os.environ.get("TRAIN_BIN", "build/bin/train")
-SERVE = os.environ.get("SERVE_BIN", "build/bin/serve")
 
 # Runs a command and prints its peak resident memory (KiB) on the last line of stderr.
 PEAK_RSS = ("import resource, subprocess, sys\n"
             "r = subprocess.run(sys.argv[1:])\n"
             "print('peak_rss_kib', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
             "sys.exit(r.returncode)\n")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_serve_on(model_file, tmp_path, timeout=60):

@@ -7,15 +7,12 @@ flight; a hostile archive refused while the loaded models keep answering.
 
 Environment: SERVE_BIN, CUSTOM_HANDLER (the test handler library: model_fn takes 1 s longer).
 """
-import http.client
 import io
 import json
 import os
 import random
 import re
 import shutil
-import socket
-import subprocess
 import sys
 import tarfile
 import threading
@@ -28,17 +25,11 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 from reference_models import make_model  # noqa: E402
+from serve_process import ServeProcess, free_port  # noqa: E402
 
-SERVE = os.environ.get("SERVE_BIN", "build/bin/serve")
 CUSTOM = os.environ.get("CUSTOM_HANDLER", "build/tests/custom_handler.so")
 N_MODELS = 100
 CLASSES = 100
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def npy_bytes(a):
@@ -50,35 +41,12 @@ def npy_bytes(a):
 IMAGE = npy_bytes(np.random.RandomState(0).randint(0, 256, (1, 3, 32, 32)).astype(np.uint8))
 
 
-class MultiModelServer:
-    def __init__(self, root, env=None):
-        self.port = free_port()
-        e = dict(os.environ, OPT_ML=str(root), SAGEMAKER_BIND_TO_PORT=str(self.port),
-                 SAGEMAKER_MULTI_MODEL="true", SERVE_THREADS="1")
-        e.update(env or {})
-        e = {k: v for k, v in e.items() if v is not None}  # None: unset
-        self.log_path = os.path.join(str(root), f"serve-{self.port}.log")
-        self.log = open(self.log_path, "w+")
-        self.proc = subprocess.Popen([SERVE, "serve"], env=e, stdout=self.log, stderr=subprocess.STDOUT)
-        t0 = time.time()
-        while time.time() - t0 < 30:
-            assert self.proc.poll() is None, f"serve exited {self.proc.returncode}: {self.output()}"
-            try:
-                if self.request("GET", "/ping", timeout=2)[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.01)
-        raise AssertionError("serve never became healthy: " + self.output())
+class MultiModelServer(ServeProcess):
+    """serve in multi-model mode (one libtorch thread, so that tests can count models)."""
 
-    def request(self, method, path, body=None, headers=None, timeout=60):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            c.request(method, path, body=body, headers=headers or {})
-            r = c.getresponse()
-            return r.status, dict(r.getheaders()), r.read()
-        finally:
-            c.close()
+    def __init__(self, root, env=None):
+        super().__init__(root, dict({"SAGEMAKER_MULTI_MODEL": "true", "SERVE_THREADS": "1"},
+                                    **(env or {})), timeout=30)
 
     def json(self, method, path, body=None):
         status, _, out = self.request(method, path, body=None if body is None else json.dumps(body),
@@ -97,24 +65,6 @@ class MultiModelServer:
         status, _, out = self.invoke(name, body)
         assert status == 200, (name, status, out)
         return int(json.loads(out)["predictions"][0]["predicted_label"])
-
-    def output(self):
-        self.log.flush()
-        with open(self.log_path) as f:
-            return f.read()
-
-    def stop(self):
-        """SIGTERM; the exit status. One that is not 0 prints the log's end, so that a rare
-        failure at shutdown (seen once under ASan: SIGABRT) shows its cause."""
-        self.proc.terminate()
-        try:
-            rc = self.proc.wait(timeout=30)
-            if rc != 0:
-                self.log.flush()
-                print(f"serve exited {rc}; its log ends:\n{self.output()[-4000:]}")
-            return rc
-        finally:
-            self.log.close()
 
 
 def disagreeing_state_dict(base, cls):

@@ -28,70 +28,11 @@ from torchvision import transforms
 sys.path.insert(0, os.path.dirname(__file__))
 import make_image_dataset as images  # noqa: E402
 from reference_models import make_model, metadata_eval_transform  # noqa: E402
+from serve_process import SERVE, free_port  # noqa: E402,F401 (test_serve_compat imports them here)
+from serve_process import ServeProcess as Server  # noqa: E402
 
 TRAIN = os.environ.get("TRAIN_BIN", "build/bin/train")
-SERVE = os.environ.get("SERVE_BIN", "build/bin/serve")
 CUSTOM = os.environ.get("CUSTOM_HANDLER", "build/tests/custom_handler.so")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, opt_ml, env=None, wait=True):
-        self.port = free_port()
-        e = dict(os.environ, OPT_ML=str(opt_ml), SAGEMAKER_BIND_TO_PORT=str(self.port))
-        e.update(env or {})
-        self.log = open(os.path.join(str(opt_ml), "serve.log"), "w+")
-        self.proc = subprocess.Popen([SERVE, "serve"], env=e, stdout=self.log, stderr=subprocess.STDOUT)
-        self.pings = []
-        if wait:
-            self.wait_ready()
-
-    def wait_ready(self, timeout=60):
-        t0 = time.time()
-        while time.time() - t0 < timeout:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"serve exited {self.proc.returncode}: {self.output()}")
-            try:
-                status, _, _ = self.request("GET", "/ping", timeout=2)
-                self.pings.append(status)
-                if status == 200:
-                    return time.time() - t0
-            except OSError:
-                pass
-            time.sleep(0.01)
-        raise AssertionError("serve never became healthy: " + self.output())
-
-    def request(self, method, path, body=None, headers=None, timeout=60):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            c.request(method, path, body=body, headers=headers or {})
-            r = c.getresponse()
-            return r.status, dict(r.getheaders()), r.read()
-        finally:
-            c.close()
-
-    def invoke(self, body, content_type, accept=None, extra=None):
-        h = {"Content-Type": content_type}
-        if accept:
-            h["Accept"] = accept
-        h.update(extra or {})
-        return self.request("POST", "/invocations", body, h)
-
-    def output(self):
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=30)
-        return self.proc.returncode
 
 
 @pytest.fixture(scope="module")
