@@ -87,10 +87,12 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s\n", err_msg());
             return 1;
         }
-        double t0 = now_s(), c0 = cpu_s(), checksum = 0;
+        double t0 = now_s(), c0 = cpu_s(), checksum = 0, first_s = -1;
         size_t images = 0;
         struct batch *b;
         while (loader_next(l, &b) > 0) {
+            if (first_s < 0) /* what the first training step waits for */
+                first_s = now_s() - t0;
             images += (size_t)b->n;
             checksum += b->images[0]; /* touch the data as a consumer would */
             loader_release(l, b);
@@ -99,7 +101,8 @@ int main(int argc, char **argv)
         loader_stop(l, &stats);
         rate = (double)images / (now_s() - t0);
         cpu_rate = (double)images / (cpu_s() - c0);
-        fprintf(stderr, "epoch %d: %zu images, %.1f images/s (checksum %.3f)\n", epoch, images, rate, checksum);
+        fprintf(stderr, "epoch %d: %zu images, %.1f images/s, first batch after %.0f ms (checksum %.3f)\n",
+                epoch, images, rate, first_s * 1000, checksum);
     }
     printf("images_per_sec=%.1f images_per_cpu_sec=%.1f\n", rate, cpu_rate);
     dataset_free(&d);

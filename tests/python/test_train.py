@@ -427,3 +427,27 @@ def test_device_prefetch_gives_the_same_results(tmp_path, extra):
     assert any(m.startswith("test_loss=") for m in lines), lines
     assert runs[True][0] == runs[False][0]
     assert runs[True][1] == runs[False][1], "the saved weights differ"
+
+
+def test_skipped_images_leave_the_same_batches_whatever_the_threads(tmp_path):
+    """The loader cuts each batch into chunks that its threads fill together, then closes the
+    gaps unreadable images leave: 1 and 3 threads, and the GPU's byte batches, train the same
+    model from a folder with broken files."""
+    runs = []
+    for workers, prefetch in ((1, False), (3, False), (3, True)):
+        hp = dict(LENET_FAST, epochs=2, batch_size=10, augment=True, num_workers=workers,
+                  device_prefetch=prefetch)
+        root = make_opt_ml(tmp_path / f"w{workers}_{prefetch}", hp)
+        train = root / "input/data/train"
+        dataset(train, 20, seed=7)
+        for c in images.CLASSES:
+            for j in range(2):
+                (train / c / f"broken_{j}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"x" * j)
+        r = run_train(root)
+        assert r.returncode == 0, r.stderr
+        assert "unreadable image" in r.stderr
+        runs.append((metric_lines(r.stdout), (root / "model/model.pth").read_bytes()))
+    assert len(runs[0][0]) == 2, runs[0][0]
+    for lines, weights in runs[1:]:
+        assert lines == runs[0][0]
+        assert weights == runs[0][1], "the saved weights differ"
