@@ -117,10 +117,13 @@ int64_t tc_live_tensors(void);
 typedef struct tc_stream tc_stream; /* a CUDA side stream; a placeholder on the CPU */
 typedef struct tc_event tc_event;   /* a CUDA event; a placeholder on the CPU */
 
-/* A host buffer of `bytes` for data bound for device d: page-locked (pinned, from PyTorch's
- * caching host allocator) for a CUDA device, so that copies from it can run asynchronously;
- * plain memory for the CPU. NULL with the error when it cannot be had. Freed by tc_host_free. */
-void *tc_host_alloc(size_t bytes, tc_device d);
+/* A host buffer of `bytes`: page-locked (from PyTorch's caching host allocator) when pinned
+ * and CUDA is there, so that copies from it to a GPU run while the host goes on; ordinary
+ * memory otherwise (a CPU-only libtorch has no page-locking). NULL with the error when it
+ * cannot be had. Freed by tc_host_free, which hands page-locked memory back only after the
+ * copies started from it have finished. For train's loader slots and serve's batches. */
+void *tc_host_alloc(size_t bytes, bool pinned);
+bool tc_host_is_pinned(const void *p); /* p from tc_host_alloc */
 void tc_host_free(void *p);
 /* A CPU tensor over the caller's memory (contiguous, row-major, of dtype dt), not a copy: the
  * memory must outlive every use of the tensor, autograd's saved inputs included. */
@@ -132,6 +135,13 @@ void tc_stream_free(tc_stream *s);
  * waiting when src is pinned host memory: src must stay unchanged, and dst unused by other
  * streams, until an event recorded on s after the copy has completed. Synchronous on the CPU. */
 int tc_copy_async_(tc_tensor *dst, const tc_tensor *src, tc_stream *s);
+/* t on device d; from page-locked memory to a GPU the host does not wait for the copy (work
+ * queued after it on the device runs after it); otherwise as tc_to_device. */
+tc_tensor *tc_to_device_nonblocking(const tc_tensor *t, tc_device d);
+/* Copies n tensors (same dtype, same device) into dsts[i] (dst_bytes[i] each, numel * dtype
+ * size) with one wait for the device instead of one per tensor. */
+int tc_to_data_many(const tc_tensor *const *ts, size_t n, void *const *dsts,
+                    const size_t *dst_bytes);
 /* Events of device d. Record marks the point now reached on stream s (NULL: the device's
  * current stream); wait makes stream s wait for it on the device (no host wait); synchronize
  * makes the host wait for it. On the CPU all three do nothing (the work is already done). */
@@ -434,23 +444,6 @@ void tc_timer_free(tc_timer *t);
 int tc_device_memory(tc_device d, double *allocated_bytes, double *peak_bytes,
                      double *reserved_bytes);
 
-/* ---- serve's batch staging (serve_staging.cpp) ---------------------------------------------- */
-typedef struct tc_staging_buffer tc_staging_buffer; /* host memory a batch is assembled in */
-/* bytes of host memory, page-locked when pinned is true and CUDA is there (a copy from it to a
- * GPU then runs while the host goes on), ordinary memory otherwise. NULL with an error. */
-tc_staging_buffer *tc_staging_buffer_new(size_t bytes, bool pinned);
-void *tc_staging_buffer_data(tc_staging_buffer *b);
-bool tc_staging_buffer_pinned(const tc_staging_buffer *b); /* false on a CPU-only host */
-/* The memory is reused only after the copies started from it have finished. NULL is fine. */
-void tc_staging_buffer_free(tc_staging_buffer *b);
-/* t on device d; from page-locked memory to a GPU the host does not wait for the copy (work
- * queued after it on the device runs after it); otherwise as tc_to_device. */
-tc_tensor *tc_to_device_nonblocking(const tc_tensor *t, tc_device d);
-/* Copies n tensors (same dtype, same device) into dsts[i] (dst_bytes[i] each, numel * dtype
- * size) with one wait for the device instead of one per tensor. */
-int tc_to_data_many(const tc_tensor *const *ts, size_t n, void *const *dsts,
-                    const size_t *dst_bytes);
-/* ---- end of serve's batch staging ------------------------------------------------------------ */
 
 #ifdef __cplusplus
 }

@@ -244,8 +244,8 @@ static void check_feed_pieces(void)
     enum { N = 4, S = 16 };
     const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
     const tc_device gpu = *gpu_dev();
-    uint8_t *pinned = tc_host_alloc(N * S * S * 3, gpu);
-    CHECK(pinned != NULL);
+    uint8_t *pinned = tc_host_alloc(N * S * S * 3, true);
+    CHECK(pinned != NULL && tc_host_is_pinned(pinned));
     for (int i = 0; i < N * S * S * 3; i++)
         pinned[i] = (uint8_t)(i * 131 + i / 3);
     float table[3][256], on_cpu[N * 3 * S * S], on_gpu[N * 3 * S * S];

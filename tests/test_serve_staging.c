@@ -1,6 +1,6 @@
 /*
  * test_serve_staging.c - the torchc calls serve's batcher stages batches with
- * (serve_staging.cpp): a staging buffer holds what is written into it; a tensor over host data
+ * (async_copy.cpp): a host buffer holds what is written into it; a tensor over host data
  * sees later writes to that memory (so it was not copied); a non-blocking copy gives the same
  * values; several tensors come back with one read in the right places, and a wrong size is an
  * error naming it. On a host with CUDA the buffer is page-locked and the copy goes to cuda:0
@@ -14,11 +14,9 @@
 int main(void)
 {
     int gpus = tc_cuda_device_count();
-    tc_staging_buffer *b = tc_staging_buffer_new(6 * sizeof(float), true);
-    REQUIRE(b, "%s", tc_last_error());
-    CHECK_INT_EQ(tc_staging_buffer_pinned(b), gpus > 0);
-    float *data = tc_staging_buffer_data(b);
-    REQUIRE(data, "no data");
+    float *data = tc_host_alloc(6 * sizeof(float), true);
+    REQUIRE(data, "%s", tc_last_error());
+    CHECK_INT_EQ(tc_host_is_pinned(data), gpus > 0);
     for (int i = 0; i < 6; i++)
         data[i] = (float)i;
 
@@ -54,14 +52,14 @@ int main(void)
     CHECK(tc_to_data_many(ts, 2, dsts, wrong) < 0);
     CHECK_CONTAINS(tc_last_error(), "destination 1 holds 20 bytes");
     tc_scope_end(s);
-    tc_staging_buffer_free(b);
-    tc_staging_buffer_free(NULL);
+    tc_host_free(data);
+    tc_host_free(NULL);
 
     /* Plain memory asked for: never page-locked. */
-    b = tc_staging_buffer_new(16, false);
-    REQUIRE(b, "%s", tc_last_error());
-    CHECK(!tc_staging_buffer_pinned(b));
-    tc_staging_buffer_free(b);
+    void *plain = tc_host_alloc(16, false);
+    REQUIRE(plain, "%s", tc_last_error());
+    CHECK(!tc_host_is_pinned(plain));
+    tc_host_free(plain);
     printf("staging checked on %s\n", gpus > 0 ? "cuda:0 (page-locked)" : "the CPU");
     return test_finish("serve_staging");
 }

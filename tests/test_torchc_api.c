@@ -117,8 +117,8 @@ static void test_pixels_lookup_matches_host_normaliser(void)
 {
     enum { N = 3, S = 7 };
     const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
-    uint8_t *pixels = tc_host_alloc(N * S * S * 3, tc_device_cpu());
-    CHECK(pixels != NULL);
+    uint8_t *pixels = tc_host_alloc(N * S * S * 3, false);
+    CHECK(pixels != NULL && !tc_host_is_pinned(pixels));
     for (int i = 0; i < N * S * S * 3; i++)
         pixels[i] = (uint8_t)(i * 37 + i / 5);
     float table[3][256], expected[N * 3 * S * S], got[N * 3 * S * S];

@@ -64,10 +64,10 @@ static void deadline_after(struct timespec *ts, int us)
     ts->tv_nsec %= 1000000000;
 }
 
-/* The batch of a group of jobs in one staging buffer (*staging, freed by the caller), or, on
- * the CPU, a lone job's own input. 0, or 500 with msg filled. */
+/* The batch of a group of jobs in one staging buffer (*staging, from tc_host_alloc, freed by
+ * the caller), or, on the CPU, a lone job's own input. 0, or 500 with msg filled. */
 static int stage_group(struct batcher *b, struct job **group, int count, struct sm_batch *merged,
-                       tc_staging_buffer **staging, char *msg, size_t msg_len)
+                       float **staging, char *msg, size_t msg_len)
 {
     *merged = *group[0]->in;
     if (count == 1 && !b->pinned)
@@ -77,21 +77,21 @@ static int stage_group(struct batcher *b, struct job **group, int count, struct 
     for (int i = 0; i < count; i++)
         merged->n += group[i]->in->n;
     size_t bytes = (size_t)merged->n * per * sizeof(float);
-    *staging = tc_staging_buffer_new(bytes, b->pinned);
+    *staging = tc_host_alloc(bytes, b->pinned);
     if (!*staging && b->pinned) {
         log_warn("batches are staged in ordinary memory from now on: page-locked memory failed: %s",
                  tc_last_error());
         b->pinned = false;
         if (count == 1)
             return 0;
-        *staging = tc_staging_buffer_new(bytes, false);
+        *staging = tc_host_alloc(bytes, false);
     }
     if (!*staging) {
         snprintf(msg, msg_len, "out of memory batching %lld images: %s", (long long)merged->n,
                  tc_last_error());
         return 500;
     }
-    merged->data = tc_staging_buffer_data(*staging);
+    merged->data = *staging;
     for (int i = 0, at = 0; i < count; i++) {
         memcpy(merged->data + (size_t)at * per, group[i]->in->data,
                (size_t)group[i]->in->n * per * sizeof(float));
@@ -106,7 +106,7 @@ static void run_group(struct batcher *b, struct job **group, int count)
     struct sm_batch merged;
     struct sm_scores scores = {0};
     struct sm_error err = {{0}};
-    tc_staging_buffer *staging = NULL;
+    float *staging = NULL;
     int status = stage_group(b, group, count, &merged, &staging, err.message, sizeof err.message);
     if (status == 0)
         status = b->predict(b->ctx, &merged, &scores, &err);
@@ -139,7 +139,7 @@ static void run_group(struct batcher *b, struct job **group, int count)
     }
     free(scores.probs);
     free(scores.logits);
-    tc_staging_buffer_free(staging);
+    tc_host_free(staging);
 }
 
 static void *batcher_main(void *arg)

@@ -1,7 +1,9 @@
 /*
- * async_copy.cpp - what an asynchronous host-to-device feed is made of: host buffers that are
- * page-locked when bound for a GPU, tensors over caller-owned memory, side streams, events,
- * copies enqueued on a stream, and the count of the host's waits for a device.
+ * async_copy.cpp - what moving batches between host and device without needless waits is made
+ * of, for train's feed and serve's batcher: host buffers that are page-locked when bound for a
+ * GPU, tensors over caller-owned memory, side streams, events, copies enqueued on a stream or
+ * without blocking, several results read back with one wait, and the count of the host's
+ * waits for a device.
  *
  * Everything goes through c10's device-generic Stream, Event and StreamGuard, so no CUDA
  * header is needed here and the same calls run on a CPU-only libtorch. On the CPU a stream or
@@ -16,9 +18,11 @@
 #include <c10/core/impl/VirtualGuardImpl.h>
 
 #include <atomic>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
+#include <vector>
 
 #include "internal.h"
 
@@ -52,22 +56,34 @@ extern "C" int64_t tc_device_waits(void)
 
 /* ---- host buffers ---- */
 
-/* Each buffer's owner (the allocator's DataPtr), by address. */
+/* Each buffer's owner (the allocator's DataPtr) and kind, by address. */
+struct host_buffer {
+    at::DataPtr owner;
+    bool pinned;
+};
 static std::mutex host_mu;
-static std::unordered_map<void *, at::DataPtr> host_buffers;
+static std::unordered_map<const void *, host_buffer> host_buffers;
 
-extern "C" void *tc_host_alloc(size_t bytes, tc_device d)
+extern "C" void *tc_host_alloc(size_t bytes, bool pinned)
 {
     void *p = nullptr;
     int rc = guard_status(__func__, [&] {
-        at::Allocator *a = d.type == TC_CUDA ? at::detail::getCUDAHooks().getPinnedMemoryAllocator()
-                                             : at::getCPUAllocator();
+        bool can_pin = pinned && at::detail::getCUDAHooks().hasCUDA();
+        at::Allocator *a = can_pin ? at::detail::getCUDAHooks().getPinnedMemoryAllocator()
+                                   : at::getCPUAllocator();
         at::DataPtr owner = a->allocate(bytes ? bytes : 1);
         p = owner.get();
         std::lock_guard<std::mutex> lock(host_mu);
-        host_buffers.emplace(p, std::move(owner));
+        host_buffers.emplace(p, host_buffer{std::move(owner), can_pin});
     });
     return rc == TC_OK ? p : nullptr;
+}
+
+extern "C" bool tc_host_is_pinned(const void *p)
+{
+    std::lock_guard<std::mutex> lock(host_mu);
+    auto it = host_buffers.find(p);
+    return it != host_buffers.end() && it->second.pinned;
 }
 
 extern "C" void tc_host_free(void *p)
@@ -80,7 +96,7 @@ extern "C" void tc_host_free(void *p)
         auto it = host_buffers.find(p);
         if (it == host_buffers.end())
             return;
-        owner = std::move(it->second);
+        owner = std::move(it->second.owner);
         host_buffers.erase(it);
     }
     /* owner frees the memory here, outside the lock */
@@ -134,6 +150,42 @@ extern "C" int tc_copy_async_(tc_tensor *dst, const tc_tensor *src, tc_stream *s
             dst->t.copy_(src->t, /*non_blocking=*/true);
         } else {
             dst->t.copy_(src->t, /*non_blocking=*/dst->t.is_cuda() && src->t.is_pinned());
+        }
+    });
+}
+
+extern "C" tc_tensor *tc_to_device_nonblocking(const tc_tensor *t, tc_device d)
+{
+    TC_NEED_TENSOR(t);
+    return guard_tensor(__func__,
+                        [&] { return t->t.to(tc::to_device(d), /*non_blocking=*/true); });
+}
+
+extern "C" int tc_to_data_many(const tc_tensor *const *ts, size_t n, void *const *dsts,
+                               const size_t *dst_bytes)
+{
+    for (size_t i = 0; i < n; i++)
+        TC_NEED_STATUS(ts[i]);
+    return guard_status(__func__, [&] {
+        std::vector<at::Tensor> flat;
+        for (size_t i = 0; i < n; i++) {
+            const at::Tensor &t = ts[i]->t;
+            if (t.scalar_type() != ts[0]->t.scalar_type() || t.device() != ts[0]->t.device())
+                throw std::invalid_argument("tensors of different dtypes or devices");
+            if (t.nbytes() != dst_bytes[i])
+                throw std::invalid_argument("destination " + std::to_string(i) + " holds " +
+                                            std::to_string(dst_bytes[i]) +
+                                            " bytes but the tensor has " +
+                                            std::to_string(t.nbytes()));
+            flat.push_back(t.detach().reshape({-1}));
+        }
+        tc::count_device_wait(ts[0]->t.is_cuda());
+        at::Tensor all = at::cat(flat).to(at::kCPU).contiguous(); /* the one wait */
+        const char *p = static_cast<const char *>(all.data_ptr());
+        for (size_t i = 0; i < n; i++) {
+            if (dst_bytes[i])
+                std::memcpy(dsts[i], p, dst_bytes[i]);
+            p += dst_bytes[i];
         }
     });
 }

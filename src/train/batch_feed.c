@@ -42,10 +42,11 @@ struct batch_feed {
     int ahead_got;  /* loader_next's answer when fetching ahead: 1, 0 (end) or -1 */
 };
 
-/* The loader's slot memory: page-locked for a GPU, so that copies from it are asynchronous. */
-static void *host_alloc(size_t bytes, void *ctx)
+/* The loader's slot memory: page-locked, so that copies from it to the GPU are asynchronous. */
+static void *pinned_alloc(size_t bytes, void *ctx)
 {
-    return tc_host_alloc(bytes, *(const tc_device *)ctx);
+    (void)ctx;
+    return tc_host_alloc(bytes, true);
 }
 
 static void host_release(void *p, void *ctx)
@@ -119,7 +120,7 @@ int batch_feed_start(struct batch_feed **out, struct train_job *job, const struc
     f->ahead_got = 1;
     struct loader_config c = loader_config_for(job, train);
     if (f->prefetch && f->device.type == TC_CUDA)
-        c.memory = (struct loader_memory){host_alloc, host_release, &f->device};
+        c.memory = (struct loader_memory){pinned_alloc, host_release, NULL};
     if ((f->prefetch && setup_device_path(f, job, c.batch_size) < 0) ||
         loader_start(&f->loader, d, &c, epoch, first_batch) < 0) {
         batch_feed_stop(f, NULL);

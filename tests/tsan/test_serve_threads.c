@@ -20,30 +20,16 @@
 
 static int failures;
 
-/* The batcher assembles batches in torchc's staging buffers; libtorch is not in this build, so
+/* The batcher assembles batches in torchc's host buffers; libtorch is not in this build, so
  * ordinary memory stands in for them (what they are on a CPU-only host). */
-struct tc_staging_buffer {
-    void *data;
-};
-tc_staging_buffer *tc_staging_buffer_new(size_t bytes, bool pinned)
+void *tc_host_alloc(size_t bytes, bool pinned)
 {
     (void)pinned;
-    tc_staging_buffer *b = malloc(sizeof *b);
-    if (b && !(b->data = malloc(bytes ? bytes : 1))) {
-        free(b);
-        b = NULL;
-    }
-    return b;
+    return malloc(bytes ? bytes : 1);
 }
-void *tc_staging_buffer_data(tc_staging_buffer *b)
+void tc_host_free(void *p)
 {
-    return b->data;
-}
-void tc_staging_buffer_free(tc_staging_buffer *b)
-{
-    if (b)
-        free(b->data);
-    free(b);
+    free(p);
 }
 const char *tc_last_error(void)
 {
