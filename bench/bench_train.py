@@ -58,25 +58,34 @@ def python_loader_rate(data, crop, threads, batch):
     return rate, cpu_rate
 
 
-def python_train_rate(data, crop, threads, batch):
-    ds = torchvision.datasets.ImageFolder(data, transform=train_transform(crop))
-    dl = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=threads,
-                                     persistent_workers=True, drop_last=True)
-    model = torchvision.models.resnet18(num_classes=len(ds.classes))
+def eager_rate(model, loader, channels_last=False, epochs=2):
+    """PyTorch eager training of `model` over `loader` (SGD, momentum 0.9, weight decay 1e-4,
+    cross-entropy) for `epochs` epochs: the last epoch's images/s. Shared with
+    bench_train224.py."""
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     loss_fn = torch.nn.CrossEntropyLoss()
-    rate = 0
-    for _ in range(2):
+    rate = 0.0
+    for _ in range(epochs):
         model.train()
         t0, n = time.time(), 0
-        for x, y in dl:
+        for x, y in loader:
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             opt.zero_grad()
-            loss = loss_fn(model(x), y)
-            loss.backward()
+            loss_fn(model(x), y).backward()
             opt.step()
             n += x.shape[0]
         rate = n / (time.time() - t0)
     return rate
+
+
+def python_train_rate(data, crop, threads, batch):
+    ds = torchvision.datasets.ImageFolder(data, transform=train_transform(crop))
+    dl = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=threads,
+                                     persistent_workers=True, drop_last=True)
+    return eager_rate(torchvision.models.resnet18(num_classes=len(ds.classes)), dl)
 
 
 def our_loader_rate(data, crop, threads, batch):

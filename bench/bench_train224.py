@@ -36,6 +36,8 @@ from torchvision import transforms
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+sys.path.insert(0, HERE)
+from bench_train import eager_rate  # noqa: E402
 
 
 def write_photos(root, n, seed=5):
@@ -102,24 +104,7 @@ def eager_training(data, channels_last):
     dl = torch.utils.data.DataLoader(ds, batch_size=8, shuffle=True, num_workers=2,
                                      persistent_workers=True, drop_last=True)
     torch.manual_seed(0)
-    model = torchvision.models.resnet50(num_classes=len(ds.classes))
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    rate = 0.0
-    for _ in range(2):
-        model.train()
-        t0, n = time.time(), 0
-        for x, y in dl:
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            opt.zero_grad()
-            loss_fn(model(x), y).backward()
-            opt.step()
-            n += x.shape[0]
-        rate = n / (time.time() - t0)
-    return rate
+    return eager_rate(torchvision.models.resnet50(num_classes=len(ds.classes)), dl, channels_last)
 
 
 def main():

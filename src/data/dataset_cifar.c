@@ -91,6 +91,20 @@ static int open_cifar(struct dataset *d, struct dataset_names *files, int label_
     return rc;
 }
 
+/* A whole CIFAR download holds the train and the test batches: with others beside it, the
+ * test file is dropped from the list (it is used when it is all there is). */
+static void drop_test_file(struct dataset_names *files, const char *test_name)
+{
+    if (files->n < 2)
+        return;
+    for (size_t i = 0; i < files->n; i++)
+        if (strcmp(files->v[i], test_name) == 0) {
+            free(files->v[i]);
+            files->v[i] = files->v[--files->n];
+            return;
+        }
+}
+
 int dataset_try_cifar(struct dataset *d, bool *found, char *const *classes, int num_classes)
 {
     struct dataset_names all = {0}, c10 = {0}, c100 = {0};
@@ -104,22 +118,8 @@ int dataset_try_cifar(struct dataset *d, bool *found, char *const *classes, int 
         if (strcmp(n, "train.bin") == 0 || strcmp(n, "test.bin") == 0)
             dataset_names_push(&c100, n);
     }
-    /* A whole CIFAR download holds the train and the test batches: a channel with both trains
-     * on the train batches alone; test_batch.bin is used when it is all there is. */
-    if (c10.n > 1)
-        for (size_t i = 0; i < c10.n; i++)
-            if (strcmp(c10.v[i], "test_batch.bin") == 0) {
-                free(c10.v[i]);
-                c10.v[i] = c10.v[--c10.n];
-                break;
-            }
-    if (c100.n > 1)
-        for (size_t i = 0; i < c100.n; i++)
-            if (strcmp(c100.v[i], "test.bin") == 0) {
-                free(c100.v[i]);
-                c100.v[i] = c100.v[--c100.n];
-                break;
-            }
+    drop_test_file(&c10, "test_batch.bin");
+    drop_test_file(&c100, "test.bin");
     int rc = 0;
     if (c10.n) {
         *found = true;

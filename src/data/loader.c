@@ -249,6 +249,14 @@ static bool load_sample(struct loader *l, size_t idx, struct sample_out out)
     return true;
 }
 
+/* How many images batch `index` holds before any is skipped: batch_size, or fewer at the end. */
+static size_t batch_length(const struct loader *l, size_t index)
+{
+    size_t start = index * (size_t)l->c.batch_size;
+    size_t left = l->shard_len - start;
+    return left < (size_t)l->c.batch_size ? left : (size_t)l->c.batch_size;
+}
+
 /* The images of chunk `chunk` of batch `index` at their places in the batch. */
 static void fill_chunk(struct loader *l, struct slot *s, size_t index, int chunk)
 {
@@ -256,9 +264,7 @@ static void fill_chunk(struct loader *l, struct slot *s, size_t index, int chunk
     size_t per_image = 3 * (size_t)l->c.image_size * (size_t)l->c.image_size;
     size_t start = index * (size_t)l->c.batch_size;
     size_t from = start + (size_t)chunk * (size_t)l->chunk_images;
-    size_t to = from + (size_t)l->chunk_images;
-    size_t end = start + (size_t)l->c.batch_size < l->shard_len ? start + (size_t)l->c.batch_size
-                                                                 : l->shard_len;
+    size_t to = from + (size_t)l->chunk_images, end = start + batch_length(l, index);
     to = to < end ? to : end;
     /* Read without the lock: a late stop only costs finishing this chunk. */
     for (size_t k = from; k < to && !__atomic_load_n(&l->stopping, __ATOMIC_RELAXED); k++) {
@@ -275,9 +281,7 @@ static void close_gaps(struct loader *l, struct slot *s)
     struct batch *b = &s->batch;
     size_t per_image = 3 * (size_t)l->c.image_size * (size_t)l->c.image_size;
     size_t bytes = per_image * (b->images ? sizeof(float) : 1);
-    size_t start = b->index * (size_t)l->c.batch_size;
-    size_t len = start + (size_t)l->c.batch_size < l->shard_len ? (size_t)l->c.batch_size
-                                                                 : l->shard_len - start;
+    size_t len = batch_length(l, b->index);
     int n = 0;
     for (size_t k = 0; k < len; k++) {
         if (!s->ok[k])

@@ -4,7 +4,7 @@
 # compiler and nvcc, but no Debian -dev packages and no network:
 #   1. builds the project against that machine's own PyTorch, with the C libraries carried
 #      in tests/gpu/carry/ (made here by tests/gpu/make_carry.sh; ignored by git);
-#   2. runs the CUDA path test (tests/test_cuda_path.c);
+#   2. runs the CUDA path test (tests/test_cuda_path.c) and serve's staging test;
 #   3. trains ResNet-50 at 224 px (bf16 autocast, channels-last) on generated JPEGs with
 #      build/bin/train, and PyTorch eager's ResNet-50 on the same GPU beside it
 #      (tests/gpu/eager_resnet50.py: pinned memory, non-blocking copies);
@@ -104,7 +104,7 @@ elif timeout 300 cmake -S . -B "$BUILD" -DWERROR=OFF \
     -DCMAKE_CXX_FLAGS="-isystem $USR/include -isystem $USR/include/x86_64-linux-gnu" \
     -DCMAKE_EXE_LINKER_FLAGS="-Wl,-rpath-link,$LIB" -DCMAKE_SHARED_LINKER_FLAGS="-Wl,-rpath-link,$LIB" \
     >"$OUT/build.log" 2>&1 &&
-    timeout "${BUILD_TIMEOUT:-300}" cmake --build "$BUILD" -j "$(nproc)" --target train serve test_cuda_path >>"$OUT/build.log" 2>&1; then
+    timeout "${BUILD_TIMEOUT:-300}" cmake --build "$BUILD" -j "$(nproc)" --target train serve test_cuda_path test_serve_staging >>"$OUT/build.log" 2>&1; then
     row "build" "ok" "$(($(date +%s) - t0)) s against torch $TORCH"
 else
     rc=$?
@@ -139,6 +139,15 @@ elif [ $rc -eq 77 ] && [ -n "$DRY" ]; then
     row "CUDA path test" "skipped (dry run)" "no CUDA device"
 else
     fail "CUDA path test" "exit $rc: $(grep -m2 -E 'FAIL|REQUIRE|error' "$OUT/cuda_path.log" | tr '\n' ' ' | cut -c1-300)"
+fi
+
+# serve's batch staging: page-locked host memory, a non-blocking copy to cuda:0, one read-back
+timeout 60 "$BUILD/bin/test_serve_staging" >"$OUT/serve_staging.log" 2>&1
+rc=$?
+if [ $rc -eq 0 ]; then
+    row "serve staging test" "passed" "$(tail -n 1 "$OUT/serve_staging.log")"
+else
+    fail "serve staging test" "exit $rc: $(grep -m2 -E 'FAIL|REQUIRE|error' "$OUT/serve_staging.log" | tr '\n' ' ' | cut -c1-300)"
 fi
 
 # ---- 4. ResNet-50 training: ours, then PyTorch eager, on the same generated JPEGs ----
@@ -180,16 +189,23 @@ else
     fail "train ResNet-50, PyTorch eager" "exit $rc$([ $rc -eq 124 ] && echo ' (timed out)'): $(tail -n 2 "$OUT/eager.log" | tr '\n' ' ' | cut -c1-300)"
 fi
 
-# ---- 4b. the input path, batch by batch: with and without device_prefetch ----
-# One training run of 2 epochs on the same JPEGs; the second epoch's figures.
-#   matrix_run NAME BATCH PREFETCH [more hyperparameters as "key": "value" JSON members]
-matrix_run() {
-    local name=$1 batch=$2 prefetch=$3 extra=${4:-} dir=$OUT/matrix/$1
+# A training run's /opt/ml tree in DIR on the generated JPEGs, with these hyperparameters:
+#   run_dir DIR EPOCHS BATCH [more "key": "value" JSON members]
+run_dir() {
+    local dir=$1
     rm -rf "$dir" && mkdir -p "$dir/input/config" "$dir/input/data"
     ln -s "$DATA/train" "$dir/input/data/train" && ln -s "$DATA/validation" "$dir/input/data/validation"
     cp "$OUT/opt_ml/input/config/"{resourceconfig,inputdataconfig}.json "$dir/input/config/"
-    echo "{\"model\": \"$MODEL\", \"epochs\": \"2\", \"batch_size\": \"$batch\", \"lr\": \"0.01\", \"seed\": \"1\", \"image_size\": \"$SIZE\", \"device_prefetch\": \"$prefetch\"$extra}" \
+    echo "{\"model\": \"$MODEL\", \"epochs\": \"$2\", \"batch_size\": \"$3\", \"lr\": \"0.01\", \"seed\": \"1\", \"image_size\": \"$SIZE\"${4:-}}" \
         >"$dir/input/config/hyperparameters.json"
+}
+
+# ---- 4b. the input path, batch by batch: with and without device_prefetch ----
+# One training run of 2 epochs on the same JPEGs; the second epoch's figures.
+#   matrix_run NAME BATCH PREFETCH
+matrix_run() {
+    local name=$1 batch=$2 prefetch=$3 dir=$OUT/matrix/$1
+    run_dir "$dir" 2 "$batch" ", \"device_prefetch\": \"$prefetch\""
     local sampler=""
     if command -v nvidia-smi >/dev/null && [ -z "$DRY" ]; then
         nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -lms 100 >"$dir/gpu_util.txt" 2>/dev/null &
@@ -216,13 +232,9 @@ done
 
 # ---- 4c. SIGTERM in the middle of an epoch, then a resume (what a spot interruption does) ----
 dir=$OUT/matrix/sigterm
-rm -rf "$dir" && mkdir -p "$dir/input/config" "$dir/input/data"
-ln -s "$DATA/train" "$dir/input/data/train" && ln -s "$DATA/validation" "$dir/input/data/validation"
-cp "$OUT/opt_ml/input/config/"{resourceconfig,inputdataconfig}.json "$dir/input/config/"
 SIGTERM_EPOCHS=3
 [ -n "$DRY" ] && SIGTERM_EPOCHS=400 # the dry run's epochs last milliseconds
-echo "{\"model\": \"$MODEL\", \"epochs\": \"$SIGTERM_EPOCHS\", \"batch_size\": \"$BATCH\", \"lr\": \"0.01\", \"seed\": \"1\", \"image_size\": \"$SIZE\"}" \
-    >"$dir/input/config/hyperparameters.json"
+run_dir "$dir" "$SIGTERM_EPOCHS" "$BATCH"
 OPT_ML=$dir timeout 150 "$BUILD/bin/train" >"$dir/first.log" 2>&1 &
 TRAINER=$!
 for _ in $(seq 1 1200); do

@@ -77,6 +77,15 @@ class ServeProcess:
         with open(self.log_path) as f:
             return f.read()
 
+    def exit_status(self, timeout=60):
+        """The exit status of a serve expected to stop by itself (a refused setting); one
+        still running after `timeout` is killed, and the wait's TimeoutExpired fails the test."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+
     def stop(self):
         """SIGTERM if still running; the exit status. One that is not 0 prints the log's end,
         so that a rare failure at shutdown (seen once under ASan: SIGABRT) shows its cause."""
