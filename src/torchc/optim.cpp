@@ -228,7 +228,15 @@ extern "C" int tc_optimizer_zero_grad(tc_optimizer *opt)
         tc::note_null_input(__func__);
         return TC_ERR_NULL;
     }
-    return guard_status(__func__, [&] { opt->impl->zero_grad(true); });
+    /* Gradients dropped as PyTorch's Optimizer.zero_grad(set_to_none=True) drops them: the
+     * handle let go, nothing written. libtorch's own zero_grad detaches each gradient in
+     * place first, and a gradient that is a view of a data-parallel bucket
+     * (gradient_as_bucket_view) refuses that, leaving every gradient in place. */
+    return guard_status(__func__, [&] {
+        for (auto &group : opt->impl->param_groups())
+            for (auto &p : group.params())
+                p.mutable_grad().reset();
+    });
 }
 
 /* The optimizer's state-map key of parameter p, whichever key type this libtorch uses (the

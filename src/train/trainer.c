@@ -250,8 +250,8 @@ static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
         if (!skip) {
             tc_scope *s = tc_scope_begin();
             tc_tensor *x = NULL, *y = NULL;
-            tc_optimizer_zero_grad(job->optimizer);
-            tc_tensor *logits = batch_feed_tensors(feed, &fb, &x, &y) < 0 ||
+            tc_tensor *logits = tc_optimizer_zero_grad(job->optimizer) < 0 ||
+                                        batch_feed_tensors(feed, &fb, &x, &y) < 0 ||
                                         distributed_sync_buffers(job) < 0
                                     ? NULL
                                     : forward(job, x, true);
