@@ -451,3 +451,28 @@ def test_skipped_images_leave_the_same_batches_whatever_the_threads(tmp_path):
     for lines, weights in runs[1:]:
         assert lines == runs[0][0]
         assert weights == runs[0][1], "the saved weights differ"
+
+
+def test_train_valid_test_folders_in_one_channel(tmp_path):
+    """The dog-breed and bin-image seeds upload one prefix holding train/, valid/ and test/
+    (each of class folders) and fit({"training": prefix}); their scripts read
+    SM_CHANNEL_TRAINING/train, /valid and /test. The classes are the breeds, not the splits,
+    and the test split gives the "Testing Loss" their tuning jobs minimise."""
+    hp = dict(LENET_FAST, epochs=1, sagemaker_program="hpo.py")
+    root = make_opt_ml(tmp_path / "opt_ml", hp, channels=["training"])
+    for split, n, seed in [("train", 20, 1), ("valid", 5, 2), ("test", 4, 3)]:
+        dataset(root / "input/data/training" / split, n, seed=seed)
+    r = run_train(root)
+    assert r.returncode == 0, r.stderr
+    assert "60 images in 3 classes (class folders)" in r.stderr
+    assert "15 images from the validation channel" in r.stderr
+    assert "test channel: 12 images" in r.stderr
+    meta = json.loads((root / "model/metadata.json").read_text())
+    assert meta["class_names"] == images.CLASSES
+    assert len(re.findall(r"Testing Loss: ([0-9\.]+)", r.stdout)) == 1
+    # A test channel of its own wins over the test/ folder (and the log says so).
+    (root / "input/data/testing/circle").mkdir(parents=True)
+    dataset(root / "input/data/testing", 2, seed=4)
+    r = run_train(root)
+    assert r.returncode == 0, r.stderr
+    assert "test channel: 6 images" in r.stderr and "is not used for test" in r.stderr
