@@ -35,7 +35,16 @@ int serve_shape_from_env(enum serve_shape *out, char *msg, size_t msg_len)
 {
     const char *v = getenv("SERVE_RESPONSE_FORMAT");
     *out = SERVE_SHAPE_DEFAULT;
-    if (!v || !*v || serve_shape_parse(v, strlen(v), out) == 0)
+    if (!v || !*v) {
+        /* PyTorchModel(entry_point=...) and Model(entry_point=...) set SAGEMAKER_PROGRAM: the
+         * endpoint was deployed as a PyTorch container's, whose clients parse its default
+         * output_fn's answer, the logits. */
+        const char *program = getenv("SAGEMAKER_PROGRAM");
+        if (program && *program)
+            *out = SERVE_SHAPE_PYTORCH;
+        return 0;
+    }
+    if (serve_shape_parse(v, strlen(v), out) == 0)
         return 0;
     snprintf(msg, msg_len,
              "SERVE_RESPONSE_FORMAT is \"%.64s\"; set it to default, builtin (the built-in "

@@ -40,7 +40,8 @@ int serve_accept_parse(const char *accept, struct serve_accept *out);
  * Returns 0, or -1 for another name. */
 int serve_shape_parse(const char *name, size_t len, enum serve_shape *out);
 
-/* The endpoint's shape from SERVE_RESPONSE_FORMAT (unset or empty: default). Returns 0, or
+/* The endpoint's shape from SERVE_RESPONSE_FORMAT (unset or empty: pytorch when
+ * SAGEMAKER_PROGRAM is set, as PyTorchModel(entry_point=...) deploys, else default). Returns 0, or
  * -1 with a sentence for the user in msg when the variable holds another value. */
 int serve_shape_from_env(enum serve_shape *out, char *msg, size_t msg_len);
 

@@ -164,6 +164,11 @@ int main(int argc, char **argv)
              srv.replicas.n, srv.replicas.n > 1 ? "s" : "",
              replica_set_devices(&srv.replicas, devices, sizeof devices), threads,
              threads > 1 ? "s" : "", srv.config.max_batch);
+    if (shape == SERVE_SHAPE_PYTORCH && !getenv("SERVE_RESPONSE_FORMAT"))
+        log_info("answers in the PyTorch container's shape (the logits, [[...]]) by default: "
+                 "SAGEMAKER_PROGRAM=%.64s says the endpoint was deployed as a PyTorch model; "
+                 "SERVE_RESPONSE_FORMAT=default gives this image's own answers",
+                 getenv("SAGEMAKER_PROGRAM"));
     __atomic_store_n(&srv.ready, true, __ATOMIC_RELEASE);
 
     int sig = 0;

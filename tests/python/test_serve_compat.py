@@ -301,3 +301,36 @@ def test_bad_settings_stop_the_endpoint_at_start(tmp_path):
         r = subprocess.run([SERVE, "serve"], env=dict(env, **extra), capture_output=True, text=True, timeout=60)
         assert r.returncode == 1, (extra, r.stderr)
         assert text in r.stderr + r.stdout, (extra, r.stderr)
+
+
+def test_pytorch_model_deployment_answers_logits_without_settings(tmp_path):
+    """PyTorchModel(entry_point="inference.py").deploy() sets SAGEMAKER_PROGRAM and puts the
+    script under code/; the seeds' clients (JSONDeserializer, json.loads, np.argmax(r, 1))
+    parse the PyTorch container's default output_fn: the logits, with no setting of ours.
+    SERVE_RESPONSE_FORMAT still chooses."""
+    (tmp_path / "model/code").mkdir(parents=True)
+    torch.manual_seed(6)
+    net = sharpen(WideLeNet(4), "fc3", 10)
+    torch.save(net.state_dict(), tmp_path / "model/model.pth")
+    (tmp_path / "model/code/inference.py").write_text("def model_fn(model_dir):\n    pass\n")
+    env = {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+           "SAGEMAKER_REGION": "us-east-1", "SM_MODEL_MEAN": "0.5", "SM_MODEL_STD": "0.5"}
+    px = np.asarray(smooth_image(32, 32, 7)).transpose(2, 0, 1)[None].copy()
+    want, _ = cifar_reference(net, px)
+    body = encoded(Image.fromarray(px[0].transpose(1, 2, 0)), "PNG")
+    s = Server(tmp_path, env=env)
+    try:
+        status, _, out = s.invoke(body, "image/png", accept="application/json")
+        assert status == 200, out
+        response = json.loads(out)
+        assert np.argmax(response, 1).tolist() == [int(np.argmax(want[0]))]
+        np.testing.assert_allclose(response, want, rtol=1e-4, atol=1e-4)
+        assert "SAGEMAKER_PROGRAM=inference.py" in s.output()
+    finally:
+        assert s.stop() == 0
+    s = Server(tmp_path, env=dict(env, SERVE_RESPONSE_FORMAT="default"))
+    try:
+        status, _, out = s.invoke(body, "image/png")
+        assert status == 200 and "predictions" in json.loads(out), out
+    finally:
+        assert s.stop() == 0
