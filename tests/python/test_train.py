@@ -16,11 +16,13 @@ import sys
 import tarfile
 import time
 
+import numpy as np
 import pytest
 import torch
 import torchvision
 
 sys.path.insert(0, os.path.dirname(__file__))
+import cifar_python_batches  # noqa: E402
 import make_image_dataset as images  # noqa: E402
 from reference_models import make_model, metadata_eval_transform  # noqa: E402
 
@@ -476,3 +478,49 @@ def test_train_valid_test_folders_in_one_channel(tmp_path):
     r = run_train(root)
     assert r.returncode == 0, r.stderr
     assert "test channel: 6 images" in r.stderr and "is not used for test" in r.stderr
+
+
+def test_cifar_python_version_as_torchvision_downloads_it(tmp_path):
+    """The CIFAR-10 seed uploads what torchvision.datasets.CIFAR10(download=True) left:
+    cifar-10-python.tar.gz and cifar-10-batches-py/ (pickles). The same images as binary
+    batches train to the same metrics: pixels and labels read alike. Python 3 pickles (a user's
+    own subset, as the CIFAR-100 seed makes) read too; a damaged pickle fails naming the file."""
+    import pickle
+    samples = images.generate(30, 32, 8)
+    labels = [c for c, _ in samples]
+    pixels = np.stack([np.asarray(img, dtype=np.uint8).transpose(2, 0, 1).reshape(-1) for _, img in samples])
+    names = [n.encode() for n in images.CLASSES] + [b"unused%d" % i for i in range(7)]
+    hp = dict(LENET_FAST, epochs=2)
+    binary = make_opt_ml(tmp_path / "binary", hp, channels=["training"])
+    images.write_cifar(str(binary / "input/data/training"), samples)
+    python = make_opt_ml(tmp_path / "python", hp, channels=["training"])
+    py = python / "input/data/training/cifar-10-batches-py"
+    py.mkdir()
+    (py / "data_batch_1").write_bytes(cifar_python_batches.batch_pickle(pixels, labels))
+    (py / "test_batch").write_bytes(cifar_python_batches.batch_pickle(pixels[:5], labels[:5]))
+    (py / "batches.meta").write_bytes(cifar_python_batches.meta_pickle(names))
+    with tarfile.open(python / "input/data/training/cifar-10-python.tar.gz", "w:gz") as t:
+        t.add(py, arcname="cifar-10-batches-py")
+    runs = [run_train(binary), run_train(python)]
+    for r in runs:
+        assert r.returncode == 0, r.stderr
+    assert "90 images in 10 classes (CIFAR-10 python)" in runs[1].stderr  # test_batch left out
+    assert metric_lines(runs[0].stdout) == metric_lines(runs[1].stdout)
+    meta = json.loads((python / "model/metadata.json").read_text())
+    assert meta["class_names"][:3] == images.CLASSES and meta["num_classes"] == 10
+
+    ours = make_opt_ml(tmp_path / "py3", dict(hp, epochs=1), channels=["train"])
+    c100 = ours / "input/data/train"
+    for name, n in [("train", 90), ("test", 10)]:
+        pickle.dump({b"data": pixels[:n], b"fine_labels": labels[:n], b"coarse_labels": labels[:n]},
+                    open(c100 / name, "wb"), protocol=4)
+    pickle.dump({b"fine_label_names": [f"class{i}" for i in range(100)]}, open(c100 / "meta", "wb"), protocol=4)
+    r = run_train(ours)
+    assert r.returncode == 0, r.stderr
+    assert "90 images in 100 classes (CIFAR-100 python)" in r.stderr
+    assert json.loads((ours / "model/metadata.json").read_text())["class_names"][:2] == ["class0", "class1"]
+
+    (py / "data_batch_1").write_bytes(cifar_python_batches.batch_pickle(pixels, labels)[:5000])
+    r = run_train(python)
+    assert r.returncode == 1
+    assert "data_batch_1 is not a CIFAR python batch" in failure_text(python), failure_text(python)
