@@ -182,6 +182,36 @@ static int read_metadata(const char *path, const tc_state_dict *sd, struct serve
     return rc;
 }
 
+/* torch.save(nn.DataParallel(net).state_dict()), as the CIFAR-10 seed's script saves on a
+ * multi-GPU host, names every key "module.<name>": the same tensors under their plain names,
+ * so that the architecture is read off them (model_load.c strips the prefix too). sd is
+ * returned when its keys are not all prefixed; otherwise it is freed. */
+static tc_state_dict *without_module_prefix(tc_state_dict *sd)
+{
+    static const char prefix[] = "module.";
+    size_t n = tc_state_dict_size(sd);
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(tc_state_dict_name(sd, i), prefix, sizeof prefix - 1) != 0)
+            return sd;
+    tc_state_dict *plain = n ? tc_state_dict_new() : NULL;
+    if (!plain)
+        return sd;
+    tc_scope *s = tc_scope_begin();
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        tc_tensor *t = tc_state_dict_at(sd, i);
+        rc = t ? tc_state_dict_set(plain, tc_state_dict_name(sd, i) + sizeof prefix - 1, t) : -1;
+    }
+    tc_scope_end(s);
+    if (rc < 0) {
+        tc_state_dict_free(plain);
+        return sd;
+    }
+    log_info("model.pth was saved from nn.DataParallel: its \"module.\" key prefix is dropped");
+    tc_state_dict_free(sd);
+    return plain;
+}
+
 static int load(const char *dir, struct serve_model *sm)
 {
     char pth[4096], meta[4096];
@@ -193,6 +223,7 @@ static int load(const char *dir, struct serve_model *sm)
     tc_state_dict *sd = tc_state_dict_load(pth);
     if (!sd)
         return err_set("loading %s: %s", pth, tc_last_error());
+    sd = without_module_prefix(sd);
     int rc = 0;
     bool has_metadata = access(meta, F_OK) == 0;
     if (has_metadata) {

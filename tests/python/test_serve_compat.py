@@ -334,3 +334,24 @@ def test_pytorch_model_deployment_answers_logits_without_settings(tmp_path):
         assert status == 200 and "predictions" in json.loads(out), out
     finally:
         assert s.stop() == 0
+
+
+def test_dataparallel_state_dict_is_served(tmp_path):
+    """The CIFAR-10 seed's script saves torch.save(model.cpu().state_dict()) of an
+    nn.DataParallel(Net()) on a multi-GPU host: every key starts with "module."; its Lambda
+    posts str(list) of uint8 pixels [1,3,32,32] as application/json."""
+    (tmp_path / "model").mkdir()
+    torch.manual_seed(8)
+    net = sharpen(WideLeNet(10), "fc3", 10)
+    torch.save(torch.nn.DataParallel(net).state_dict(), tmp_path / "model/model.pth")
+    px = np.asarray(smooth_image(32, 32, 9)).transpose(2, 0, 1)[None].copy()
+    want, _ = cifar_reference(net, px)
+    s = Server(tmp_path, env={"SM_MODEL_MEAN": "0.5", "SM_MODEL_STD": "0.5",
+                              "SERVE_RESPONSE_FORMAT": "pytorch"})
+    try:
+        status, _, out = s.invoke(px.tolist().__str__(), "application/json")
+        assert status == 200, out
+        np.testing.assert_allclose(json.loads(out), want, rtol=1e-4, atol=1e-4)
+        assert "nn.DataParallel" in s.output()
+    finally:
+        assert s.stop() == 0
