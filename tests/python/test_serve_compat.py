@@ -355,3 +355,43 @@ def test_dataparallel_state_dict_is_served(tmp_path):
         assert "nn.DataParallel" in s.output()
     finally:
         assert s.stop() == 0
+
+
+def test_model_trained_with_builtin_hyperparameters_answers_as_the_builtin(tmp_path):
+    """The CIFAR-100 seed trains with the built-in algorithm's hyperparameters (a plain
+    Estimator: str values, num_training_samples required) and deploys with Model(image_uri,
+    model_data).deploy(): no environment. Its Lambda runs json.loads on the answer and then
+    any(x > 0.93 for x in inferences): a flat list of probabilities, with no setting."""
+    sys.path.insert(0, os.path.dirname(__file__))
+    import make_image_dataset as images
+    from test_train import run_train
+    cfg = tmp_path / "input/config"
+    cfg.mkdir(parents=True)
+    hp = {"model": "lenet", "epochs": "1", "image_shape": "3,32,32", "num_classes": "3",
+          "num_training_samples": "45"}
+    (cfg / "hyperparameters.json").write_text(json.dumps(hp))
+    images.write_folders(str(tmp_path / "input/data/train"), images.generate(15, 32, 2))
+    r = run_train(tmp_path)
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((tmp_path / "model/metadata.json").read_text())
+    assert meta["response_format"] == "builtin"
+    png = next((tmp_path / "input/data/train/circle").glob("*.png")).read_bytes()
+    s = Server(tmp_path)
+    try:
+        for accept in [None, "*/*"]:  # boto3's invoke_endpoint; the SDK's IdentitySerializer
+            status, _, out = s.invoke(png, "image/png", accept=accept)
+            assert status == 200, out
+            inferences = json.loads(out.decode("utf-8"))
+            assert isinstance(inferences, list) and len(inferences) == 3
+            any(x > 0.93 for x in inferences)  # the seed's filter, verbatim: no TypeError
+            assert abs(sum(inferences) - 1) < 1e-4
+        status, _, out = s.invoke(png, "image/png", accept="application/json; format=default")
+        assert "predictions" in json.loads(out)
+        assert "built-in image-classification algorithm's shape" in s.output()
+    finally:
+        assert s.stop() == 0
+    s = Server(tmp_path, env={"SERVE_RESPONSE_FORMAT": "default"})
+    try:
+        assert "predictions" in json.loads(s.invoke(png, "image/png")[2])
+    finally:
+        assert s.stop() == 0
