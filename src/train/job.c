@@ -358,6 +358,15 @@ int job_setup(struct train_job *job)
         return err_default_reason(ERR_REASON_INTERNAL);
     if (load_pretrained(job) < 0)
         return err_default_reason(ERR_REASON_MODEL);
+    if (!job->config.channels.pretrained[0] && strcmp(hp->model, "lenet") != 0)
+        /* The seeds' scripts build models.resnet50(pretrained=True) and freeze the backbone:
+         * nothing in their hyperparameters says so, and nothing is downloaded here. */
+        log_warn("model %s starts from random weights (no pretrained channel); scripts that "
+                 "built it with torchvision's pretrained=True started from ImageNet weights: "
+                 "give torch.save(torchvision.models.%s(weights=\"DEFAULT\").state_dict(), "
+                 "\"%s.pth\") as a channel named pretrained, and freeze_backbone=true to train "
+                 "only the new head as they did",
+                 hp->model, hp->model, hp->model);
     if (hp->freeze_backbone && model_freeze_backbone(job->model, true) < 0)
         return err_default_reason(ERR_REASON_INTERNAL);
     if (choose_device(job) < 0 || make_optimizer(job) < 0 || make_class_weights(job, classes) < 0)

@@ -460,7 +460,7 @@ def test_train_valid_test_folders_in_one_channel(tmp_path):
     (each of class folders) and fit({"training": prefix}); their scripts read
     SM_CHANNEL_TRAINING/train, /valid and /test. The classes are the breeds, not the splits,
     and the test split gives the "Testing Loss" their tuning jobs minimise."""
-    hp = dict(LENET_FAST, epochs=1, sagemaker_program="hpo.py")
+    hp = dict(LENET_FAST, model="resnet18", image_size=32, epochs=1, sagemaker_program="hpo.py")
     root = make_opt_ml(tmp_path / "opt_ml", hp, channels=["training"])
     for split, n, seed in [("train", 20, 1), ("valid", 5, 2), ("test", 4, 3)]:
         dataset(root / "input/data/training" / split, n, seed=seed)
@@ -472,6 +472,8 @@ def test_train_valid_test_folders_in_one_channel(tmp_path):
     meta = json.loads((root / "model/metadata.json").read_text())
     assert meta["class_names"] == images.CLASSES
     assert len(re.findall(r"Testing Loss: ([0-9\.]+)", r.stdout)) == 1
+    # Their scripts' models.resnet50(pretrained=True) is not in their hyperparameters: said.
+    assert "model resnet18 starts from random weights (no pretrained channel)" in r.stderr
     # A test channel of its own wins over the test/ folder (and the log says so).
     (root / "input/data/testing/circle").mkdir(parents=True)
     dataset(root / "input/data/testing", 2, seed=4)
