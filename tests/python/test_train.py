@@ -526,3 +526,25 @@ def test_cifar_python_version_as_torchvision_downloads_it(tmp_path):
     r = run_train(python)
     assert r.returncode == 1
     assert "data_batch_1 is not a CIFAR python batch" in failure_text(python), failure_text(python)
+
+
+def test_images_imagefolder_reads_and_we_do_not_are_named(tmp_path):
+    """torchvision's ImageFolder also reads .bmp/.gif/.tif/.webp/.ppm/.pgm: a Python user's
+    folders may hold some. They are left out with a warning naming one (not silently), and a
+    channel holding only such files fails saying so."""
+    from PIL import Image
+    root = make_opt_ml(tmp_path / "opt_ml", dict(LENET_FAST, epochs=1), channels=[])
+    dataset(root / "input/data/train", 10, seed=1)
+    Image.new("RGB", (32, 32)).save(root / "input/data/train/circle/scan.BMP")
+    Image.new("RGB", (32, 32)).save(root / "input/data/train/square/photo.webp")
+    r = run_train(root)
+    assert r.returncode == 0, r.stderr
+    assert "train channel: 30 images in 3 classes" in r.stderr
+    assert re.search(r"train channel: 2 image file\(s\) in formats this image does not read "
+                     r".* such as \S+/circle/scan\.BMP", r.stderr), r.stderr
+
+    only = make_opt_ml(tmp_path / "only", dict(LENET_FAST, epochs=1), channels=["train/a"])
+    Image.new("RGB", (32, 32)).save(only / "input/data/train/a/x.tiff")
+    r = run_train(only)
+    assert r.returncode == 1
+    assert "such as" in failure_text(only) and "x.tiff" in failure_text(only), failure_text(only)
