@@ -472,6 +472,9 @@ def test_train_valid_test_folders_in_one_channel(tmp_path):
     meta = json.loads((root / "model/metadata.json").read_text())
     assert meta["class_names"] == images.CLASSES
     assert len(re.findall(r"Testing Loss: ([0-9\.]+)", r.stdout)) == 1
+    test_set = re.findall(r"Test set: Average loss: ([0-9\.]+), Accuracy: (\d+)/12 ", r.stdout)
+    assert len(test_set) == 1 and float(test_set[0][0]) == float(
+        re.search(r"Testing Loss: ([0-9\.]+)", r.stdout).group(1)), r.stdout
     # Their scripts' models.resnet50(pretrained=True) is not in their hyperparameters: said.
     assert "model resnet18 starts from random weights (no pretrained channel)" in r.stderr
     # A test channel of its own wins over the test/ folder (and the log says so).
