@@ -425,7 +425,8 @@ int cifar_pickle_sniff(const uint8_t *buf, size_t len)
 }
 
 /* The bytes of a uint8 [N,3072] numpy array value, or -1. */
-static int array_bytes(const struct vm *m, uint32_t arr, const uint8_t **p, size_t *n)
+static int array_bytes(const struct vm *m, uint32_t arr, const uint8_t **p, size_t *n,
+                       uint32_t *bytes_value)
 {
     const struct val *a = &m->v[arr];
     if (a->kind != V_CALL)
@@ -452,6 +453,7 @@ static int array_bytes(const struct vm *m, uint32_t arr, const uint8_t **p, size
         return err_set("\"data\" is not shaped [N, 3072] with N x 3072 bytes");
     *p = m->v[bytes].p;
     *n = (size_t)m->v[sh->items[0]].i;
+    *bytes_value = bytes;
     return 0;
 }
 
@@ -466,8 +468,13 @@ int cifar_pickle_batch(const uint8_t *buf, size_t len, const char *label_key,
     int64_t labels = rc == 0 ? dict_get(&m, top, label_key) : -1;
     if (rc == 0 && (data < 0 || labels < 0))
         rc = err_set("the batch has no \"data\" or no \"%s\"", label_key);
+    uint32_t bytes = 0;
     if (rc == 0)
-        rc = array_bytes(&m, (uint32_t)data, &out->pixels, &out->records);
+        rc = array_bytes(&m, (uint32_t)data, &out->pixels, &out->records, &bytes);
+    if (rc == 0 && m.v[bytes].owned) { /* decoded here: the batch keeps it past vm_free */
+        out->owned = m.v[bytes].owned;
+        m.v[bytes].owned = NULL;
+    }
     const struct val *l = rc == 0 ? &m.v[labels] : NULL;
     if (rc == 0 && (l->kind != V_LIST || l->n != out->records))
         rc = err_set("\"%s\" is not a list of %zu labels", label_key, out->records);
@@ -489,6 +496,7 @@ int cifar_pickle_batch(const uint8_t *buf, size_t len, const char *label_key,
 void cifar_pickle_batch_free(struct cifar_pickle_batch *b)
 {
     free(b->labels);
+    free(b->owned);
     memset(b, 0, sizeof *b);
 }
 

@@ -15,16 +15,19 @@
 #include <stdint.h>
 
 struct cifar_pickle_batch {
-    const uint8_t *pixels; /* into the caller's buffer: records x 3072 bytes */
+    const uint8_t *pixels; /* records x 3072 bytes: into the caller's buffer, or into owned */
     size_t records;
     int32_t *labels;       /* malloc'd, records of them */
+    uint8_t *owned;        /* the pixels when the pickle held them as Python 3's protocol-2
+                              bytes (_codecs.encode(text, "latin1")), decoded here; or NULL */
 };
 
 /* Does buf look like a pickle (protocol 2 or later)? */
 int cifar_pickle_sniff(const uint8_t *buf, size_t len);
 
 /* A batch: buf holds the whole file; label_key "labels" or "fine_labels". 0, or -1 with an
- * error naming what is wrong (err.h). The pixels point into buf. */
+ * error naming what is wrong (err.h). The pixels point into buf (or into out->owned): keep
+ * buf until the batch is freed. */
 int cifar_pickle_batch(const uint8_t *buf, size_t len, const char *label_key,
                        struct cifar_pickle_batch *out);
 void cifar_pickle_batch_free(struct cifar_pickle_batch *b);
