@@ -114,6 +114,11 @@ static int split_folders(struct channel_set *out)
             snprintf(found[s], sizeof found[s], "%s", path), folders++;
     }
     closedir(d);
+    if (other && found[0][0] && (found[1][0] || found[2][0]))
+        log_warn("the train channel %s has folders named train and %s beside others: they are "
+                 "read as classes; if they are the splits of a dataset, leave only train/, "
+                 "valid/ and test/ in the channel",
+                 out->train, found[1][0] ? "valid" : "test");
     if (other || !found[0][0])
         return 0;
     char said[3 * OPT_ML_PATH_MAX + 128] = "";

@@ -483,6 +483,10 @@ def test_train_valid_test_folders_in_one_channel(tmp_path):
     r = run_train(root)
     assert r.returncode == 0, r.stderr
     assert "test channel: 6 images" in r.stderr and "is not used for test" in r.stderr
+    # A folder beside the splits (a leftover, __MACOSX): read as classes, and the log says why.
+    (root / "input/data/training/__MACOSX/x").mkdir(parents=True)
+    r = run_train(root)
+    assert "has folders named train and valid beside others" in r.stderr, r.stderr
 
 
 def test_cifar_python_version_as_torchvision_downloads_it(tmp_path):
