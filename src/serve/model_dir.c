@@ -94,6 +94,18 @@ int model_dir_infer_arch(const tc_state_dict *sd, char *arch, size_t len, int *n
         int depth = convs == 8 ? 11 : convs == 10 ? 13 : convs == 13 ? 16 : 19;
         snprintf(arch, len, "vgg%d%s", depth, tc_state_dict_has(sd, "features.1.running_mean") ? "_bn" : "");
         head = "classifier.6.weight";
+    } else if (tc_state_dict_has(sd, "layer1.0.conv1.weight") || tc_state_dict_has(sd, "features.0.weight")) {
+        /* A torchvision backbone under another head: the dog-breed scripts' fc =
+         * nn.Sequential(Linear, ReLU, Linear), the CIFAR-10 seed's VGG with one Linear. */
+        bool resnet = tc_state_dict_has(sd, "layer1.0.conv1.weight");
+        return err_set("this state dict has a torchvision %s but not its head (no %s): a head "
+                       "of another shape (an nn.Sequential of layers, a single-Linear CIFAR "
+                       "VGG classifier) is not an architecture this image serves, and "
+                       "SM_MODEL_ARCH cannot change that; train the model with this image's "
+                       "train%s",
+                       resnet ? "ResNet backbone (layer1.*)" : "VGG feature stack (features.*)",
+                       resnet ? "fc.weight" : "classifier.6.weight",
+                       resnet ? ", or save it with torchvision's head (fc = one nn.Linear)" : "");
     } else {
         return err_set("cannot tell the architecture of this state dict (no fc.weight with "
                        "layer1.*, classifier.6.weight with features.*, or fc3.weight): set "

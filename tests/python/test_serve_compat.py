@@ -395,3 +395,19 @@ def test_model_trained_with_builtin_hyperparameters_answers_as_the_builtin(tmp_p
         assert "predictions" in json.loads(s.invoke(png, "image/png")[2])
     finally:
         assert s.stop() == 0
+
+
+def test_torchvision_backbone_with_another_head_is_refused_saying_why(tmp_path):
+    """The dog-breed scripts' resnet50 with fc = nn.Sequential(Linear, ReLU, Linear): not a
+    torchvision architecture. serve stops at start naming the head, and does not send the user
+    to SM_MODEL_ARCH (which cannot help)."""
+    (tmp_path / "model").mkdir()
+    net = torchvision.models.resnet18()
+    net.fc = torch.nn.Sequential(torch.nn.Linear(512, 16), torch.nn.ReLU(), torch.nn.Linear(16, 7))
+    torch.save(net.state_dict(), tmp_path / "model/model.pth")
+    env = dict(os.environ, OPT_ML=str(tmp_path), SAGEMAKER_BIND_TO_PORT=str(free_port()))
+    r = subprocess.run([SERVE, "serve"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    out = r.stderr + r.stdout
+    assert "ResNet backbone (layer1.*) but not its head (no fc.weight)" in out, out
+    assert "SM_MODEL_ARCH cannot change that" in out
