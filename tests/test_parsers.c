@@ -2,7 +2,8 @@
  * test_parsers.c DIR - unit tests for the parsers that the end-to-end tests reach only through
  * whole jobs: hyperparameters (SDK-style strings, aliases, bad values), NPY and base64 request
  * bodies (through serve_input_fn, the codecs' public entry), .lst manifests, CIFAR binary
- * batches, the loader's shard assignment, and the cluster layout from resourceconfig.json.
+ * batches, CIFAR python batches (pickles: valid, truncated at every byte, hostile), the
+ * loader's shard assignment, and the cluster layout from resourceconfig.json.
  */
 #define _GNU_SOURCE
 #include <math.h>
@@ -14,6 +15,7 @@
 
 #include "common/error.h"
 #include "common/opt_ml.h"
+#include "data/cifar_pickle.h"
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "serve/serve.h"
@@ -253,6 +255,83 @@ static void test_cluster(void)
     }
 }
 
+/* Appends n bytes to a growing pickle. */
+static void put(uint8_t *buf, size_t *len, const void *bytes, size_t n)
+{
+    memcpy(buf + *len, bytes, n);
+    *len += n;
+}
+
+/* A CIFAR-10 python batch of 2 records as Python 2 pickled it (the real files' opcodes). */
+static size_t cifar_python_batch(uint8_t *buf, const uint8_t pixels[2 * 3072])
+{
+    size_t n = 0;
+    static const char head[] = "\x80\x02}q\x01(U\x04" "data"
+                               "cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n"
+                               "K\x00\x85U\x01\x62\x87R(K\x01K\x02M\x00\x0c\x86"
+                               "cnumpy\ndtype\nU\x02u1K\x00K\x01\x87R(K\x03U\x01|NNN"
+                               "J\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89T";
+    put(buf, &n, head, sizeof head - 1);
+    uint8_t size[4] = {0x00, 0x18, 0, 0}; /* 6144 */
+    put(buf, &n, size, 4);
+    put(buf, &n, pixels, 2 * 3072);
+    static const char tail[] = "tbU\x06labels](K\x03K\teU\x0b\x62\x61tch_labelU\x01x"
+                               "u.";
+    put(buf, &n, tail, sizeof tail - 1);
+    return n;
+}
+
+static void test_cifar_pickle(void)
+{
+    static uint8_t buf[7000], pixels[2 * 3072];
+    for (size_t i = 0; i < sizeof pixels; i++)
+        pixels[i] = (uint8_t)(i * 7);
+    size_t len = cifar_python_batch(buf, pixels);
+    struct cifar_pickle_batch b;
+    int rc = cifar_pickle_batch(buf, len, "labels", &b);
+    CHECK_INT_EQ(rc, 0);
+    if (rc == 0) {
+        CHECK_INT_EQ((int)b.records, 2);
+        CHECK_INT_EQ(b.labels[0], 3);
+        CHECK_INT_EQ(b.labels[1], 9);
+        CHECK(memcmp(b.pixels, pixels, sizeof pixels) == 0);
+        cifar_pickle_batch_free(&b);
+    } else {
+        fprintf(stderr, "%s\n", err_msg());
+    }
+    CHECK(cifar_pickle_batch(buf, len, "fine_labels", &b) < 0);
+    CHECK_CONTAINS(err_msg(), "no \"fine_labels\"");
+    /* Cut anywhere: an error, never a crash or a read past the end (ASan watches). */
+    int failures = 0;
+    for (size_t cut = 0; cut < len; cut++) {
+        uint8_t *copy = malloc(cut + 1);
+        memcpy(copy, buf, cut);
+        if (cifar_pickle_batch(copy, cut, "labels", &b) == 0) {
+            failures++;
+            cifar_pickle_batch_free(&b);
+        }
+        free(copy);
+    }
+    CHECK_INT_EQ(failures, 0);
+    /* Hostile: marks nested without end, a length past the end, a memo never stored, a
+     * label list one short of the records. */
+    uint8_t deep[200] = {0x80, 0x02};
+    memset(deep + 2, '(', sizeof deep - 2);
+    CHECK(cifar_pickle_batch(deep, sizeof deep, "labels", &b) < 0);
+    CHECK_CONTAINS(err_msg(), "deeper than");
+    static const uint8_t huge[] = {0x80, 0x02, 'T', 0xff, 0xff, 0xff, 0x7f, 'x', '.'};
+    CHECK(cifar_pickle_batch(huge, sizeof huge, "labels", &b) < 0);
+    CHECK_CONTAINS(err_msg(), "ends inside");
+    static const uint8_t memo[] = {0x80, 0x02, 'h', 0x05, '.'};
+    CHECK(cifar_pickle_batch(memo, sizeof memo, "labels", &b) < 0);
+    CHECK_CONTAINS(err_msg(), "never stored");
+    uint8_t *p = memmem(buf, len, "K\x03K\t", 4);
+    REQUIRE(p, "the labels are in the batch");
+    p[2] = 'N', p[3] = 'N'; /* labels 3, None, None: a list of 3 */
+    CHECK(cifar_pickle_batch(buf, len, "labels", &b) < 0);
+    CHECK_CONTAINS(err_msg(), "not a list of 2 labels");
+}
+
 int main(int argc, char **argv)
 {
     REQUIRE(argc == 2, "usage: %s DIR", argv[0]);
@@ -262,6 +341,7 @@ int main(int argc, char **argv)
     test_npy_and_base64();
     test_lst();
     test_cifar();
+    test_cifar_pickle();
     test_shards();
     test_cluster();
     return test_finish("parsers");

@@ -160,8 +160,13 @@ int dataset_open(const char *dir, const char *lst_dir, char *const *classes, int
     dataset_names_free(&recs);
     if (rc == 0 && out->count == 0)
         rc = err_set("channel %s has no images (looked for .jpg/.jpeg/.png under %d class "
-                     "folders, a .lst manifest, CIFAR binary batches and .rec RecordIO files)",
-                     dir, out->num_classes);
+                     "folders, a .lst manifest, CIFAR batches and .rec RecordIO files)%s%.256s%s",
+                     dir, out->num_classes,
+                     out->ignored_images ? "; image files in formats this image does not read "
+                                           "(BMP, GIF, TIFF, WebP, PPM/PGM), such as "
+                                         : "",
+                     out->ignored_images ? out->ignored_example : "",
+                     out->ignored_images ? ", are there: convert them to JPEG or PNG" : "");
     if (rc < 0)
         dataset_free(out);
     return rc;

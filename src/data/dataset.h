@@ -54,6 +54,9 @@ struct dataset {
     uint16_t *rec_file;    /* RECORDIO: [records] in which file */
     bool borrowed_storage; /* a split's validation half reads its train half's CIFAR pixels
                               and RecordIO tables: freed with the train half */
+    size_t ignored_images;  /* class folders: files torchvision's ImageFolder reads but this
+                               image does not (.bmp .gif .tif .tiff .webp .ppm .pgm) */
+    char ignored_example[256]; /* the first of them */
 };
 
 /* Indexes `dir`. lst_dir: a separate channel holding the .lst file (or NULL).

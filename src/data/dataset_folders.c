@@ -24,6 +24,18 @@ static bool has_image_extension(const char *name)
                    strcasecmp(dot, ".png") == 0);
 }
 
+/* What torchvision's ImageFolder also reads (IMG_EXTENSIONS): counted, so that the log can say
+ * which files a Python user's job trained on and this one does not. */
+static bool has_other_image_extension(const char *name)
+{
+    static const char *const other[] = {".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"};
+    const char *dot = strrchr(name, '.');
+    for (size_t i = 0; dot && i < sizeof other / sizeof *other; i++)
+        if (strcasecmp(dot, other[i]) == 0)
+            return true;
+    return false;
+}
+
 struct class_walk {
     struct dataset *d;
     size_t *cap;
@@ -39,6 +51,11 @@ static int visit_image(void *arg, const char *path, const char *name, const stru
 {
     (void)depth;
     struct class_walk *w = arg;
+    if (S_ISREG(st->st_mode) && has_other_image_extension(name)) {
+        if (w->d->ignored_images++ == 0)
+            snprintf(w->d->ignored_example, sizeof w->d->ignored_example, "%s", path);
+        return 0;
+    }
     if (!S_ISREG(st->st_mode) || !has_image_extension(name))
         return 0;
     char *copy = strdup(path);

@@ -5,7 +5,7 @@
  *
  *   dataset_folders.c   class folders (walked with common/dir_walk.c)
  *   dataset_lst.c       .lst manifests
- *   dataset_cifar.c     CIFAR-10/100 binary batches
+ *   dataset_cifar.c     CIFAR-10/100 batches, binary or python (pickles: cifar_pickle.c)
  *   dataset_recordio.c  RecordIO (.rec) files, indexed by a scan (data/recordio.h)
  *
  * Each open_* fills a zeroed `struct dataset` whose `dir` is set; classes/num_classes are the

@@ -31,11 +31,31 @@ int serve_shape_parse(const char *name, size_t len, enum serve_shape *out)
     return 0;
 }
 
+/* The loaded model's own shape (metadata.json's response_format), or -1. */
+static int model_shape = -1;
+
+void serve_shape_set_model_default(int shape)
+{
+    __atomic_store_n(&model_shape, shape, __ATOMIC_RELEASE);
+}
+
 int serve_shape_from_env(enum serve_shape *out, char *msg, size_t msg_len)
 {
     const char *v = getenv("SERVE_RESPONSE_FORMAT");
     *out = SERVE_SHAPE_DEFAULT;
-    if (!v || !*v || serve_shape_parse(v, strlen(v), out) == 0)
+    if (!v || !*v) {
+        /* PyTorchModel(entry_point=...) and Model(entry_point=...) set SAGEMAKER_PROGRAM: the
+         * endpoint was deployed as a PyTorch container's, whose clients parse its default
+         * output_fn's answer, the logits. */
+        const char *program = getenv("SAGEMAKER_PROGRAM");
+        int from_model = __atomic_load_n(&model_shape, __ATOMIC_ACQUIRE);
+        if (program && *program)
+            *out = SERVE_SHAPE_PYTORCH;
+        else if (from_model >= 0)
+            *out = (enum serve_shape)from_model;
+        return 0;
+    }
+    if (serve_shape_parse(v, strlen(v), out) == 0)
         return 0;
     snprintf(msg, msg_len,
              "SERVE_RESPONSE_FORMAT is \"%.64s\"; set it to default, builtin (the built-in "

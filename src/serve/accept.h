@@ -40,9 +40,15 @@ int serve_accept_parse(const char *accept, struct serve_accept *out);
  * Returns 0, or -1 for another name. */
 int serve_shape_parse(const char *name, size_t len, enum serve_shape *out);
 
-/* The endpoint's shape from SERVE_RESPONSE_FORMAT (unset or empty: default). Returns 0, or
+/* The endpoint's shape from SERVE_RESPONSE_FORMAT (unset or empty: pytorch when
+ * SAGEMAKER_PROGRAM is set, as PyTorchModel(entry_point=...) deploys, else the model's own
+ * (serve_shape_set_model_default), else default). Returns 0, or
  * -1 with a sentence for the user in msg when the variable holds another value. */
 int serve_shape_from_env(enum serve_shape *out, char *msg, size_t msg_len);
+
+/* The single model's metadata.json response_format (an enum serve_shape, or -1 for none):
+ * what serve_shape_from_env gives when neither variable says. Set once, before serving. */
+void serve_shape_set_model_default(int shape);
 
 /* The shape a request gets: its format= parameter, else the built-in one when it asked for
  * verbose=true, else the endpoint's. */

@@ -164,6 +164,20 @@ int main(int argc, char **argv)
              srv.replicas.n, srv.replicas.n > 1 ? "s" : "",
              replica_set_devices(&srv.replicas, devices, sizeof devices), threads,
              threads > 1 ? "s" : "", srv.config.max_batch);
+    if (sm && sm->response_shape >= 0) {
+        serve_shape_set_model_default(sm->response_shape);
+        if (serve_shape_from_env(&shape, err.message, sizeof err.message) == 0 &&
+            shape == (enum serve_shape)sm->response_shape && shape == SERVE_SHAPE_BUILTIN)
+            log_info("answers in the built-in image-classification algorithm's shape (a flat list "
+                     "of probabilities) by default: the model was trained with its "
+                     "hyperparameters (metadata.json response_format); SERVE_RESPONSE_FORMAT="
+                     "default gives this image's own answers");
+    }
+    if (shape == SERVE_SHAPE_PYTORCH && !getenv("SERVE_RESPONSE_FORMAT"))
+        log_info("answers in the PyTorch container's shape (the logits, [[...]]) by default: "
+                 "SAGEMAKER_PROGRAM=%.64s says the endpoint was deployed as a PyTorch model; "
+                 "SERVE_RESPONSE_FORMAT=default gives this image's own answers",
+                 getenv("SAGEMAKER_PROGRAM"));
     __atomic_store_n(&srv.ready, true, __ATOMIC_RELEASE);
 
     int sig = 0;

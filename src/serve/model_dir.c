@@ -94,6 +94,18 @@ int model_dir_infer_arch(const tc_state_dict *sd, char *arch, size_t len, int *n
         int depth = convs == 8 ? 11 : convs == 10 ? 13 : convs == 13 ? 16 : 19;
         snprintf(arch, len, "vgg%d%s", depth, tc_state_dict_has(sd, "features.1.running_mean") ? "_bn" : "");
         head = "classifier.6.weight";
+    } else if (tc_state_dict_has(sd, "layer1.0.conv1.weight") || tc_state_dict_has(sd, "features.0.weight")) {
+        /* A torchvision backbone under another head: the dog-breed scripts' fc =
+         * nn.Sequential(Linear, ReLU, Linear), the CIFAR-10 seed's VGG with one Linear. */
+        bool resnet = tc_state_dict_has(sd, "layer1.0.conv1.weight");
+        return err_set("this state dict has a torchvision %s but not its head (no %s): a head "
+                       "of another shape (an nn.Sequential of layers, a single-Linear CIFAR "
+                       "VGG classifier) is not an architecture this image serves, and "
+                       "SM_MODEL_ARCH cannot change that; train the model with this image's "
+                       "train%s",
+                       resnet ? "ResNet backbone (layer1.*)" : "VGG feature stack (features.*)",
+                       resnet ? "fc.weight" : "classifier.6.weight",
+                       resnet ? ", or save it with torchvision's head (fc = one nn.Linear)" : "");
     } else {
         return err_set("cannot tell the architecture of this state dict (no fc.weight with "
                        "layer1.*, classifier.6.weight with features.*, or fc3.weight): set "
@@ -182,6 +194,36 @@ static int read_metadata(const char *path, const tc_state_dict *sd, struct serve
     return rc;
 }
 
+/* torch.save(nn.DataParallel(net).state_dict()), as the CIFAR-10 seed's script saves on a
+ * multi-GPU host, names every key "module.<name>": the same tensors under their plain names,
+ * so that the architecture is read off them (model_load.c strips the prefix too). sd is
+ * returned when its keys are not all prefixed; otherwise it is freed. */
+static tc_state_dict *without_module_prefix(tc_state_dict *sd)
+{
+    static const char prefix[] = "module.";
+    size_t n = tc_state_dict_size(sd);
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(tc_state_dict_name(sd, i), prefix, sizeof prefix - 1) != 0)
+            return sd;
+    tc_state_dict *plain = n ? tc_state_dict_new() : NULL;
+    if (!plain)
+        return sd;
+    tc_scope *s = tc_scope_begin();
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        tc_tensor *t = tc_state_dict_at(sd, i);
+        rc = t ? tc_state_dict_set(plain, tc_state_dict_name(sd, i) + sizeof prefix - 1, t) : -1;
+    }
+    tc_scope_end(s);
+    if (rc < 0) {
+        tc_state_dict_free(plain);
+        return sd;
+    }
+    log_info("model.pth was saved from nn.DataParallel: its \"module.\" key prefix is dropped");
+    tc_state_dict_free(sd);
+    return plain;
+}
+
 static int load(const char *dir, struct serve_model *sm)
 {
     char pth[4096], meta[4096];
@@ -193,6 +235,7 @@ static int load(const char *dir, struct serve_model *sm)
     tc_state_dict *sd = tc_state_dict_load(pth);
     if (!sd)
         return err_set("loading %s: %s", pth, tc_last_error());
+    sd = without_module_prefix(sd);
     int rc = 0;
     bool has_metadata = access(meta, F_OK) == 0;
     if (has_metadata) {

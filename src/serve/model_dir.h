@@ -26,6 +26,7 @@ struct serve_model {
     char device_name[16]; /* "cpu", "cuda:1": for logs */
     bool channels_last;
     bool bf16; /* SERVE_PRECISION=bfloat16: the forward pass under bf16 autocast */
+    int response_shape; /* metadata.json's response_format (enum serve_shape), or -1 */
 };
 
 int serve_model_fn(const char *model_dir, struct sm_context *ctx, struct sm_error *err);

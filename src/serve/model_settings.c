@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "common/error.h"
+#include "serve/accept.h"
 #include "models/arch.h"
 
 /* A bare model.pth: ImageNet's Resize(256) + CenterCrop(224) and statistics, as torchvision's
@@ -26,6 +27,7 @@ void model_settings_defaults(struct serve_model *sm)
     sm->resize_size = a && a->fixed_input_size ? a->fixed_input_size
                                                 : (int)lround(sm->image_size * 8.0 / 7.0);
     sm->resize_mode = IMAGE_RESIZE_CROP;
+    sm->response_shape = -1;
     memcpy(sm->mean, arch_imagenet_mean, sizeof sm->mean);
     memcpy(sm->std, arch_imagenet_std, sizeof sm->std);
 }
@@ -192,6 +194,13 @@ int model_settings_from_metadata(const cJSON *j, const char *path, struct serve_
     if (rc == 0 && mode)
         rc = cJSON_IsString(mode) ? set_resize_mode(sm, mode->valuestring, path)
                                   : err_set("%s resize_mode must be a string", path);
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(j, "response_format");
+    enum serve_shape s;
+    if (rc == 0 && shape &&
+        (!cJSON_IsString(shape) || serve_shape_parse(shape->valuestring, strlen(shape->valuestring), &s) < 0))
+        rc = err_set("%s response_format must be \"default\", \"builtin\" or \"pytorch\"", path);
+    else if (rc == 0 && shape)
+        sm->response_shape = (int)s;
     return rc;
 }
 

@@ -118,6 +118,11 @@ static int write_metadata(const struct train_job *job, bool final)
     cJSON_AddItemToObject(j, "mean", float_array(job->config.mean, 3));
     cJSON_AddItemToObject(j, "std", float_array(job->config.std, 3));
     cJSON_AddStringToObject(j, "resize_mode", image_resize_mode_name(job->config.resize_mode));
+    /* num_training_samples is required by the built-in image-classification algorithm and
+     * means nothing to anyone else: the job came from it, and so will its endpoint's clients
+     * (a flat list of probabilities; serve answers so unless told otherwise). */
+    if (hyperparams_given(&job->config.hp, "num_training_samples"))
+        cJSON_AddStringToObject(j, "response_format", "builtin");
     cJSON_AddItemToObject(j, "hyperparameters", hyperparams_json(&job->config.hp, job));
     cJSON *m = cJSON_AddObjectToObject(j, "metrics");
     cJSON_AddNumberToObject(m, "best_epoch", job->progress.best_epoch);

@@ -64,6 +64,83 @@ static int assign(const struct opt_ml *p, struct channel_set *out, const char *n
     return 0;
 }
 
+/* Which split a folder name is: 0 train, 1 validation, 2 test, -1 none. */
+static int split_of(const char *name)
+{
+    static const char *const names[][3] = {
+        {"train", "training", NULL}, {"valid", "validation", "val"}, {"test", "testing", NULL}};
+    for (int s = 0; s < 3; s++)
+        for (int i = 0; i < 3 && names[s][i]; i++)
+            if (strcasecmp(name, names[s][i]) == 0)
+                return s;
+    return -1;
+}
+
+/* The seeds' scripts read one channel holding train/, valid/ and test/ folders
+ * (os.path.join(SM_CHANNEL_TRAINING, "train"), as the dog-breed and bin-image projects do).
+ * When every folder of the train channel is such a split name and one of them is train's,
+ * train on that folder and validate and test on the others, unless channels of their own are
+ * given; class folders named "train" and "test" would otherwise become a 2-class job. A
+ * channel with a manifest or RecordIO files at its top is left as it is. */
+static int split_folders(struct channel_set *out)
+{
+    char *slots[3] = {out->train, out->validation, out->test};
+    char found[3][OPT_ML_PATH_MAX] = {{0}};
+    DIR *d = opendir(out->train);
+    if (!d || out->train_lst[0]) {
+        if (d)
+            closedir(d);
+        return 0;
+    }
+    bool other = false;
+    int folders = 0;
+    struct dirent *e;
+    char path[OPT_ML_PATH_MAX];
+    while (!other && (e = readdir(d))) {
+        if (e->d_name[0] == '.' || opt_ml_join(path, sizeof path, out->train, e->d_name) < 0)
+            continue;
+        struct stat st;
+        if (stat(path, &st) != 0)
+            continue;
+        const char *dot = strrchr(e->d_name, '.');
+        if (S_ISREG(st.st_mode)) {
+            other = dot && (strcasecmp(dot, ".lst") == 0 || strcasecmp(dot, ".rec") == 0);
+            continue;
+        }
+        int s = S_ISDIR(st.st_mode) ? split_of(e->d_name) : -1;
+        if (s < 0 || found[s][0])
+            other = true; /* a class folder, or two folders for one split */
+        else
+            snprintf(found[s], sizeof found[s], "%s", path), folders++;
+    }
+    closedir(d);
+    if (other && found[0][0] && (found[1][0] || found[2][0]))
+        log_warn("the train channel %s has folders named train and %s beside others: they are "
+                 "read as classes; if they are the splits of a dataset, leave only train/, "
+                 "valid/ and test/ in the channel",
+                 out->train, found[1][0] ? "valid" : "test");
+    if (other || !found[0][0])
+        return 0;
+    char said[3 * OPT_ML_PATH_MAX + 128] = "";
+    for (int s = 0; s < 3; s++) {
+        if (!found[s][0])
+            continue;
+        static const char *const role[] = {"training", "validation", "test"};
+        if (s > 0 && slots[s][0]) {
+            log_warn("%s is not used for %s: the job has a %s channel of its own (%s)", found[s],
+                     role[s], role[s], slots[s]);
+            continue;
+        }
+        memcpy(slots[s], found[s], OPT_ML_PATH_MAX);
+        size_t n = strlen(said);
+        snprintf(said + n, sizeof said - n, "%s%s for %s", n ? ", " : "", found[s], role[s]);
+    }
+    log_info("the train channel holds split folders (%d of train/valid/test) instead of class "
+             "folders: using %s",
+             folders, said);
+    return 0;
+}
+
 int channels_find(const struct opt_ml *p, struct channel_set *out)
 {
     memset(out, 0, sizeof *out);
@@ -110,6 +187,8 @@ int channels_find(const struct opt_ml *p, struct channel_set *out)
         rc = err_set("no train channel: give the job a channel named \"train\" (or \"training\") "
                      "holding the training images; looked in %s",
                      p->data_dir);
+    if (rc == 0)
+        rc = split_folders(out);
     return rc;
 }
 

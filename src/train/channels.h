@@ -2,7 +2,9 @@
  * channels.h - which input channel is which. SageMaker names channels as the user chose;
  * these are recognised: train/training, validation/valid/val, test/testing,
  * pretrained/model/pretrained_model (a torchvision .pth to start from), and "<channel>_lst"
- * beside any of the first three for SageMaker's .lst manifests.
+ * beside any of the first three for SageMaker's .lst manifests. A train channel whose folders
+ * are all split names (train/training, valid/validation/val, test/testing) is the seeds'
+ * one-channel layout: its folders become the train, validation and test channels.
  */
 #ifndef TRAIN_CHANNELS_H
 #define TRAIN_CHANNELS_H

@@ -59,6 +59,16 @@ static int read_checkpoint_config(struct train_job *job)
     return rc;
 }
 
+/* Image files of a channel that the Python scripts' ImageFolder read and this image skips. */
+static void warn_ignored(const struct dataset *d, const char *channel)
+{
+    if (d->ignored_images)
+        log_warn("%s channel: %zu image file(s) in formats this image does not read (BMP, GIF, "
+                 "TIFF, WebP, PPM/PGM; only JPEG and PNG) left out, such as %s; torchvision's "
+                 "ImageFolder would have read them: convert them to JPEG or PNG",
+                 channel, d->ignored_images, d->ignored_example);
+}
+
 static int open_datasets(struct train_job *job)
 {
     const struct channel_set *ch = &job->config.channels;
@@ -66,10 +76,12 @@ static int open_datasets(struct train_job *job)
         return err_prefix("train channel: ");
     log_info("train channel: %zu images in %d classes (%s)", job->train.count,
              job->train.num_classes, job->train.format);
+    warn_ignored(&job->train, "train");
     if (ch->validation[0]) {
         if (dataset_open(ch->validation, ch->validation_lst[0] ? ch->validation_lst : NULL,
                          job->train.class_names, job->train.num_classes, &job->val) < 0)
             return err_prefix("validation channel: ");
+        warn_ignored(&job->val, "validation");
         snprintf(job->val_source, sizeof job->val_source, "the validation channel");
     } else {
         struct dataset all = job->train;
@@ -89,6 +101,7 @@ static int open_datasets(struct train_job *job)
             return err_prefix("test channel: ");
         job->has_test = true;
         log_info("test channel: %zu images", job->test.count);
+        warn_ignored(&job->test, "test");
     }
     return 0;
 }
@@ -358,6 +371,15 @@ int job_setup(struct train_job *job)
         return err_default_reason(ERR_REASON_INTERNAL);
     if (load_pretrained(job) < 0)
         return err_default_reason(ERR_REASON_MODEL);
+    if (!job->config.channels.pretrained[0] && strcmp(hp->model, "lenet") != 0)
+        /* The seeds' scripts build models.resnet50(pretrained=True) and freeze the backbone:
+         * nothing in their hyperparameters says so, and nothing is downloaded here. */
+        log_warn("model %s starts from random weights (no pretrained channel); scripts that "
+                 "built it with torchvision's pretrained=True started from ImageNet weights: "
+                 "give torch.save(torchvision.models.%s(weights=\"DEFAULT\").state_dict(), "
+                 "\"%s.pth\") as a channel named pretrained, and freeze_backbone=true to train "
+                 "only the new head as they did",
+                 hp->model, hp->model, hp->model);
     if (hp->freeze_backbone && model_freeze_backbone(job->model, true) < 0)
         return err_default_reason(ERR_REASON_INTERNAL);
     if (choose_device(job) < 0 || make_optimizer(job) < 0 || make_class_weights(job, classes) < 0)

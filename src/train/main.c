@@ -88,6 +88,12 @@ static int evaluate_best(struct train_job *job)
         /* The line the Python seeds' metric definitions look for. */
         log_metric("Testing Loss: %.4f, Testing Accuracy: %.4f", job->final_test.loss,
                    job->final_test.accuracy);
+        /* And the line of PyTorch's MNIST example, which many SageMaker scripts (and AWS's
+         * "average test loss" definition, "Test set: Average loss: ([0-9\\.]+)") follow. */
+        log_metric("Test set: Average loss: %.4f, Accuracy: %lld/%zu (%.0f%%)",
+                   job->final_test.loss,
+                   (long long)(job->final_test.accuracy * (double)job->final_test.count + 0.5),
+                   job->final_test.count, 100.0 * job->final_test.accuracy);
     }
     return 0;
 }

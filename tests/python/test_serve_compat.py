@@ -301,3 +301,113 @@ def test_bad_settings_stop_the_endpoint_at_start(tmp_path):
         r = subprocess.run([SERVE, "serve"], env=dict(env, **extra), capture_output=True, text=True, timeout=60)
         assert r.returncode == 1, (extra, r.stderr)
         assert text in r.stderr + r.stdout, (extra, r.stderr)
+
+
+def test_pytorch_model_deployment_answers_logits_without_settings(tmp_path):
+    """PyTorchModel(entry_point="inference.py").deploy() sets SAGEMAKER_PROGRAM and puts the
+    script under code/; the seeds' clients (JSONDeserializer, json.loads, np.argmax(r, 1))
+    parse the PyTorch container's default output_fn: the logits, with no setting of ours.
+    SERVE_RESPONSE_FORMAT still chooses."""
+    (tmp_path / "model/code").mkdir(parents=True)
+    torch.manual_seed(6)
+    net = sharpen(WideLeNet(4), "fc3", 10)
+    torch.save(net.state_dict(), tmp_path / "model/model.pth")
+    (tmp_path / "model/code/inference.py").write_text("def model_fn(model_dir):\n    pass\n")
+    env = {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+           "SAGEMAKER_REGION": "us-east-1", "SM_MODEL_MEAN": "0.5", "SM_MODEL_STD": "0.5"}
+    px = np.asarray(smooth_image(32, 32, 7)).transpose(2, 0, 1)[None].copy()
+    want, _ = cifar_reference(net, px)
+    body = encoded(Image.fromarray(px[0].transpose(1, 2, 0)), "PNG")
+    s = Server(tmp_path, env=env)
+    try:
+        status, _, out = s.invoke(body, "image/png", accept="application/json")
+        assert status == 200, out
+        response = json.loads(out)
+        assert np.argmax(response, 1).tolist() == [int(np.argmax(want[0]))]
+        np.testing.assert_allclose(response, want, rtol=1e-4, atol=1e-4)
+        assert "SAGEMAKER_PROGRAM=inference.py" in s.output()
+    finally:
+        assert s.stop() == 0
+    s = Server(tmp_path, env=dict(env, SERVE_RESPONSE_FORMAT="default"))
+    try:
+        status, _, out = s.invoke(body, "image/png")
+        assert status == 200 and "predictions" in json.loads(out), out
+    finally:
+        assert s.stop() == 0
+
+
+def test_dataparallel_state_dict_is_served(tmp_path):
+    """The CIFAR-10 seed's script saves torch.save(model.cpu().state_dict()) of an
+    nn.DataParallel(Net()) on a multi-GPU host: every key starts with "module."; its Lambda
+    posts str(list) of uint8 pixels [1,3,32,32] as application/json."""
+    (tmp_path / "model").mkdir()
+    torch.manual_seed(8)
+    net = sharpen(WideLeNet(10), "fc3", 10)
+    torch.save(torch.nn.DataParallel(net).state_dict(), tmp_path / "model/model.pth")
+    px = np.asarray(smooth_image(32, 32, 9)).transpose(2, 0, 1)[None].copy()
+    want, _ = cifar_reference(net, px)
+    s = Server(tmp_path, env={"SM_MODEL_MEAN": "0.5", "SM_MODEL_STD": "0.5",
+                              "SERVE_RESPONSE_FORMAT": "pytorch"})
+    try:
+        status, _, out = s.invoke(px.tolist().__str__(), "application/json")
+        assert status == 200, out
+        np.testing.assert_allclose(json.loads(out), want, rtol=1e-4, atol=1e-4)
+        assert "nn.DataParallel" in s.output()
+    finally:
+        assert s.stop() == 0
+
+
+def test_model_trained_with_builtin_hyperparameters_answers_as_the_builtin(tmp_path):
+    """The CIFAR-100 seed trains with the built-in algorithm's hyperparameters (a plain
+    Estimator: str values, num_training_samples required) and deploys with Model(image_uri,
+    model_data).deploy(): no environment. Its Lambda runs json.loads on the answer and then
+    any(x > 0.93 for x in inferences): a flat list of probabilities, with no setting."""
+    sys.path.insert(0, os.path.dirname(__file__))
+    import make_image_dataset as images
+    from test_train import run_train
+    cfg = tmp_path / "input/config"
+    cfg.mkdir(parents=True)
+    hp = {"model": "lenet", "epochs": "1", "image_shape": "3,32,32", "num_classes": "3",
+          "num_training_samples": "45"}
+    (cfg / "hyperparameters.json").write_text(json.dumps(hp))
+    images.write_folders(str(tmp_path / "input/data/train"), images.generate(15, 32, 2))
+    r = run_train(tmp_path)
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((tmp_path / "model/metadata.json").read_text())
+    assert meta["response_format"] == "builtin"
+    png = next((tmp_path / "input/data/train/circle").glob("*.png")).read_bytes()
+    s = Server(tmp_path)
+    try:
+        for accept in [None, "*/*"]:  # boto3's invoke_endpoint; the SDK's IdentitySerializer
+            status, _, out = s.invoke(png, "image/png", accept=accept)
+            assert status == 200, out
+            inferences = json.loads(out.decode("utf-8"))
+            assert isinstance(inferences, list) and len(inferences) == 3
+            any(x > 0.93 for x in inferences)  # the seed's filter, verbatim: no TypeError
+            assert abs(sum(inferences) - 1) < 1e-4
+        status, _, out = s.invoke(png, "image/png", accept="application/json; format=default")
+        assert "predictions" in json.loads(out)
+        assert "built-in image-classification algorithm's shape" in s.output()
+    finally:
+        assert s.stop() == 0
+    s = Server(tmp_path, env={"SERVE_RESPONSE_FORMAT": "default"})
+    try:
+        assert "predictions" in json.loads(s.invoke(png, "image/png")[2])
+    finally:
+        assert s.stop() == 0
+
+
+def test_torchvision_backbone_with_another_head_is_refused_saying_why(tmp_path):
+    """The dog-breed scripts' resnet50 with fc = nn.Sequential(Linear, ReLU, Linear): not a
+    torchvision architecture. serve stops at start naming the head, and does not send the user
+    to SM_MODEL_ARCH (which cannot help)."""
+    (tmp_path / "model").mkdir()
+    net = torchvision.models.resnet18()
+    net.fc = torch.nn.Sequential(torch.nn.Linear(512, 16), torch.nn.ReLU(), torch.nn.Linear(16, 7))
+    torch.save(net.state_dict(), tmp_path / "model/model.pth")
+    env = dict(os.environ, OPT_ML=str(tmp_path), SAGEMAKER_BIND_TO_PORT=str(free_port()))
+    r = subprocess.run([SERVE, "serve"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    out = r.stderr + r.stdout
+    assert "ResNet backbone (layer1.*) but not its head (no fc.weight)" in out, out
+    assert "SM_MODEL_ARCH cannot change that" in out

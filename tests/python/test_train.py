@@ -16,11 +16,13 @@ import sys
 import tarfile
 import time
 
+import numpy as np
 import pytest
 import torch
 import torchvision
 
 sys.path.insert(0, os.path.dirname(__file__))
+import cifar_python_batches  # noqa: E402
 import make_image_dataset as images  # noqa: E402
 from reference_models import make_model, metadata_eval_transform  # noqa: E402
 
@@ -451,3 +453,105 @@ def test_skipped_images_leave_the_same_batches_whatever_the_threads(tmp_path):
     for lines, weights in runs[1:]:
         assert lines == runs[0][0]
         assert weights == runs[0][1], "the saved weights differ"
+
+
+def test_train_valid_test_folders_in_one_channel(tmp_path):
+    """The dog-breed and bin-image seeds upload one prefix holding train/, valid/ and test/
+    (each of class folders) and fit({"training": prefix}); their scripts read
+    SM_CHANNEL_TRAINING/train, /valid and /test. The classes are the breeds, not the splits,
+    and the test split gives the "Testing Loss" their tuning jobs minimise."""
+    hp = dict(LENET_FAST, model="resnet18", image_size=32, epochs=1, sagemaker_program="hpo.py")
+    root = make_opt_ml(tmp_path / "opt_ml", hp, channels=["training"])
+    for split, n, seed in [("train", 20, 1), ("valid", 5, 2), ("test", 4, 3)]:
+        dataset(root / "input/data/training" / split, n, seed=seed)
+    r = run_train(root)
+    assert r.returncode == 0, r.stderr
+    assert "60 images in 3 classes (class folders)" in r.stderr
+    assert "15 images from the validation channel" in r.stderr
+    assert "test channel: 12 images" in r.stderr
+    meta = json.loads((root / "model/metadata.json").read_text())
+    assert meta["class_names"] == images.CLASSES
+    assert len(re.findall(r"Testing Loss: ([0-9\.]+)", r.stdout)) == 1
+    test_set = re.findall(r"Test set: Average loss: ([0-9\.]+), Accuracy: (\d+)/12 ", r.stdout)
+    assert len(test_set) == 1 and float(test_set[0][0]) == float(
+        re.search(r"Testing Loss: ([0-9\.]+)", r.stdout).group(1)), r.stdout
+    # Their scripts' models.resnet50(pretrained=True) is not in their hyperparameters: said.
+    assert "model resnet18 starts from random weights (no pretrained channel)" in r.stderr
+    # A test channel of its own wins over the test/ folder (and the log says so).
+    (root / "input/data/testing/circle").mkdir(parents=True)
+    dataset(root / "input/data/testing", 2, seed=4)
+    r = run_train(root)
+    assert r.returncode == 0, r.stderr
+    assert "test channel: 6 images" in r.stderr and "is not used for test" in r.stderr
+    # A folder beside the splits (a leftover, __MACOSX): read as classes, and the log says why.
+    (root / "input/data/training/__MACOSX/x").mkdir(parents=True)
+    r = run_train(root)
+    assert "has folders named train and valid beside others" in r.stderr, r.stderr
+
+
+def test_cifar_python_version_as_torchvision_downloads_it(tmp_path):
+    """The CIFAR-10 seed uploads what torchvision.datasets.CIFAR10(download=True) left:
+    cifar-10-python.tar.gz and cifar-10-batches-py/ (pickles). The same images as binary
+    batches train to the same metrics: pixels and labels read alike. Python 3 pickles (a user's
+    own subset, as the CIFAR-100 seed makes) read too; a damaged pickle fails naming the file."""
+    import pickle
+    samples = images.generate(30, 32, 8)
+    labels = [c for c, _ in samples]
+    pixels = np.stack([np.asarray(img, dtype=np.uint8).transpose(2, 0, 1).reshape(-1) for _, img in samples])
+    names = [n.encode() for n in images.CLASSES] + [b"unused%d" % i for i in range(7)]
+    hp = dict(LENET_FAST, epochs=2)
+    binary = make_opt_ml(tmp_path / "binary", hp, channels=["training"])
+    images.write_cifar(str(binary / "input/data/training"), samples)
+    python = make_opt_ml(tmp_path / "python", hp, channels=["training"])
+    py = python / "input/data/training/cifar-10-batches-py"
+    py.mkdir()
+    (py / "data_batch_1").write_bytes(cifar_python_batches.batch_pickle(pixels, labels))
+    (py / "test_batch").write_bytes(cifar_python_batches.batch_pickle(pixels[:5], labels[:5]))
+    (py / "batches.meta").write_bytes(cifar_python_batches.meta_pickle(names))
+    with tarfile.open(python / "input/data/training/cifar-10-python.tar.gz", "w:gz") as t:
+        t.add(py, arcname="cifar-10-batches-py")
+    runs = [run_train(binary), run_train(python)]
+    for r in runs:
+        assert r.returncode == 0, r.stderr
+    assert "90 images in 10 classes (CIFAR-10 python)" in runs[1].stderr  # test_batch left out
+    assert metric_lines(runs[0].stdout) == metric_lines(runs[1].stdout)
+    meta = json.loads((python / "model/metadata.json").read_text())
+    assert meta["class_names"][:3] == images.CLASSES and meta["num_classes"] == 10
+
+    ours = make_opt_ml(tmp_path / "py3", dict(hp, epochs=1), channels=["train"])
+    c100 = ours / "input/data/train"
+    for name, n, protocol in [("train", 90, 2), ("test", 10, 4)]:  # 2: bytes as _codecs.encode
+        pickle.dump({b"data": pixels[:n], b"fine_labels": labels[:n], b"coarse_labels": labels[:n]},
+                    open(c100 / name, "wb"), protocol=protocol)
+    pickle.dump({b"fine_label_names": [f"class{i}" for i in range(100)]}, open(c100 / "meta", "wb"), protocol=4)
+    r = run_train(ours)
+    assert r.returncode == 0, r.stderr
+    assert "90 images in 100 classes (CIFAR-100 python)" in r.stderr
+    assert json.loads((ours / "model/metadata.json").read_text())["class_names"][:2] == ["class0", "class1"]
+
+    (py / "data_batch_1").write_bytes(cifar_python_batches.batch_pickle(pixels, labels)[:5000])
+    r = run_train(python)
+    assert r.returncode == 1
+    assert "data_batch_1 is not a CIFAR python batch" in failure_text(python), failure_text(python)
+
+
+def test_images_imagefolder_reads_and_we_do_not_are_named(tmp_path):
+    """torchvision's ImageFolder also reads .bmp/.gif/.tif/.webp/.ppm/.pgm: a Python user's
+    folders may hold some. They are left out with a warning naming one (not silently), and a
+    channel holding only such files fails saying so."""
+    from PIL import Image
+    root = make_opt_ml(tmp_path / "opt_ml", dict(LENET_FAST, epochs=1), channels=[])
+    dataset(root / "input/data/train", 10, seed=1)
+    Image.new("RGB", (32, 32)).save(root / "input/data/train/circle/scan.BMP")
+    Image.new("RGB", (32, 32)).save(root / "input/data/train/square/photo.webp")
+    r = run_train(root)
+    assert r.returncode == 0, r.stderr
+    assert "train channel: 30 images in 3 classes" in r.stderr
+    assert re.search(r"train channel: 2 image file\(s\) in formats this image does not read "
+                     r".* such as \S+/circle/scan\.BMP", r.stderr), r.stderr
+
+    only = make_opt_ml(tmp_path / "only", dict(LENET_FAST, epochs=1), channels=["train/a"])
+    Image.new("RGB", (32, 32)).save(only / "input/data/train/a/x.tiff")
+    r = run_train(only)
+    assert r.returncode == 1
+    assert "such as" in failure_text(only) and "x.tiff" in failure_text(only), failure_text(only)
