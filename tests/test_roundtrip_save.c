@@ -60,5 +60,6 @@ int main(int argc, char **argv)
     tc_manual_seed(7);
     save_case(argv[1], "resnet18", 3, 64);
     save_case(argv[1], "lenet", 6, 32);
+    save_case(argv[1], "vgg11_cifar", 4, 32);
     return test_finish("roundtrip_save");
 }

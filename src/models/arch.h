@@ -9,15 +9,16 @@
 
 #include <stddef.h>
 
-enum arch_family { ARCH_RESNET, ARCH_VGG, ARCH_VGG_BN, ARCH_LENET };
+/* ARCH_VGG_CIFAR: the VGG of PyTorch CIFAR scripts (batch norm, one Linear(512) head). */
+enum arch_family { ARCH_RESNET, ARCH_VGG, ARCH_VGG_BN, ARCH_VGG_CIFAR, ARCH_LENET };
 
 struct arch_info {
-    const char *name;        /* torchvision's name: "resnet50", "vgg16_bn"; "lenet" */
+    const char *name;        /* torchvision's name: "resnet50", "vgg16_bn"; "lenet", "vgg11_cifar" */
     enum arch_family family;
     int depth;               /* 18..152 for ResNet, 11..19 for VGG, 0 for LeNet */
     int fixed_input_size;    /* the only input side it takes (LeNet's 32), 0: any */
-    int default_image_size;  /* the input side when none is given: 224, LeNet 32 */
-    const float *mean, *std; /* default normalisation: ImageNet's, LeNet 0.5/0.5 */
+    int default_image_size;  /* the input side when none is given: 224, LeNet and CIFAR VGG 32 */
+    const float *mean, *std; /* default normalisation: ImageNet's, LeNet and CIFAR VGG 0.5/0.5 */
 };
 
 /* ImageNet's channel statistics, what torchvision's pretrained weights expect. */

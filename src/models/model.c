@@ -47,8 +47,9 @@ int model_create(const char *arch_name, int num_classes, struct model **out)
     int rc;
     switch (arch->family) {
     case ARCH_RESNET: rc = resnet_build(m, arch->depth); break;
-    case ARCH_VGG: rc = vgg_build(m, arch->depth, false); break;
-    case ARCH_VGG_BN: rc = vgg_build(m, arch->depth, true); break;
+    case ARCH_VGG: rc = vgg_build(m, arch->depth, false, false); break;
+    case ARCH_VGG_BN: rc = vgg_build(m, arch->depth, true, false); break;
+    case ARCH_VGG_CIFAR: rc = vgg_build(m, arch->depth, true, true); break;
     default: rc = lenet_build(m); break;
     }
     m->fixed_input_size = arch->fixed_input_size;

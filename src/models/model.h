@@ -119,7 +119,8 @@ int model_load_file(struct model *m, const char *path, const struct model_load_o
 /* ---- the architectures (resnet.c, vgg.c, lenet.c) ---- */
 
 int resnet_build(struct model *m, int depth);
-int vgg_build(struct model *m, int depth, bool batch_norm);
+/* cifar_head: the CIFAR VGG (always with batch norm), one Linear(512, classes) `classifier`. */
+int vgg_build(struct model *m, int depth, bool batch_norm, bool cifar_head);
 int lenet_build(struct model *m);
 
 #endif

@@ -8,7 +8,8 @@
  *      only some fields (arch, class_names, image_size, resize_size, mean, std, resize_mode);
  *   3. a bare model.pth that a Python user saved from torchvision (or the seeds' LeNet): the
  *      architecture and class count come from SM_MODEL_ARCH / SM_NUM_CLASSES when set, or
- *      are read off the tensors' names and shapes; ImageNet preprocessing at 224 (32 for lenet).
+ *      are read off the tensors' names and shapes; ImageNet preprocessing at 224 (32 and
+ *      0.5/0.5 for lenet and the CIFAR VGG).
  * Preprocessing stated in SM_MODEL_MEAN, SM_MODEL_STD, SM_MODEL_IMAGE_SIZE,
  * SM_MODEL_RESIZE_SIZE and SM_MODEL_RESIZE_MODE ("crop": shorter side to resize_size, centre
  * crop; "squash": both sides to image_size; "auto": as crop, but an image already image_size on
@@ -80,7 +81,11 @@ int model_dir_infer_arch(const tc_state_dict *sd, char *arch, size_t len, int *n
                   : blocks[2] == 6 ? 50 : blocks[2] == 23 ? 101 : 152;
         snprintf(arch, len, "resnet%d", depth);
         head = "fc.weight";
-    } else if (tc_state_dict_has(sd, "classifier.6.weight") && tc_state_dict_has(sd, "features.0.weight")) {
+    } else if ((tc_state_dict_has(sd, "classifier.6.weight") ||
+                (tc_state_dict_has(sd, "classifier.weight") && tc_state_dict_has(sd, "features.1.running_mean"))) &&
+               tc_state_dict_has(sd, "features.0.weight")) {
+        /* torchvision's VGG (classifier.{0,3,6}), or the CIFAR VGG of PyTorch CIFAR scripts
+         * (batch norm, one Linear(512) named classifier). */
         int convs = 0;
         for (size_t i = 0; i < tc_state_dict_size(sd); i++) {
             const char *k = tc_state_dict_name(sd, i);
@@ -92,15 +97,17 @@ int model_dir_infer_arch(const tc_state_dict *sd, char *arch, size_t len, int *n
             }
         }
         int depth = convs == 8 ? 11 : convs == 10 ? 13 : convs == 13 ? 16 : 19;
-        snprintf(arch, len, "vgg%d%s", depth, tc_state_dict_has(sd, "features.1.running_mean") ? "_bn" : "");
-        head = "classifier.6.weight";
+        bool cifar = !tc_state_dict_has(sd, "classifier.6.weight");
+        snprintf(arch, len, "vgg%d%s", depth,
+                 cifar ? "_cifar" : tc_state_dict_has(sd, "features.1.running_mean") ? "_bn" : "");
+        head = cifar ? "classifier.weight" : "classifier.6.weight";
     } else if (tc_state_dict_has(sd, "layer1.0.conv1.weight") || tc_state_dict_has(sd, "features.0.weight")) {
         /* A torchvision backbone under another head: the dog-breed scripts' fc =
-         * nn.Sequential(Linear, ReLU, Linear), the CIFAR-10 seed's VGG with one Linear. */
+         * nn.Sequential(Linear, ReLU, Linear). */
         bool resnet = tc_state_dict_has(sd, "layer1.0.conv1.weight");
         return err_set("this state dict has a torchvision %s but not its head (no %s): a head "
-                       "of another shape (an nn.Sequential of layers, a single-Linear CIFAR "
-                       "VGG classifier) is not an architecture this image serves, and "
+                       "of another shape (an nn.Sequential of layers) is not an architecture "
+                       "this image serves, and "
                        "SM_MODEL_ARCH cannot change that; train the model with this image's "
                        "train%s",
                        resnet ? "ResNet backbone (layer1.*)" : "VGG feature stack (features.*)",
@@ -108,7 +115,8 @@ int model_dir_infer_arch(const tc_state_dict *sd, char *arch, size_t len, int *n
                        resnet ? ", or save it with torchvision's head (fc = one nn.Linear)" : "");
     } else {
         return err_set("cannot tell the architecture of this state dict (no fc.weight with "
-                       "layer1.*, classifier.6.weight with features.*, or fc3.weight): set "
+                       "layer1.*, classifier.6.weight or classifier.weight with features.*, or "
+                       "fc3.weight): set "
                        "SM_MODEL_ARCH");
     }
     tc_scope *s = tc_scope_begin();

@@ -18,18 +18,21 @@
 #include "models/arch.h"
 
 /* A bare model.pth: ImageNet's Resize(256) + CenterCrop(224) and statistics, as torchvision's
- * scripts preprocess. LeNet is the exception: 32x32 inputs, and ImageNet's statistics unless
- * stated (a bare LeNet state dict does not say it was trained with the CIFAR seed's 0.5). */
+ * scripts preprocess. LeNet takes 32x32 inputs, with ImageNet's statistics unless stated (a
+ * bare LeNet state dict does not say it was trained with the CIFAR seed's 0.5). The CIFAR VGG
+ * exists only in CIFAR scripts: 32x32 images as they come, and the CIFAR-10 seed's 0.5/0.5. */
 void model_settings_defaults(struct serve_model *sm)
 {
     const struct arch_info *a = arch_find(sm->arch);
+    bool cifar_vgg = a && a->family == ARCH_VGG_CIFAR;
     sm->image_size = a ? a->default_image_size : 224;
     sm->resize_size = a && a->fixed_input_size ? a->fixed_input_size
-                                                : (int)lround(sm->image_size * 8.0 / 7.0);
+                      : cifar_vgg             ? sm->image_size
+                                              : (int)lround(sm->image_size * 8.0 / 7.0);
     sm->resize_mode = IMAGE_RESIZE_CROP;
     sm->response_shape = -1;
-    memcpy(sm->mean, arch_imagenet_mean, sizeof sm->mean);
-    memcpy(sm->std, arch_imagenet_std, sizeof sm->std);
+    memcpy(sm->mean, cifar_vgg ? a->mean : arch_imagenet_mean, sizeof sm->mean);
+    memcpy(sm->std, cifar_vgg ? a->std : arch_imagenet_std, sizeof sm->std);
 }
 
 static int set_size(int *dst, double v, int lo, int hi, const char *what, const char *where)

@@ -147,7 +147,7 @@ static int preprocessing(struct train_job *job, const struct arch_info *arch)
     if (hp->mean_set || hp->std_set)
         why = "from the mean/std hyperparameters";
     else if (arch->mean != arch_imagenet_mean)
-        why = "lenet default, as the CIFAR LeNet script's Normalize(0.5, 0.5)";
+        why = "the CIFAR networks' default, as the CIFAR-10 seed's Normalize(0.5, 0.5)";
     else
         why = "ImageNet statistics, what torchvision's pretrained weights expect";
     memcpy(cfg->mean, hp->mean_set ? hp->mean : arch->mean, sizeof cfg->mean);
@@ -371,7 +371,8 @@ int job_setup(struct train_job *job)
         return err_default_reason(ERR_REASON_INTERNAL);
     if (load_pretrained(job) < 0)
         return err_default_reason(ERR_REASON_MODEL);
-    if (!job->config.channels.pretrained[0] && strcmp(hp->model, "lenet") != 0)
+    bool torchvision_has_weights = arch->family != ARCH_LENET && arch->family != ARCH_VGG_CIFAR;
+    if (!job->config.channels.pretrained[0] && torchvision_has_weights)
         /* The seeds' scripts build models.resnet50(pretrained=True) and freeze the backbone:
          * nothing in their hyperparameters says so, and nothing is downloaded here. */
         log_warn("model %s starts from random weights (no pretrained channel); scripts that "

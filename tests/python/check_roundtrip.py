@@ -9,7 +9,7 @@ import torch
 
 from reference_models import make_model
 
-CASES = [("resnet18", 3), ("lenet", 6)]
+CASES = [("resnet18", 3), ("lenet", 6), ("vgg11_cifar", 4)]
 
 
 def main(d):

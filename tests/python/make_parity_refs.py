@@ -23,6 +23,7 @@ CASES = [
     ("resnet50", 7, (2, 3, 64, 64), ()),
     ("vgg11_bn", 5, (2, 3, 32, 32), ("classifier.0.weight", "classifier.3.weight")),
     ("lenet", 10, (4, 3, 32, 32), ()),
+    ("vgg11_cifar", 10, (2, 3, 32, 32), ()),
 ]
 
 

@@ -1,6 +1,7 @@
 """reference_models.py - the Python side of the parity tests: torchvision's networks, the
-CIFAR-10 seed's wide LeNet (as the seed defines it, with the class count as a parameter) and
-the evaluation transform a metadata.json describes, as a PyTorch user would write it."""
+CIFAR-10 seed's wide LeNet and VGG (as the seed defines them, with the class count as a
+parameter) and the evaluation transform a metadata.json describes, as a PyTorch user would
+write it."""
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
@@ -45,7 +46,42 @@ class WideLeNet(nn.Module):
         return self.fc3(x)
 
 
+CIFAR_VGG_CONFIGS = {
+    "VGG11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "VGG13": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "VGG16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    "VGG19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+              512, 512, 512, 512, "M"],
+}
+
+
+class CifarVGG(nn.Module):
+    """The seed's `VGG(vgg_name)`: conv-bn-relu blocks and max pools, AvgPool2d(1, 1), then one
+    Linear(512, N) named classifier on the flattened 1x1x512 (32x32 input)."""
+
+    def __init__(self, vgg_name="VGG11", num_classes=10):
+        super().__init__()
+        layers, in_channels = [], 3
+        for x in CIFAR_VGG_CONFIGS[vgg_name]:
+            if x == "M":
+                layers += [nn.MaxPool2d(kernel_size=2, stride=2)]
+            else:
+                layers += [nn.Conv2d(in_channels, x, kernel_size=3, padding=1),
+                           nn.BatchNorm2d(x), nn.ReLU(inplace=True)]
+                in_channels = x
+        layers += [nn.AvgPool2d(kernel_size=1, stride=1)]
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(512, num_classes)
+
+    def forward(self, x):
+        out = self.features(x)
+        out = out.view(out.size(0), -1)
+        return self.classifier(out)
+
+
 def make_model(arch, num_classes):
     if arch == "lenet":
         return WideLeNet(num_classes)
+    if arch.endswith("_cifar"):
+        return CifarVGG(arch.split("_")[0].upper(), num_classes)
     return getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)

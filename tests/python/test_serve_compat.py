@@ -20,7 +20,7 @@ from PIL import Image
 from torchvision import transforms
 
 sys.path.insert(0, os.path.dirname(__file__))
-from reference_models import WideLeNet  # noqa: E402
+from reference_models import CifarVGG, WideLeNet  # noqa: E402
 from test_serve import SERVE, Server, free_port, npy_bytes  # noqa: E402
 
 CIFAR_CLASSES = ["plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -353,6 +353,33 @@ def test_dataparallel_state_dict_is_served(tmp_path):
         assert status == 200, out
         np.testing.assert_allclose(json.loads(out), want, rtol=1e-4, atol=1e-4)
         assert "nn.DataParallel" in s.output()
+    finally:
+        assert s.stop() == 0
+
+
+def test_cifar_vgg_state_dict_is_served_with_no_settings(tmp_path):
+    """The CIFAR-10 seed deploys its VGG('VGG11') (conv-bn-relu features, one Linear(512, 10)
+    named classifier) with PyTorchModel(entry_point=...): the SDK sets SAGEMAKER_PROGRAM and
+    nothing else. The architecture is read off the keys, and its defaults are the seed's
+    training transform (32 px, Normalize 0.5/0.5): the logits equal PyTorch's."""
+    (tmp_path / "model").mkdir()
+    torch.manual_seed(9)
+    net = CifarVGG("VGG11", 10)
+    with torch.no_grad():  # trained batch-norm statistics, so that eval mode tests something
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.3, 0.3)
+                m.running_var.uniform_(0.5, 1.5)
+    net = sharpen(net.eval(), "classifier", 10)
+    torch.save(net.state_dict(), tmp_path / "model/model.pth")
+    px = np.asarray(smooth_image(32, 32, 4)).transpose(2, 0, 1)[None].copy()
+    want, _ = cifar_reference(net, px)
+    s = Server(tmp_path, env={"SAGEMAKER_PROGRAM": "pytorch_cifar.py"})
+    try:
+        status, _, out = s.invoke(px.tolist().__str__(), "application/json")
+        assert status == 200, out
+        np.testing.assert_allclose(json.loads(out), want, rtol=1e-4, atol=1e-4)
+        assert "vgg11_cifar" in s.output()
     finally:
         assert s.stop() == 0
 
