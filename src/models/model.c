@@ -26,6 +26,31 @@ bool model_arch_known(const char *arch)
 
 int model_create(const char *arch_name, int num_classes, struct model **out)
 {
+    return model_create_with_head(arch_name, num_classes, NULL, out);
+}
+
+static int check_head(const struct arch_info *arch, int num_classes, const struct model_head *h)
+{
+    if (h->layers < 0 || h->layers > MODEL_HEAD_MAX)
+        return err_set("a classifier head of %d linear layers (1 to %d)", h->layers, MODEL_HEAD_MAX);
+    if (arch->family != ARCH_RESNET)
+        return err_set("%s has no fc to replace: a Sequential head is for ResNets", arch->name);
+    for (int i = 0; i < h->layers; i++) {
+        if (h->index[i] < 0 || (i > 0 && h->index[i] <= h->index[i - 1]))
+            return err_set("the head's layer indices must increase (fc.%d after fc.%d)",
+                           h->index[i], i > 0 ? h->index[i - 1] : -1);
+        if (h->out[i] < 1 || h->out[i] > 1000000)
+            return err_set("the head's layer fc.%d has %lld outputs", h->index[i], (long long)h->out[i]);
+    }
+    if (h->layers > 0 && h->out[h->layers - 1] != num_classes)
+        return err_set("the head's last layer has %lld outputs for %d classes",
+                       (long long)h->out[h->layers - 1], num_classes);
+    return 0;
+}
+
+int model_create_with_head(const char *arch_name, int num_classes, const struct model_head *head,
+                           struct model **out)
+{
     *out = NULL;
     const struct arch_info *arch = arch_find(arch_name);
     char names[ARCH_NAMES_MAX];
@@ -35,9 +60,14 @@ int model_create(const char *arch_name, int num_classes, struct model **out)
     if (num_classes < 1 || num_classes > 1000000)
         return err_set("num_classes must be between 1 and 1000000, got %d", num_classes);
 
+    if (head && head->layers > 0 && check_head(arch, num_classes, head) < 0)
+        return -1;
+
     struct model *m = calloc(1, sizeof *m);
     if (!m)
         return err_set("out of memory creating %s", arch_name);
+    if (head)
+        m->head = *head;
     snprintf(m->arch, sizeof m->arch, "%s", arch->name);
     m->num_classes = num_classes;
     nn_registry_init(&m->params);
@@ -62,6 +92,19 @@ int model_create(const char *arch_name, int num_classes, struct model **out)
     }
     *out = m;
     return 0;
+}
+
+const char *model_head_describe(const struct model *m, char *buf, size_t len)
+{
+    size_t used = 0;
+    if (len)
+        buf[0] = '\0';
+    for (int i = 0; i < m->head.layers && used < len; i++) {
+        int n = snprintf(buf + used, len - used, "%sfc.%d Linear(%lld)", i ? ", ReLU, " : "",
+                         m->head.index[i], (long long)m->head.out[i]);
+        used += n > 0 ? (size_t)n : 0;
+    }
+    return buf;
 }
 
 void model_free(struct model *m)

@@ -26,6 +26,17 @@
 
 struct model;
 
+/* A ResNet classifier head of several linear layers with ReLU between them, as scripts replace
+ * torchvision's fc: fc = nn.Sequential(nn.Linear(2048, 256), nn.ReLU(), nn.Linear(256, N)).
+ * Linear i is named fc.<index[i]> (its place in the Sequential) and has out[i] outputs; the
+ * last one's are the classes. layers 0: torchvision's single fc. */
+#define MODEL_HEAD_MAX 8
+struct model_head {
+    int layers;
+    int index[MODEL_HEAD_MAX];
+    int64_t out[MODEL_HEAD_MAX];
+};
+
 /* The architecture-specific part: a network struct and its forward pass. */
 struct model_impl {
     void *net;
@@ -43,6 +54,7 @@ struct model {
     struct nn_registry params;
     struct model_impl impl;
     bool folded; /* model_fold_batchnorm ran: evaluation only, not saved */
+    struct model_head head; /* ResNet's fc as a Sequential; layers 0: torchvision's */
 };
 
 enum model_param_set {
@@ -61,6 +73,11 @@ bool model_arch_known(const char *arch);
 /* Builds `arch` with `num_classes` outputs, initialised as torchvision does (seed with
  * tc_manual_seed first for reproducibility). The model lives on the CPU. */
 int model_create(const char *arch, int num_classes, struct model **out);
+/* The same with a Sequential head (ResNet only; NULL or 0 layers: torchvision's fc). */
+int model_create_with_head(const char *arch, int num_classes, const struct model_head *head,
+                           struct model **out);
+/* "Linear(2048, 256), ReLU, Linear(256, 133)": the head's layers, for messages. */
+const char *model_head_describe(const struct model *m, char *buf, size_t len);
 void model_free(struct model *m);
 
 /* x [N,3,H,W] float -> logits [N,num_classes]. training: batch-norm batch statistics (and
@@ -118,7 +135,7 @@ int model_load_file(struct model *m, const char *path, const struct model_load_o
 
 /* ---- the architectures (resnet.c, vgg.c, lenet.c) ---- */
 
-int resnet_build(struct model *m, int depth);
+int resnet_build(struct model *m, int depth); /* m->head: fc's layers */
 /* cifar_head: the CIFAR VGG (always with batch norm), one Linear(512, classes) `classifier`. */
 int vgg_build(struct model *m, int depth, bool batch_norm, bool cifar_head);
 int lenet_build(struct model *m);

@@ -5,6 +5,9 @@
  * Names follow torchvision: conv1, bn1, layer{1..4}.{i}.{conv,bn}{1,2,3},
  * layer{n}.{i}.downsample.{0,1}, fc. Initialisation: convs kaiming_normal(fan_out, relu),
  * batch norm weight 1 / bias 0, fc PyTorch's Linear default.
+ *
+ * fc may instead be a Sequential of linear layers with ReLU between them (m->head), as
+ * transfer-learning scripts write it: fc.0, fc.2, ... named by their places in it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +30,8 @@ struct resnet {
     struct nn_batchnorm bn1;
     struct resnet_block *blocks;
     int block_count;
-    struct nn_linear fc;
+    struct nn_linear fc[MODEL_HEAD_MAX]; /* one, or the Sequential head's layers */
+    int fc_count;
 };
 
 static void block_create(struct resnet_block *b, struct nn_registry *r, const char *name,
@@ -83,7 +87,12 @@ static tc_tensor *resnet_forward(struct model *m, const tc_tensor *x, bool train
     for (int i = 0; i < net->block_count; i++)
         h = block_forward(&net->blocks[i], h, training);
     h = tc_flatten(tc_adaptive_avg_pool2d(h, 1, 1), 1); /* [N,C] */
-    tc_tensor *logits = tc_keep(nn_linear_forward(&net->fc, h));
+    for (int i = 0; i < net->fc_count; i++) {
+        h = nn_linear_forward(&net->fc[i], h);
+        if (i + 1 < net->fc_count)
+            h = tc_relu_(h);
+    }
+    tc_tensor *logits = tc_keep(h);
     tc_scope_end(s);
     return logits;
 }
@@ -158,6 +167,16 @@ int resnet_build(struct model *m, int depth)
         }
     }
     r->group = NN_HEAD;
-    nn_linear_create(&net->fc, r, "fc", in, m->num_classes, NN_INIT_TORCH_DEFAULT);
+    if (m->head.layers == 0) {
+        net->fc_count = 1;
+        nn_linear_create(&net->fc[0], r, "fc", in, m->num_classes, NN_INIT_TORCH_DEFAULT);
+        return 0;
+    }
+    for (int i = 0; i < m->head.layers; i++) {
+        char name[NN_NAME_MAX];
+        snprintf(name, sizeof name, "fc.%d", m->head.index[i]);
+        nn_linear_create(&net->fc[net->fc_count++], r, name, in, m->head.out[i], NN_INIT_TORCH_DEFAULT);
+        in = m->head.out[i];
+    }
     return 0;
 }

@@ -62,14 +62,63 @@ static int max_index(const tc_state_dict *sd, const char *prefix)
     return best;
 }
 
+/* A ResNet's fc written as nn.Sequential(nn.Linear(2048, 256), nn.ReLU(), nn.Linear(256, N)):
+ * keys fc.<i>.weight / fc.<i>.bias of linear layers, whatever holds no weights between them
+ * (ReLU, Dropout) taken as ReLU, as transfer-learning scripts write such heads. 0 with
+ * head->layers 0 when there is no such head; an error for a layer that is not linear. */
+static int sequential_head(const tc_state_dict *sd, struct model_head *head)
+{
+    head->layers = 0;
+    for (size_t i = 0; i < tc_state_dict_size(sd); i++) {
+        const char *k = tc_state_dict_name(sd, i);
+        if (strncmp(k, "fc.", 3) != 0)
+            continue;
+        char *end;
+        long index = strtol(k + 3, &end, 10);
+        if (end == k + 3 || *end != '.' || index < 0 || index > 1000)
+            return err_set("the classifier head has a tensor %s this image cannot place", k);
+        if (strcmp(end, ".bias") == 0)
+            continue;
+        tc_scope *s = tc_scope_begin();
+        const tc_tensor *w = tc_state_dict_get(sd, k);
+        int dims = tc_dim(w);
+        int64_t out = tc_size(w, 0);
+        tc_scope_end(s);
+        if (strcmp(end, ".weight") != 0 || dims != 2)
+            return err_set("the classifier head fc is an nn.Sequential with a layer other than "
+                           "nn.Linear (%s): this image serves Linear layers with ReLU (or "
+                           "Dropout) between them",
+                           k);
+        if (head->layers == MODEL_HEAD_MAX)
+            return err_set("the classifier head fc has more than %d linear layers", MODEL_HEAD_MAX);
+        int at = head->layers++; /* insertion in index order */
+        while (at > 0 && head->index[at - 1] > index) {
+            head->index[at] = head->index[at - 1];
+            head->out[at] = head->out[at - 1];
+            at--;
+        }
+        head->index[at] = (int)index;
+        head->out[at] = out;
+    }
+    return 0;
+}
+
 /* The architecture a torchvision (or LeNet) state dict belongs to, and its class count. */
-int model_dir_infer_arch(const tc_state_dict *sd, char *arch, size_t len, int *num_classes)
+int model_dir_infer_arch(const tc_state_dict *sd, char *arch, size_t len, int *num_classes,
+                         struct model_head *fc_head)
 {
     const char *head = NULL;
+    struct model_head sequential = {0};
+    if (fc_head)
+        fc_head->layers = 0;
+    if (!tc_state_dict_has(sd, "fc.weight") && tc_state_dict_has(sd, "layer1.0.conv1.weight") &&
+        sequential_head(sd, &sequential) < 0)
+        return -1;
     if (tc_state_dict_has(sd, "fc3.weight") && tc_state_dict_has(sd, "conv2.weight")) {
         snprintf(arch, len, "lenet");
         head = "fc3.weight";
-    } else if (tc_state_dict_has(sd, "fc.weight") && tc_state_dict_has(sd, "layer1.0.conv1.weight")) {
+    } else if ((tc_state_dict_has(sd, "fc.weight") || sequential.layers > 0) &&
+               tc_state_dict_has(sd, "layer1.0.conv1.weight")) {
         int blocks[4];
         for (int l = 0; l < 4; l++) {
             char prefix[16];
@@ -81,6 +130,12 @@ int model_dir_infer_arch(const tc_state_dict *sd, char *arch, size_t len, int *n
                   : blocks[2] == 6 ? 50 : blocks[2] == 23 ? 101 : 152;
         snprintf(arch, len, "resnet%d", depth);
         head = "fc.weight";
+        if (sequential.layers > 0) {
+            *num_classes = (int)sequential.out[sequential.layers - 1];
+            if (fc_head)
+                *fc_head = sequential;
+            return 0;
+        }
     } else if ((tc_state_dict_has(sd, "classifier.6.weight") ||
                 (tc_state_dict_has(sd, "classifier.weight") && tc_state_dict_has(sd, "features.1.running_mean"))) &&
                tc_state_dict_has(sd, "features.0.weight")) {
@@ -102,17 +157,17 @@ int model_dir_infer_arch(const tc_state_dict *sd, char *arch, size_t len, int *n
                  cifar ? "_cifar" : tc_state_dict_has(sd, "features.1.running_mean") ? "_bn" : "");
         head = cifar ? "classifier.weight" : "classifier.6.weight";
     } else if (tc_state_dict_has(sd, "layer1.0.conv1.weight") || tc_state_dict_has(sd, "features.0.weight")) {
-        /* A torchvision backbone under another head: the dog-breed scripts' fc =
-         * nn.Sequential(Linear, ReLU, Linear). */
+        /* A torchvision backbone under a head that is neither torchvision's nor a Sequential
+         * of linear layers. */
         bool resnet = tc_state_dict_has(sd, "layer1.0.conv1.weight");
         return err_set("this state dict has a torchvision %s but not its head (no %s): a head "
-                       "of another shape (an nn.Sequential of layers) is not an architecture "
-                       "this image serves, and "
+                       "of another shape is not an architecture this image serves, and "
                        "SM_MODEL_ARCH cannot change that; train the model with this image's "
                        "train%s",
                        resnet ? "ResNet backbone (layer1.*)" : "VGG feature stack (features.*)",
                        resnet ? "fc.weight" : "classifier.6.weight",
-                       resnet ? ", or save it with torchvision's head (fc = one nn.Linear)" : "");
+                       resnet ? ", or save it with fc = one nn.Linear or an nn.Sequential of "
+                                "them" : "");
     } else {
         return err_set("cannot tell the architecture of this state dict (no fc.weight with "
                        "layer1.*, classifier.6.weight or classifier.weight with features.*, or "
@@ -142,7 +197,7 @@ static int index_class_names(struct serve_model *sm)
 static int arch_from_env_or_tensors(const tc_state_dict *sd, struct serve_model *sm)
 {
     const char *arch = getenv("SM_MODEL_ARCH"), *classes = getenv("SM_NUM_CLASSES");
-    int rc = model_dir_infer_arch(sd, sm->arch, sizeof sm->arch, &sm->num_classes);
+    int rc = model_dir_infer_arch(sd, sm->arch, sizeof sm->arch, &sm->num_classes, &sm->head);
     if (arch && *arch)
         snprintf(sm->arch, sizeof sm->arch, "%s", arch);
     if (classes && *classes)
@@ -179,7 +234,7 @@ static int read_metadata(const char *path, const tc_state_dict *sd, struct serve
             rc = err_set("%s class_names is empty", path);
     } else if (rc == 0 && arch) {
         char inferred[32];
-        rc = model_dir_infer_arch(sd, inferred, sizeof inferred, &sm->num_classes);
+        rc = model_dir_infer_arch(sd, inferred, sizeof inferred, &sm->num_classes, &sm->head);
     }
     if (rc == 0) {
         model_settings_defaults(sm);
@@ -264,7 +319,13 @@ static int load(const char *dir, struct serve_model *sm)
                  image_resize_mode_name(sm->resize_mode), sm->image_size, sm->resize_size, sm->mean[0],
                  sm->mean[1], sm->mean[2], sm->std[0], sm->std[1], sm->std[2]);
     if (rc == 0)
-        rc = model_create(sm->arch, sm->num_classes, &sm->net);
+        rc = model_create_with_head(sm->arch, sm->num_classes, &sm->head, &sm->net);
+    if (rc == 0 && sm->head.layers > 0) {
+        char layers[256];
+        log_info("classifier head: fc = nn.Sequential of %s (what holds no weights between the "
+                 "linear layers, ReLU or Dropout, is applied as ReLU)",
+                 model_head_describe(sm->net, layers, sizeof layers));
+    }
     if (rc == 0 && model_load_state_dict(sm->net, sd, NULL, NULL) < 0)
         rc = err_prefix("%s: ", pth);
     tc_state_dict_free(sd);

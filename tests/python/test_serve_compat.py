@@ -424,17 +424,47 @@ def test_model_trained_with_builtin_hyperparameters_answers_as_the_builtin(tmp_p
         assert s.stop() == 0
 
 
+def test_resnet_with_a_sequential_head_is_served_as_pytorch_computes_it(tmp_path):
+    """The dog-breed scripts replace resnet50's fc with nn.Sequential(Linear, ReLU, Linear)
+    (here with a Dropout too) and deploy with PyTorchModel(entry_point=...): the head is read
+    off fc.0 / fc.3 and the logits equal PyTorch's."""
+    (tmp_path / "model").mkdir()
+    torch.manual_seed(5)
+    net = torchvision.models.resnet18()
+    net.fc = torch.nn.Sequential(torch.nn.Linear(512, 16), torch.nn.ReLU(inplace=True),
+                                 torch.nn.Dropout(0.5), torch.nn.Linear(16, 7))
+    with torch.no_grad():
+        net.fc[3].weight.mul_(20)  # spread the logits so that a missing ReLU would show
+    net.eval()
+    torch.save(net.state_dict(), tmp_path / "model/model.pth")
+    img = smooth_image(64, 64, 3)
+    x = transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))(transforms.ToTensor()(img))
+    with torch.no_grad():
+        want = net(x[None]).numpy()
+        no_relu = net.fc[3](net.fc[0](torch.flatten(torch.nn.Sequential(*list(net.children())[:-1])(x[None]), 1))).numpy()
+    assert np.abs(want - no_relu).max() > 1e-2  # the check below can fail
+    s = Server(tmp_path, env={"SAGEMAKER_PROGRAM": "inference.py", "SM_MODEL_IMAGE_SIZE": "64",
+                              "SM_MODEL_RESIZE_MODE": "auto"})
+    try:
+        status, _, out = s.invoke(encoded(img, "PNG"), "image/png")
+        assert status == 200, out
+        np.testing.assert_allclose(json.loads(out), want, rtol=1e-4, atol=1e-4)
+        assert "fc = nn.Sequential of fc.0 Linear(16), ReLU, fc.3 Linear(7)" in s.output()
+    finally:
+        assert s.stop() == 0
+
+
 def test_torchvision_backbone_with_another_head_is_refused_saying_why(tmp_path):
-    """The dog-breed scripts' resnet50 with fc = nn.Sequential(Linear, ReLU, Linear): not a
-    torchvision architecture. serve stops at start naming the head, and does not send the user
-    to SM_MODEL_ARCH (which cannot help)."""
+    """A head with a layer that is not linear (here a BatchNorm1d in the Sequential): serve
+    stops at start naming that layer, and does not send the user to SM_MODEL_ARCH."""
     (tmp_path / "model").mkdir()
     net = torchvision.models.resnet18()
-    net.fc = torch.nn.Sequential(torch.nn.Linear(512, 16), torch.nn.ReLU(), torch.nn.Linear(16, 7))
+    net.fc = torch.nn.Sequential(torch.nn.Linear(512, 16), torch.nn.BatchNorm1d(16),
+                                 torch.nn.ReLU(), torch.nn.Linear(16, 7))
     torch.save(net.state_dict(), tmp_path / "model/model.pth")
     env = dict(os.environ, OPT_ML=str(tmp_path), SAGEMAKER_BIND_TO_PORT=str(free_port()))
     r = subprocess.run([SERVE, "serve"], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1, r.stderr
     out = r.stderr + r.stdout
-    assert "ResNet backbone (layer1.*) but not its head (no fc.weight)" in out, out
-    assert "SM_MODEL_ARCH cannot change that" in out
+    assert "a layer other than nn.Linear (fc.1.weight)" in out, out
+    assert "SM_MODEL_ARCH" not in out, out
