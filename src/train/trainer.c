@@ -214,6 +214,18 @@ static void report_skipped(const struct loader_stats *s, const char *what)
 
 /* One training epoch from job->progress.next_batch. Returns TRAINER_STOPPED if stopped by a
  * signal. */
+/* A job with the built-in algorithm's hyperparameters (num_training_samples is required
+ * there and nowhere else) also logs each epoch as the built-in's MXNet does, 0-based: metric
+ * definitions copied from a built-in job ("Validation-accuracy=(\S+)") keep working. */
+static void log_builtin_epoch(const struct epoch_metrics *m, int top_k, double val_top_k)
+{
+    log_metric("Epoch[%d] Train-accuracy=%f", m->epoch - 1, m->train_acc);
+    log_metric("Epoch[%d] Time cost=%.3f", m->epoch - 1, m->seconds);
+    log_metric("Epoch[%d] Validation-accuracy=%f", m->epoch - 1, m->val_acc);
+    if (top_k > 1)
+        log_metric("Epoch[%d] Validation-top_k_accuracy_%d=%f", m->epoch - 1, top_k, val_top_k);
+}
+
 static int train_epoch(struct train_job *job, int epoch, double *images_per_sec)
 {
     struct train_progress *p = &job->progress;
@@ -390,6 +402,8 @@ int trainer_run(struct train_job *job)
         if (hp->top_k > 1)
             log_metric("epoch=%d/%d val_top_%d_acc=%.4f", m.epoch, hp->epochs, hp->top_k,
                        job->final_val.top_k_accuracy);
+        if (hyperparams_given(hp, "num_training_samples"))
+            log_builtin_epoch(&m, hp->top_k, job->final_val.top_k_accuracy);
         if (progress_history_add(&job->progress, &m) < 0)
             return -1;
 

@@ -313,6 +313,13 @@ def test_builtin_algorithm_hyperparameters_are_followed(tmp_path):
     assert "checkpoints every 2 epochs" in log
     assert re.search(r"^epoch=1/8 val_top_2_acc=[0-9.]+$", r.stdout, re.M)
     assert re.search(r"^test_top_2_acc=[0-9.]+$", r.stdout, re.M)
+    # The built-in's own epoch lines (MXNet's, 0-based), equal to ours, for copied regexes.
+    ours = [float(v) for v in re.findall(r"^epoch=\d+/8 .* val_acc=([0-9.]+)", r.stdout, re.M)]
+    builtin = [float(v) for v in re.findall(r"Epoch\[\d+\] Validation-accuracy=(\S+)", r.stdout)]
+    assert len(builtin) == len(ours) and builtin == pytest.approx(ours, abs=1e-4), (builtin, ours)
+    assert [int(e) for e in re.findall(r"Epoch\[(\d+)\] Train-accuracy=[0-9.]+", r.stdout)] == \
+        list(range(len(ours)))
+    assert re.search(r"^Epoch\[0\] Validation-top_k_accuracy_2=[0-9.]+$", r.stdout, re.M)
     meta = json.loads((root / "model/metadata.json").read_text())
     assert meta["resize_mode"] == "squash" and meta["resize_size"] == 40
     assert meta["mean"] == pytest.approx([0.4, 0.45, 0.5]) and meta["std"] == pytest.approx([0.25] * 3)
