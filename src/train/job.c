@@ -339,6 +339,16 @@ int job_setup(struct train_job *job)
     if (open_datasets(job) < 0)
         return err_default_reason(ERR_REASON_DATA);
 
+    if (!hyperparams_given(hp, "model") && !hyperparams_given(hp, "num_layers") &&
+        job->train.source == DATASET_CIFAR) {
+        /* CIFAR's 32x32 images get a CIFAR network, not ResNet-50 at 224 px: the CIFAR-10
+         * seed gives no hyperparameters, and its script trained its VGG('VGG11'). */
+        snprintf(hp->model, sizeof hp->model, "vgg11_cifar");
+        log_info("model: vgg11_cifar, the default for CIFAR data (%s, 32x32: the CIFAR-10 "
+                 "seed's VGG('VGG11'); resnet50 at 224 px otherwise); the model "
+                 "hyperparameter chooses another",
+                 job->train.format);
+    }
     int classes = job->train.num_classes;
     if (hp->num_classes && hp->num_classes < classes)
         return err_set_reason(ERR_REASON_CONFIG,

@@ -496,6 +496,31 @@ def test_train_valid_test_folders_in_one_channel(tmp_path):
     assert "has folders named train and valid beside others" in r.stderr, r.stderr
 
 
+def test_cifar_data_without_hyperparameters_train_the_cifar_vgg(tmp_path):
+    """The CIFAR-10 seed's estimator gives no hyperparameters (only the SDK's own keys): its
+    CIFAR data train the CIFAR VGG at 32 px, not ResNet-50 at 224, and the model loads into
+    the seed's VGG('VGG11') class."""
+    sdk_only = {"sagemaker_program": "pytorch_cifar.py", "sagemaker_region": "us-east-1",
+                "sagemaker_submit_directory": "s3://b/source/sourcedir.tar.gz",
+                "sagemaker_container_log_level": 20, "sagemaker_job_name": "pytorch-cifar"}
+    root = make_opt_ml(tmp_path / "opt_ml", sdk_only, channels=["training"])
+    images.write_cifar(str(root / "input/data/training"), images.generate(8, 32, 8))
+    cfg = root / "input/config/hyperparameters.json"
+    cfg.write_text(json.dumps(dict(json.loads(cfg.read_text()), epochs='"1"')))
+    r = run_train(root)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "model: vgg11_cifar, the default for CIFAR data" in r.stderr
+    meta = json.loads((root / "model/metadata.json").read_text())
+    assert meta["arch"] == "vgg11_cifar" and meta["image_size"] == 32
+    net = make_model("vgg11_cifar", meta["num_classes"])
+    net.load_state_dict(torch.load(root / "model/model.pth", weights_only=True))
+    # A folder dataset without a model keeps the documented default.
+    folders = make_opt_ml(tmp_path / "folders", {"epochs": 1, "image_size": 32}, channels=[])
+    dataset(folders / "input/data/train", 2, seed=1)
+    r = run_train(folders)
+    assert "model resnet50:" in r.stderr and "vgg11_cifar" not in r.stderr, r.stderr[-2000:]
+
+
 def test_cifar_python_version_as_torchvision_downloads_it(tmp_path):
     """The CIFAR-10 seed uploads what torchvision.datasets.CIFAR10(download=True) left:
     cifar-10-python.tar.gz and cifar-10-batches-py/ (pickles). The same images as binary
