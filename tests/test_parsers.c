@@ -3,7 +3,8 @@
  * whole jobs: hyperparameters (SDK-style strings, aliases, bad values), NPY and base64 request
  * bodies (through serve_input_fn, the codecs' public entry), .lst manifests, CIFAR binary
  * batches, CIFAR python batches (pickles: valid, truncated at every byte, hostile), the
- * loader's shard assignment, and the cluster layout from resourceconfig.json.
+ * loader's shard assignment, the cluster layout from resourceconfig.json, and the torchvision
+ * pipeline read out of a Python handler's source.
  */
 #define _GNU_SOURCE
 #include <math.h>
@@ -18,6 +19,7 @@
 #include "data/cifar_pickle.h"
 #include "data/dataset.h"
 #include "data/loader.h"
+#include "serve/python_transforms.h"
 #include "serve/serve.h"
 #include "test_util.h"
 #include "train/cluster.h"
@@ -332,6 +334,76 @@ static void test_cifar_pickle(void)
     CHECK_CONTAINS(err_msg(), "not a list of 2 labels");
 }
 
+static int find_transforms(const char *src, struct py_transforms *t, char *why, size_t len)
+{
+    return py_transforms_find(src, strlen(src), t, why, len);
+}
+
+static void test_python_transforms(void)
+{
+    struct py_transforms t;
+    char why[256];
+    /* The binimages seed's predict_fn, inside its inference.py. */
+    const char *binimages =
+        "import torchvision.transforms as transforms\n"
+        "def predict_fn(input_object, model):\n"
+        "    logger.info('In predict fn')  # transforms.Compose([Nothing()]) in a comment\n"
+        "    transform = transforms.Compose([\n"
+        "        transforms.Resize((224, 224)),\n"
+        "        transforms.ToTensor(),\n"
+        "        transforms.Normalize(mean=(0,0,0), std=(1,1,1))\n"
+        "    ])\n";
+    CHECK(find_transforms(binimages, &t, why, sizeof why) == 1);
+    CHECK(t.resize_h == 224 && t.resize == 0 && t.crop == 0 && !t.pixels_0_255);
+    CHECK(t.mean[1] == 0 && t.std[2] == 1);
+    /* A training pipeline beside the inference one (the dog-breed scripts' style), a docstring
+     * quoting another, positional lists, a keyword size and a trailing comma. */
+    const char *two =
+        "'''Example: T.Compose([T.Grayscale()])'''\n"
+        "train_tf = T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToTensor()])\n"
+        "test_tf = T.Compose(\n  [T.Resize(256), T.CenterCrop(size=224), T.ToTensor(),\n"
+        "   T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),])\n"
+        "again = torchvision.transforms.Compose([torchvision.transforms.Resize(256), "
+        "torchvision.transforms.CenterCrop((224, 224)), torchvision.transforms.ToTensor(), "
+        "torchvision.transforms.Normalize(mean=[0.485, 0.456, 0.406], std=(0.229, 0.224, 0.225))])\n";
+    CHECK(find_transforms(two, &t, why, sizeof why) == 1);
+    CHECK(t.resize == 256 && t.crop == 224);
+    CHECK(fabsf(t.mean[2] - 0.406f) < 1e-6f && fabsf(t.std[0] - 0.229f) < 1e-6f);
+    CHECK(find_transforms("tf = transforms.Compose([transforms.ToTensor(), "
+                          "transforms.Normalize((0.5,), (0.5,))])",
+                          &t, why, sizeof why) == 1);
+    CHECK(t.resize == 0 && t.resize_h == 0 && t.mean[0] == 0.5f && t.mean[2] == 0.5f && t.std[1] == 0.5f);
+    CHECK(find_transforms("t = Compose([PILToTensor(), Normalize(127.5, 127.5)])", &t, why, sizeof why) == 1);
+    CHECK(t.pixels_0_255 && t.mean[0] == 127.5f);
+    CHECK(find_transforms("t = Compose([PILToTensor(), ConvertImageDtype(torch.float)])", &t, why,
+                          sizeof why) == 1);
+    CHECK(!t.pixels_0_255 && t.mean[0] == 0 && t.std[0] == 1);
+
+    /* Not understood, each with its reason. */
+    CHECK(find_transforms("x = 1\n", &t, why, sizeof why) == 0);
+    CHECK(strstr(why, "no transforms.Compose") != NULL);
+    CHECK(find_transforms("a = T.Compose([T.RandomCrop(32), T.ToTensor()])", &t, why, sizeof why) == 0);
+    CHECK(strstr(why, "only training pipelines") != NULL);
+    CHECK(find_transforms("a = T.Compose([T.Grayscale(3), T.ToTensor()])", &t, why, sizeof why) == 0);
+    CHECK(strstr(why, "T.Grayscale(...)") != NULL);
+    CHECK(find_transforms("a = T.Compose(steps)", &t, why, sizeof why) == 0);
+    CHECK(strstr(why, "a variable") != NULL);
+    CHECK(find_transforms("a = T.Compose([T.Resize(size), T.ToTensor()])", &t, why, sizeof why) == 0);
+    CHECK(find_transforms("a = T.Compose([T.Resize((224, 200)), T.ToTensor()])", &t, why, sizeof why) == 0);
+    CHECK(find_transforms("a = T.Compose([T.Resize(256), T.CenterCrop(224)])", &t, why, sizeof why) == 0);
+    CHECK(strstr(why, "without ToTensor") != NULL);
+    CHECK(find_transforms("a = T.Compose([T.ToTensor(), T.Normalize((0.5,), (0,))])", &t, why, sizeof why) == 0);
+    CHECK(find_transforms("a = T.Compose([T.Resize(256), T.ToTensor()])\n"
+                          "b = T.Compose([T.Resize(224), T.ToTensor()])",
+                          &t, why, sizeof why) == 0);
+    CHECK(strstr(why, "two different") != NULL);
+    /* Hostile text: unbalanced brackets, an unterminated string, every prefix of a file. */
+    CHECK(find_transforms("T.Compose([T.Resize(256), T.ToTensor(", &t, why, sizeof why) == 0);
+    CHECK(find_transforms("T.Compose([ \"\"\"", &t, why, sizeof why) == 0);
+    for (size_t cut = 0; cut < strlen(two); cut++)
+        (void)py_transforms_find(two, cut, &t, why, sizeof why);
+}
+
 int main(int argc, char **argv)
 {
     REQUIRE(argc == 2, "usage: %s DIR", argv[0]);
@@ -344,5 +416,6 @@ int main(int argc, char **argv)
     test_cifar_pickle();
     test_shards();
     test_cluster();
+    test_python_transforms();
     return test_finish("parsers");
 }

@@ -307,8 +307,10 @@ static int load(const char *dir, struct serve_model *sm)
         rc = arch_from_env_or_tensors(sd, sm);
         if (rc == 0) {
             model_settings_defaults(sm);
-            rc = index_class_names(sm);
+            rc = model_settings_from_handler(dir, sm);
         }
+        if (rc == 0)
+            rc = index_class_names(sm);
     }
     if (rc == 0)
         rc = model_settings_from_env(sm);

@@ -14,8 +14,11 @@
 #include <strings.h>
 
 #include "common/error.h"
+#include "common/fileio.h"
+#include "common/log.h"
 #include "serve/accept.h"
 #include "models/arch.h"
+#include "serve/python_transforms.h"
 
 /* A bare model.pth: ImageNet's Resize(256) + CenterCrop(224) and statistics, as torchvision's
  * scripts preprocess. LeNet takes 32x32 inputs, with ImageNet's statistics unless stated (a
@@ -205,6 +208,90 @@ int model_settings_from_metadata(const cJSON *j, const char *path, struct serve_
     else if (rc == 0 && shape)
         sm->response_shape = (int)s;
     return rc;
+}
+
+/* "Resize((224, 224)), ToTensor, Normalize(...)": what was read, for the log. */
+static void describe(const struct py_transforms *t, char *buf, size_t len)
+{
+    int n = 0;
+    if (t->resize_h)
+        n = snprintf(buf, len, "Resize((%d, %d)), ", t->resize_h, t->resize_w);
+    else if (t->resize)
+        n = snprintf(buf, len, "Resize(%d), ", t->resize);
+    if (t->crop && n >= 0 && (size_t)n < len)
+        n += snprintf(buf + n, len - (size_t)n, "CenterCrop(%d), ", t->crop);
+    if (n >= 0 && (size_t)n < len)
+        snprintf(buf + n, len - (size_t)n, "%s, Normalize(mean=(%g, %g, %g), std=(%g, %g, %g))",
+                 t->pixels_0_255 ? "PILToTensor" : "ToTensor", t->mean[0], t->mean[1],
+                 t->mean[2], t->std[0], t->std[1], t->std[2]);
+}
+
+/* The handler's pipeline as serve's preprocessing; false (with a reason) where serve's
+ * resize-then-square-crop cannot do what it does. */
+static bool apply_transforms(const struct py_transforms *t, struct serve_model *sm, char *why,
+                             size_t why_len)
+{
+    if (t->resize_h && t->crop && t->crop != t->resize_h) {
+        snprintf(why, why_len, "a square resize followed by a smaller crop");
+        return false;
+    }
+    if (!t->resize && !t->resize_h && t->crop) {
+        snprintf(why, why_len, "a centre crop of the image at its own size, with no resize");
+        return false;
+    }
+    if (t->resize && t->crop > t->resize) {
+        snprintf(why, why_len, "a crop larger than the resize (padding)");
+        return false;
+    }
+    if (t->resize_h) {
+        sm->resize_mode = IMAGE_RESIZE_SQUASH;
+        sm->image_size = sm->resize_size = t->resize_h;
+    } else if (t->resize) {
+        sm->resize_mode = IMAGE_RESIZE_CROP;
+        sm->resize_size = t->resize;
+        sm->image_size = t->crop ? t->crop : t->resize;
+    }
+    float scale = t->pixels_0_255 ? 255.0f : 1.0f; /* mean/std stated on 0-255 pixels */
+    for (int c = 0; c < 3; c++) {
+        sm->mean[c] = t->mean[c] / scale;
+        sm->std[c] = t->std[c] / scale;
+    }
+    return true;
+}
+
+int model_settings_from_handler(const char *model_dir, struct serve_model *sm)
+{
+    const char *program = getenv("SAGEMAKER_PROGRAM");
+    const char *base = program && *program ? strrchr(program, '/') : NULL;
+    base = base ? base + 1 : program && *program ? program : "inference.py";
+    size_t blen = strlen(base);
+    if (blen < 4 || strcmp(base + blen - 3, ".py") != 0 || blen > 200)
+        return 0;
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/code/%s", model_dir, base) >= (int)sizeof path)
+        return 0;
+    char *src = NULL;
+    size_t len = 0;
+    if (fileio_read_all(path, PY_SOURCE_MAX, &src, &len) < 0) {
+        err_clear();
+        return 0; /* no such script: the defaults */
+    }
+    struct py_transforms t;
+    char why[256], what[256];
+    int found = py_transforms_find(src, len, &t, why, sizeof why);
+    free(src);
+    if (found && apply_transforms(&t, sm, why, sizeof why)) {
+        describe(&t, what, sizeof what);
+        log_info("preprocessing from code/%s, as that handler transforms its input: %s%s", base,
+                 what, t.resize || t.resize_h ? "" : " (no Resize there: images go to the "
+                                                     "architecture's default size)");
+    } else {
+        log_warn("code/%s: its preprocessing is not taken (%s); serving with the architecture's "
+                 "defaults unless SM_MODEL_MEAN, SM_MODEL_STD, SM_MODEL_IMAGE_SIZE or "
+                 "SM_MODEL_RESIZE_MODE say otherwise",
+                 base, why);
+    }
+    return 0;
 }
 
 /* SM_MODEL_MEAN, SM_MODEL_STD, SM_MODEL_IMAGE_SIZE, SM_MODEL_RESIZE_SIZE, SM_MODEL_RESIZE_MODE:

@@ -19,6 +19,11 @@ void model_settings_defaults(struct serve_model *sm);
  * std, resize_mode (or eval_resize). path names the file in messages. */
 int model_settings_from_metadata(const cJSON *j, const char *path, struct serve_model *sm);
 
+/* A bare model.pth deployed with its Python handler (code/<SAGEMAKER_PROGRAM>, or
+ * code/inference.py): the torchvision pipeline written there (python_transforms.h), over the
+ * defaults. A pipeline serve cannot follow is logged and the defaults kept. Returns 0. */
+int model_settings_from_handler(const char *model_dir, struct serve_model *sm);
+
 /* SM_MODEL_MEAN, SM_MODEL_STD, SM_MODEL_IMAGE_SIZE, SM_MODEL_RESIZE_SIZE,
  * SM_MODEL_RESIZE_MODE: a Python user's statement of their preprocessing, over metadata.json
  * and the defaults. */

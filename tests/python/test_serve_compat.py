@@ -287,6 +287,76 @@ def test_pytorch_container_client_snippet_unchanged(binimages):
     np.testing.assert_allclose(arr[0], want[0], rtol=1e-4, atol=1e-4)
 
 
+BINIMAGES_INFERENCE_PY = '''import io, json, logging, os
+import torch
+import torchvision.models as models
+import torchvision.transforms as transforms
+from PIL import Image
+
+logger = logging.getLogger(__name__)
+
+def model_fn(model_dir):
+    model = net()
+    model.load_state_dict(torch.load(os.path.join(model_dir, 'model.pth'), map_location='cpu'))
+    return model
+
+def input_fn(request_body, content_type='image/jpeg'):
+    if content_type == 'image/jpeg':
+        return Image.open(io.BytesIO(request_body))
+    raise Exception('Requested unsupported ContentType in content_type: {}'.format(content_type))
+
+# inference
+def predict_fn(input_object, model):
+    logger.info('In predict fn')
+    transform = transforms.Compose([
+        transforms.Resize((224, 224)),
+        transforms.ToTensor(),
+        transforms.Normalize(mean=(0,0,0), std=(1,1,1))
+    ])
+    input_object=transform(input_object)
+    with torch.no_grad():
+        prediction = model(input_object.unsqueeze(0))
+    return prediction
+'''
+
+
+def test_handler_transforms_feed_the_model_as_the_script_did(tmp_path):
+    """PyTorchModel(model_data=..., entry_point="inference.py") with the binimages seed's
+    handler: no metadata.json, no setting but SAGEMAKER_PROGRAM. The Compose in its predict_fn
+    (Resize((224, 224)), ToTensor, Normalize(0, 1)) is read off the script, so the logits equal
+    the handler's, where the defaults (Resize(256) + CenterCrop(224), ImageNet statistics) would
+    be off by more than 1e-2. A pipeline serve cannot follow is named in a warning."""
+    (tmp_path / "model/code").mkdir(parents=True)
+    torch.manual_seed(4)
+    net = sharpen(torchvision.models.resnet18(num_classes=5), "fc", 8)
+    torch.save(net.state_dict(), tmp_path / "model/model.pth")
+    (tmp_path / "model/code/inference.py").write_text(BINIMAGES_INFERENCE_PY)
+    img = smooth_image(320, 240, 12)
+    want = binimages_reference(net, [img])
+    wrong = binimages_reference(net, [img], transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224)]),
+                                (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    assert np.abs(want - wrong).max() > 1e-2
+    s = Server(tmp_path, env={"SAGEMAKER_PROGRAM": "inference.py"})
+    try:
+        status, _, out = s.invoke(encoded(img, "PNG"), "image/png")
+        assert status == 200, out
+        np.testing.assert_allclose(json.loads(out), want, rtol=1e-4, atol=1e-4)
+        assert "preprocessing from code/inference.py" in s.output()
+        assert "Resize((224, 224)), ToTensor, Normalize(mean=(0, 0, 0), std=(1, 1, 1))" in s.output()
+    finally:
+        assert s.stop() == 0
+    (tmp_path / "model/code/inference.py").write_text(BINIMAGES_INFERENCE_PY.replace(
+        "transforms.ToTensor(),", "transforms.Grayscale(3), transforms.ToTensor(),"))
+    s = Server(tmp_path, env={"SAGEMAKER_PROGRAM": "inference.py"})
+    try:
+        status, _, out = s.invoke(encoded(img, "PNG"), "image/png")
+        assert status == 200, out
+        np.testing.assert_allclose(json.loads(out), wrong, rtol=1e-4, atol=1e-4)
+        assert "its preprocessing is not taken (a Compose with transforms.Grayscale(...)" in s.output()
+    finally:
+        assert s.stop() == 0
+
+
 def test_bad_settings_stop_the_endpoint_at_start(tmp_path):
     (tmp_path / "model").mkdir()
     torch.save(WideLeNet(3).state_dict(), tmp_path / "model/model.pth")
