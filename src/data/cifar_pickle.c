@@ -76,19 +76,27 @@ static int64_t new_val(struct vm *m, enum kind k)
     return m->nv++;
 }
 
+/* Room for one more in a growing array of ids (*cap doubles from `first`, at most MAX_VALUES). */
+static int reserve_one(uint32_t **ids, uint32_t n, uint32_t *cap, uint32_t first, const char *what)
+{
+    if (n < *cap)
+        return 0;
+    if (*cap >= MAX_VALUES)
+        return err_set("%s of more than %u items", what, MAX_VALUES);
+    uint32_t grown = *cap ? *cap * 2 : first;
+    uint32_t *g = realloc(*ids, grown * sizeof *g);
+    if (!g)
+        return err_set("out of memory");
+    *ids = g;
+    *cap = grown;
+    return 0;
+}
+
 static int add_item(struct vm *m, uint32_t to, uint32_t item)
 {
     struct val *c = &m->v[to];
-    if (c->n == c->cap) {
-        if (c->cap >= MAX_VALUES)
-            return err_set("a container of more than %u items", MAX_VALUES);
-        uint32_t cap = c->cap ? c->cap * 2 : 4;
-        uint32_t *g = realloc(c->items, cap * sizeof *g);
-        if (!g)
-            return err_set("out of memory");
-        c->items = g;
-        c->cap = cap;
-    }
+    if (reserve_one(&c->items, c->n, &c->cap, 4, "a container") < 0)
+        return -1;
     c->items[c->n++] = item;
     return 0;
 }
@@ -97,16 +105,8 @@ static int push(struct vm *m, int64_t v)
 {
     if (v < 0)
         return -1;
-    if (m->ns == m->cap_s) {
-        if (m->cap_s >= MAX_VALUES)
-            return err_set("a stack deeper than %u", MAX_VALUES);
-        uint32_t cap = m->cap_s ? m->cap_s * 2 : 256;
-        uint32_t *g = realloc(m->stack, cap * sizeof *g);
-        if (!g)
-            return err_set("out of memory");
-        m->stack = g;
-        m->cap_s = cap;
-    }
+    if (reserve_one(&m->stack, m->ns, &m->cap_s, 256, "a stack") < 0)
+        return -1;
     m->stack[m->ns++] = (uint32_t)v;
     return 0;
 }

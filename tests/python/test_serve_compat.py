@@ -86,6 +86,17 @@ def cifar_reference(net, px, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)):
     return logits.numpy(), torch.softmax(logits, 1).numpy()
 
 
+def serve_once(root, env, body, content_type):
+    """One request to a fresh `serve` of root/model: the answer as an array, and serve's log."""
+    s = Server(root, env=env)
+    try:
+        status, _, out = s.invoke(body, content_type)
+        assert status == 200, out
+        return np.asarray(json.loads(out)), s.output()
+    finally:
+        assert s.stop() == 0
+
+
 def test_builtin_algorithm_client_snippet_unchanged(cifar):
     s, net, px = cifar
     _, want = cifar_reference(net, px)
@@ -336,25 +347,15 @@ def test_handler_transforms_feed_the_model_as_the_script_did(tmp_path):
     wrong = binimages_reference(net, [img], transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224)]),
                                 (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     assert np.abs(want - wrong).max() > 1e-2
-    s = Server(tmp_path, env={"SAGEMAKER_PROGRAM": "inference.py"})
-    try:
-        status, _, out = s.invoke(encoded(img, "PNG"), "image/png")
-        assert status == 200, out
-        np.testing.assert_allclose(json.loads(out), want, rtol=1e-4, atol=1e-4)
-        assert "preprocessing from code/inference.py" in s.output()
-        assert "Resize((224, 224)), ToTensor, Normalize(mean=(0, 0, 0), std=(1, 1, 1))" in s.output()
-    finally:
-        assert s.stop() == 0
+    got, log = serve_once(tmp_path, {"SAGEMAKER_PROGRAM": "inference.py"}, encoded(img, "PNG"), "image/png")
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert "preprocessing from code/inference.py" in log
+    assert "Resize((224, 224)), ToTensor, Normalize(mean=(0, 0, 0), std=(1, 1, 1))" in log
     (tmp_path / "model/code/inference.py").write_text(BINIMAGES_INFERENCE_PY.replace(
         "transforms.ToTensor(),", "transforms.Grayscale(3), transforms.ToTensor(),"))
-    s = Server(tmp_path, env={"SAGEMAKER_PROGRAM": "inference.py"})
-    try:
-        status, _, out = s.invoke(encoded(img, "PNG"), "image/png")
-        assert status == 200, out
-        np.testing.assert_allclose(json.loads(out), wrong, rtol=1e-4, atol=1e-4)
-        assert "its preprocessing is not taken (a Compose with transforms.Grayscale(...)" in s.output()
-    finally:
-        assert s.stop() == 0
+    got, log = serve_once(tmp_path, {"SAGEMAKER_PROGRAM": "inference.py"}, encoded(img, "PNG"), "image/png")
+    np.testing.assert_allclose(got, wrong, rtol=1e-4, atol=1e-4)
+    assert "its preprocessing is not taken (a Compose with transforms.Grayscale(...)" in log
 
 
 def test_bad_settings_stop_the_endpoint_at_start(tmp_path):
@@ -416,15 +417,11 @@ def test_dataparallel_state_dict_is_served(tmp_path):
     torch.save(torch.nn.DataParallel(net).state_dict(), tmp_path / "model/model.pth")
     px = np.asarray(smooth_image(32, 32, 9)).transpose(2, 0, 1)[None].copy()
     want, _ = cifar_reference(net, px)
-    s = Server(tmp_path, env={"SM_MODEL_MEAN": "0.5", "SM_MODEL_STD": "0.5",
-                              "SERVE_RESPONSE_FORMAT": "pytorch"})
-    try:
-        status, _, out = s.invoke(px.tolist().__str__(), "application/json")
-        assert status == 200, out
-        np.testing.assert_allclose(json.loads(out), want, rtol=1e-4, atol=1e-4)
-        assert "nn.DataParallel" in s.output()
-    finally:
-        assert s.stop() == 0
+    got, log = serve_once(tmp_path, {"SM_MODEL_MEAN": "0.5", "SM_MODEL_STD": "0.5",
+                                     "SERVE_RESPONSE_FORMAT": "pytorch"},
+                          px.tolist().__str__(), "application/json")
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert "nn.DataParallel" in log
 
 
 def test_cifar_vgg_state_dict_is_served_with_no_settings(tmp_path):
@@ -444,14 +441,10 @@ def test_cifar_vgg_state_dict_is_served_with_no_settings(tmp_path):
     torch.save(net.state_dict(), tmp_path / "model/model.pth")
     px = np.asarray(smooth_image(32, 32, 4)).transpose(2, 0, 1)[None].copy()
     want, _ = cifar_reference(net, px)
-    s = Server(tmp_path, env={"SAGEMAKER_PROGRAM": "pytorch_cifar.py"})
-    try:
-        status, _, out = s.invoke(px.tolist().__str__(), "application/json")
-        assert status == 200, out
-        np.testing.assert_allclose(json.loads(out), want, rtol=1e-4, atol=1e-4)
-        assert "vgg11_cifar" in s.output()
-    finally:
-        assert s.stop() == 0
+    got, log = serve_once(tmp_path, {"SAGEMAKER_PROGRAM": "pytorch_cifar.py"},
+                          px.tolist().__str__(), "application/json")
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert "vgg11_cifar" in log
 
 
 def test_model_trained_with_builtin_hyperparameters_answers_as_the_builtin(tmp_path):
@@ -513,15 +506,10 @@ def test_resnet_with_a_sequential_head_is_served_as_pytorch_computes_it(tmp_path
         want = net(x[None]).numpy()
         no_relu = net.fc[3](net.fc[0](torch.flatten(torch.nn.Sequential(*list(net.children())[:-1])(x[None]), 1))).numpy()
     assert np.abs(want - no_relu).max() > 1e-2  # the check below can fail
-    s = Server(tmp_path, env={"SAGEMAKER_PROGRAM": "inference.py", "SM_MODEL_IMAGE_SIZE": "64",
-                              "SM_MODEL_RESIZE_MODE": "auto"})
-    try:
-        status, _, out = s.invoke(encoded(img, "PNG"), "image/png")
-        assert status == 200, out
-        np.testing.assert_allclose(json.loads(out), want, rtol=1e-4, atol=1e-4)
-        assert "fc = nn.Sequential of fc.0 Linear(16), ReLU, fc.3 Linear(7)" in s.output()
-    finally:
-        assert s.stop() == 0
+    got, log = serve_once(tmp_path, {"SAGEMAKER_PROGRAM": "inference.py", "SM_MODEL_IMAGE_SIZE": "64",
+                                     "SM_MODEL_RESIZE_MODE": "auto"}, encoded(img, "PNG"), "image/png")
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert "fc = nn.Sequential of fc.0 Linear(16), ReLU, fc.3 Linear(7)" in log
 
 
 def test_torchvision_backbone_with_another_head_is_refused_saying_why(tmp_path):
