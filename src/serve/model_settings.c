@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "common/fileio.h"
@@ -272,9 +273,12 @@ int model_settings_from_handler(const char *model_dir, struct serve_model *sm)
         return 0;
     char *src = NULL;
     size_t len = 0;
-    if (fileio_read_all(path, PY_SOURCE_MAX, &src, &len) < 0) {
-        err_clear();
+    if (access(path, F_OK) != 0)
         return 0; /* no such script: the defaults */
+    if (fileio_read_all(path, PY_SOURCE_MAX, &src, &len) < 0) {
+        log_warn("code/%s is not read (%s); serving with the architecture's defaults", base, err_msg());
+        err_clear();
+        return 0;
     }
     struct py_transforms t;
     char why[256], what[256];
