@@ -70,6 +70,16 @@ int hyperparams_finish(struct hyperparams *hp)
     if (hyperparams_given(hp, "weight_decay") && (adam || hp->optimizer == OPTIMIZER_RMSPROP))
         log_info("hyperparameter weight_decay applies to optimizer=%s here too (the built-in "
                  "algorithm uses it with sgd and nag only)", opt);
+    /* Not given: the built-in's 1e-4 is for sgd and nag, which it applies it to; the others
+     * start from PyTorch's defaults (the built-in leaves adam and rmsprop without any). */
+    if (!hyperparams_given(hp, "weight_decay") && hp->optimizer != OPTIMIZER_SGD &&
+        hp->optimizer != OPTIMIZER_NAG) {
+        hp->weight_decay = hp->optimizer == OPTIMIZER_ADAMW ? 1e-2 : 0;
+        log_info("weight_decay %g for optimizer=%s (not given: PyTorch's default for it%s)",
+                 hp->weight_decay, opt,
+                 hp->optimizer == OPTIMIZER_ADAMW ? "" : "; the built-in algorithm uses weight "
+                                                          "decay with sgd and nag only");
+    }
     /* precision_dtype: float16 is served by bfloat16 autocast, which needs no loss scaling. */
     if (hp->precision == 16) {
         if (hyperparams_given(hp, "amp") && hp->amp == 0)

@@ -3,6 +3,8 @@
   lenet_sgd        the CIFAR-10 seed (cifar10-lenet-vgg-lambda): its wide LeNet, ToTensor +
                    Normalize((0.5,)*3, (0.5,)*3), no augmentation, SGD with momentum,
                    CrossEntropyLoss, shuffled batches; test accuracy after the last epoch.
+  vgg_adam         the same seed's deployed model: its VGG('VGG11') with Adam (the seed's
+                   optimizer), the same transform and loop.
   resnet18_frozen  the dog-breeds seeds: torchvision's resnet18 loaded from the `pretrained`
                    weights file, every parameter frozen, a new Linear head trained with Adam;
                    Resize(size * 8/7) + CenterCrop(size) + ImageNet Normalize.
@@ -17,7 +19,7 @@ import torchvision
 from torchvision import transforms
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
-from reference_models import WideLeNet  # noqa: E402
+from reference_models import CifarVGG, WideLeNet  # noqa: E402
 
 
 def _accuracy(model, loader):
@@ -56,6 +58,17 @@ def lenet_sgd(dirs, hp, seed):
     train, test, classes = _loaders(dirs, tf, hp["batch_size"], seed)
     model = WideLeNet(classes)
     opt = torch.optim.SGD(model.parameters(), lr=hp["lr"], momentum=hp["momentum"])
+    _fit(model, opt, train, hp["epochs"])
+    return _accuracy(model, test)
+
+
+def vgg_adam(dirs, hp, seed):
+    torch.manual_seed(seed)
+    tf = transforms.Compose([transforms.ToTensor(),
+                             transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
+    train, test, classes = _loaders(dirs, tf, hp["batch_size"], seed)
+    model = CifarVGG("VGG11", classes)
+    opt = torch.optim.Adam(model.parameters(), lr=hp["lr"])
     _fit(model, opt, train, hp["epochs"])
     return _accuracy(model, test)
 

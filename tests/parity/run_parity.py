@@ -36,6 +36,9 @@ FULL = {
     "shapes-lenet": ("shapes", (300, 60, 300),
                      {"model": "lenet", "epochs": 8, "batch_size": 32, "lr": 0.01,
                       "momentum": 0.9}, "lenet_sgd"),
+    "glyphs-vgg-cifar": ("glyphs", (100, 20, 100),
+                         {"model": "vgg11_cifar", "epochs": 4, "batch_size": 32, "lr": 0.001,
+                          "optimizer": "adam"}, "vgg_adam"),
     "breeds-resnet18-frozen": ("breeds", (100, 20, 100),
                                {"model": "resnet18", "epochs": 3, "batch_size": 32, "lr": 0.003,
                                 "optimizer": "adam", "freeze_backbone": True, "image_size": 64},
@@ -100,8 +103,8 @@ def main():
                 hp_seed = dict(hp, seed=seed)
                 ours_hp = dict(hp_seed, **extra_hp)
                 t0 = time.time()
-                if script == "lenet_sgd":
-                    theirs.append(reference.lenet_sgd(dirs, hp_seed, seed))
+                if script in ("lenet_sgd", "vgg_adam"):
+                    theirs.append(getattr(reference, script)(dirs, hp_seed, seed))
                     ours.append(run_ours(os.path.join(root, "opt_ml"), dirs, ours_hp, None))
                 else:
                     theirs.append(reference.resnet18_frozen(dirs, hp_seed, seed, pretrained))

@@ -120,6 +120,9 @@ def test_end_to_end_class_folders(tmp_path):
     model_dir = root / "model"
     meta = json.loads((model_dir / "metadata.json").read_text())
     assert meta["arch"] == "lenet" and meta["class_names"] == images.CLASSES
+    # Adam without weight_decay given: none, as torch.optim.Adam and the built-in algorithm.
+    assert "weight_decay 0 for optimizer=adam (not given" in r.stderr
+    assert meta["hyperparameters"]["weight_decay"] == 0
     assert meta["image_size"] == 32 and meta["metrics"]["test_acc"] == pytest.approx(test_acc, abs=1e-4)
     metrics = json.loads((root / "output/data/metrics.json").read_text())
     assert len(metrics["epochs"]) == 15
