@@ -384,6 +384,22 @@ static void test_python_transforms(void)
     CHECK(strstr(why, "no transforms.Compose") != NULL);
     CHECK(find_transforms("a = T.Compose([T.RandomCrop(32), T.ToTensor()])", &t, why, sizeof why) == 0);
     CHECK(strstr(why, "only training pipelines") != NULL);
+    /* An augmentation before the random step still makes it a training pipeline, and the
+     * inference one beside it is found. */
+    CHECK(find_transforms("a = T.Compose([T.Resize(256), T.ColorJitter(.4), T.RandomCrop(224), T.ToTensor()])\n"
+                          "b = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor()])",
+                          &t, why, sizeof why) == 1);
+    CHECK(t.resize == 256 && t.crop == 224);
+    CHECK(find_transforms("a = T.Compose([T.TrivialAugmentWide(), T.ToTensor()])", &t, why, sizeof why) == 0);
+    /* Steps that would compose, not overwrite: refused. */
+    CHECK(find_transforms("a = T.Compose([T.ToTensor(), T.Normalize(0.5, 0.5), T.Normalize(0.1, 0.2)])",
+                          &t, why, sizeof why) == 0);
+    CHECK(find_transforms("a = T.Compose([T.Resize((224, 224)), T.Resize(256), T.ToTensor()])", &t, why,
+                          sizeof why) == 0);
+    CHECK(find_transforms("a = T.Compose([T.Resize(256, max_size=300), T.ToTensor()])", &t, why,
+                          sizeof why) == 0);
+    CHECK(find_transforms("a = T.Compose([T.Resize(256, max_size=None), T.ToTensor()])", &t, why,
+                          sizeof why) == 1);
     CHECK(find_transforms("a = T.Compose([T.Grayscale(3), T.ToTensor()])", &t, why, sizeof why) == 0);
     CHECK(strstr(why, "T.Grayscale(...)") != NULL);
     CHECK(find_transforms("a = T.Compose(steps)", &t, why, sizeof why) == 0);

@@ -16,6 +16,7 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/log.h"
 #include "common/opt_ml.h"
 #include "data/cifar_pickle.h"
 #include "data/dataset_formats.h"
@@ -91,11 +92,18 @@ static int cifar_class_names(struct dataset *d, const char *names_file, const ch
             char **v;
             int n;
             if (cifar_pickle_names((const uint8_t *)text, len, meta_key, &v, &n) == 0) {
+                int rc = 0;
                 for (int i = 0; i < n; i++) {
-                    dataset_names_push(&names, v[i]);
+                    if (rc == 0)
+                        rc = dataset_names_push(&names, v[i]);
                     free(v[i]);
                 }
                 free(v);
+            } else {
+                log_warn("%s is not a class-name list CIFAR's meta file holds (%s): the classes "
+                         "are numbered",
+                         path, err_msg());
+                err_clear();
             }
         } else {
             for (char *line = strtok(text, "\r\n"); line; line = strtok(NULL, "\r\n"))

@@ -94,13 +94,19 @@ int model_create_with_head(const char *arch_name, int num_classes, const struct 
     return 0;
 }
 
+bool model_head_activated(const struct model_head *head, int i)
+{
+    return i + 1 < head->layers && head->index[i + 1] > head->index[i] + 1;
+}
+
 const char *model_head_describe(const struct model *m, char *buf, size_t len)
 {
     size_t used = 0;
     if (len)
         buf[0] = '\0';
     for (int i = 0; i < m->head.layers && used < len; i++) {
-        int n = snprintf(buf + used, len - used, "%sfc.%d Linear(%lld)", i ? ", ReLU, " : "",
+        int n = snprintf(buf + used, len - used, "%s%sfc.%d Linear(%lld)", i ? ", " : "",
+                         i && model_head_activated(&m->head, i - 1) ? "ReLU, " : "",
                          m->head.index[i], (long long)m->head.out[i]);
         used += n > 0 ? (size_t)n : 0;
     }

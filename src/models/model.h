@@ -26,10 +26,11 @@
 
 struct model;
 
-/* A ResNet classifier head of several linear layers with ReLU between them, as scripts replace
- * torchvision's fc: fc = nn.Sequential(nn.Linear(2048, 256), nn.ReLU(), nn.Linear(256, N)).
- * Linear i is named fc.<index[i]> (its place in the Sequential) and has out[i] outputs; the
- * last one's are the classes. layers 0: torchvision's single fc. */
+/* A ResNet classifier head of several linear layers, as scripts replace torchvision's fc:
+ * fc = nn.Sequential(nn.Linear(2048, 256), nn.ReLU(), nn.Linear(256, N)). Linear i is named
+ * fc.<index[i]> (its place in the Sequential) and has out[i] outputs; the last one's are the
+ * classes. Where the places leave a gap (something without weights: ReLU, Dropout) a ReLU
+ * runs; adjacent linear layers follow each other directly. layers 0: torchvision's fc. */
 #define MODEL_HEAD_MAX 8
 struct model_head {
     int layers;
@@ -76,7 +77,9 @@ int model_create(const char *arch, int num_classes, struct model **out);
 /* The same with a Sequential head (ResNet only; NULL or 0 layers: torchvision's fc). */
 int model_create_with_head(const char *arch, int num_classes, const struct model_head *head,
                            struct model **out);
-/* "Linear(2048, 256), ReLU, Linear(256, 133)": the head's layers, for messages. */
+/* Whether a ReLU runs after the head's linear layer i (a gap before the next one's place). */
+bool model_head_activated(const struct model_head *head, int i);
+/* "fc.0 Linear(256), ReLU, fc.2 Linear(133)": the head's layers, for messages. */
 const char *model_head_describe(const struct model *m, char *buf, size_t len);
 void model_free(struct model *m);
 

@@ -6,8 +6,9 @@
  * layer{n}.{i}.downsample.{0,1}, fc. Initialisation: convs kaiming_normal(fan_out, relu),
  * batch norm weight 1 / bias 0, fc PyTorch's Linear default.
  *
- * fc may instead be a Sequential of linear layers with ReLU between them (m->head), as
- * transfer-learning scripts write it: fc.0, fc.2, ... named by their places in it.
+ * fc may instead be a Sequential of linear layers (m->head), as transfer-learning scripts
+ * write it: fc.0, fc.2, ... named by their places in it, with ReLU where something without
+ * weights sat between two of them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,7 +90,7 @@ static tc_tensor *resnet_forward(struct model *m, const tc_tensor *x, bool train
     h = tc_flatten(tc_adaptive_avg_pool2d(h, 1, 1), 1); /* [N,C] */
     for (int i = 0; i < net->fc_count; i++) {
         h = nn_linear_forward(&net->fc[i], h);
-        if (i + 1 < net->fc_count)
+        if (i + 1 < net->fc_count && model_head_activated(&m->head, i))
             h = tc_relu_(h);
     }
     tc_tensor *logits = tc_keep(h);

@@ -63,9 +63,10 @@ static int max_index(const tc_state_dict *sd, const char *prefix)
 }
 
 /* A ResNet's fc written as nn.Sequential(nn.Linear(2048, 256), nn.ReLU(), nn.Linear(256, N)):
- * keys fc.<i>.weight / fc.<i>.bias of linear layers, whatever holds no weights between them
- * (ReLU, Dropout) taken as ReLU, as transfer-learning scripts write such heads. 0 with
- * head->layers 0 when there is no such head; an error for a layer that is not linear. */
+ * keys fc.<i>.weight / fc.<i>.bias of linear layers, whatever holds no weights between two of
+ * them (a gap in the places: ReLU, Dropout) taken as ReLU, as transfer-learning scripts write
+ * such heads. 0 with head->layers 0 when there is no such head; an error for a layer that is
+ * not linear. */
 static int sequential_head(const tc_state_dict *sd, struct model_head *head)
 {
     head->layers = 0;
@@ -232,6 +233,11 @@ static int read_metadata(const char *path, const tc_state_dict *sd, struct serve
         sm->num_classes = cJSON_GetArraySize(names);
         if (sm->num_classes < 1)
             rc = err_set("%s class_names is empty", path);
+        char inferred[32];
+        int counted;
+        /* A Sequential head is read off the tensors whatever the file states. */
+        if (rc == 0 && arch && model_dir_infer_arch(sd, inferred, sizeof inferred, &counted, &sm->head) < 0)
+            err_clear();
     } else if (rc == 0 && arch) {
         char inferred[32];
         rc = model_dir_infer_arch(sd, inferred, sizeof inferred, &sm->num_classes, &sm->head);
@@ -324,8 +330,9 @@ static int load(const char *dir, struct serve_model *sm)
         rc = model_create_with_head(sm->arch, sm->num_classes, &sm->head, &sm->net);
     if (rc == 0 && sm->head.layers > 0) {
         char layers[256];
-        log_info("classifier head: fc = nn.Sequential of %s (what holds no weights between the "
-                 "linear layers, ReLU or Dropout, is applied as ReLU)",
+        log_info("classifier head: fc = nn.Sequential of %s (what holds no weights between two "
+                 "linear layers, ReLU or Dropout, is applied as ReLU; other activations are not "
+                 "told apart by a state dict)",
                  model_head_describe(sm->net, layers, sizeof layers));
     }
     if (rc == 0 && model_load_state_dict(sm->net, sd, NULL, NULL) < 0)

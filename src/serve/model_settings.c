@@ -289,6 +289,11 @@ int model_settings_from_handler(const char *model_dir, struct serve_model *sm)
         log_info("preprocessing from code/%s, as that handler transforms its input: %s%s", base,
                  what, t.resize || t.resize_h ? "" : " (no Resize there: images go to the "
                                                      "architecture's default size)");
+        if (t.resize && !t.crop)
+            log_warn("code/%s resizes the shorter side to %d without a crop: the model saw "
+                     "non-square images whole there, and sees their centre %dx%d here (the same "
+                     "for square images)",
+                     base, t.resize, t.resize, t.resize);
     } else {
         log_warn("code/%s: its preprocessing is not taken (%s); serving with the architecture's "
                  "defaults unless SM_MODEL_MEAN, SM_MODEL_STD, SM_MODEL_IMAGE_SIZE or "

@@ -263,12 +263,32 @@ static bool side(const struct value *v, int *out)
 
 enum pipeline { PIPE_OK, PIPE_TRAINING, PIPE_NOT_UNDERSTOOD };
 
+/* A training pipeline has a random step or an augmentation anywhere in it. */
+static bool augments(const struct toks *ts, size_t open, size_t close)
+{
+    static const char *const augmentations[] = {"ColorJitter", "RandAugment", "AutoAugment",
+                                                "TrivialAugmentWide", "AugMix", "GaussianBlur",
+                                                "ElasticTransform"};
+    for (size_t i = open + 1; i < close; i++) {
+        if (ts->t[i].kind != TOK_NAME)
+            continue;
+        if (last_starts(&ts->t[i], "Random"))
+            return true;
+        for (size_t a = 0; a < sizeof augmentations / sizeof *augmentations; a++)
+            if (last_is(&ts->t[i], augmentations[a]))
+                return true;
+    }
+    return false;
+}
+
 /* Reads the Compose list whose bracket is at `open`. */
 static enum pipeline read_pipeline(const struct toks *ts, size_t open, struct py_transforms *p,
                                    char *why, size_t why_len)
 {
     size_t close = closing(ts, open);
     *p = (struct py_transforms){.mean = {0, 0, 0}, .std = {1, 1, 1}};
+    if (augments(ts, open, close))
+        return PIPE_TRAINING;
     bool tensor = false;
     for (size_t i = open + 1; i < close;) {
         const struct tok *step = &ts->t[i];
@@ -277,8 +297,6 @@ static enum pipeline read_pipeline(const struct toks *ts, size_t open, struct py
                      (int)(step->len > 40 ? 40 : step->len), step->p);
             return PIPE_NOT_UNDERSTOOD;
         }
-        if (last_starts(step, "Random"))
-            return PIPE_TRAINING;
         size_t end = closing(ts, i + 1);
         struct call_args a;
         if (end >= close || read_args(ts, i + 1, end, &a) < 0) {
@@ -288,7 +306,9 @@ static enum pipeline read_pipeline(const struct toks *ts, size_t open, struct py
         bool ok = true;
         if (last_is(step, "Resize")) {
             const struct value *size = arg(&a, 0, "size");
-            ok = size && size->count >= 1 && size->count <= 2 && !tensor && p->crop == 0;
+            const struct value *max_size = arg(&a, 2, "max_size");
+            ok = size && size->count >= 1 && size->count <= 2 && !tensor && p->crop == 0 &&
+                 !p->resize && !p->resize_h && (!max_size || max_size->count < 0);
             /* (h, w): both sides; a rectangle (h != w) is refused by side(): serve's inputs
              * are square. */
             if (ok && size->count == 2) {
@@ -298,7 +318,7 @@ static enum pipeline read_pipeline(const struct toks *ts, size_t open, struct py
                 ok = side(size, &p->resize);
             }
         } else if (last_is(step, "CenterCrop")) {
-            ok = !tensor && side(arg(&a, 0, "size"), &p->crop);
+            ok = !tensor && !p->crop && side(arg(&a, 0, "size"), &p->crop);
         } else if (last_is(step, "ToTensor")) {
             tensor = true;
         } else if (last_is(step, "PILToTensor")) {
@@ -306,7 +326,8 @@ static enum pipeline read_pipeline(const struct toks *ts, size_t open, struct py
         } else if (last_is(step, "ConvertImageDtype")) {
             p->pixels_0_255 = false;
         } else if (last_is(step, "Normalize")) {
-            ok = tensor && three(arg(&a, 0, "mean"), p->mean) && three(arg(&a, 1, "std"), p->std);
+            ok = tensor && !p->normalize && three(arg(&a, 0, "mean"), p->mean) &&
+                 three(arg(&a, 1, "std"), p->std);
             for (int c = 0; ok && c < 3; c++)
                 ok = p->std[c] > 0;
             p->normalize = true;
@@ -357,8 +378,10 @@ int py_transforms_find(const char *src, size_t len, struct py_transforms *out, c
     memcpy(copy, src, len);
     copy[len] = '\0';
     int found = 0, training = 0;
-    if (tokenize(copy, len, &ts) < 0)
+    if (tokenize(copy, len, &ts) < 0) {
         snprintf(why, why_len, "out of memory");
+        found = -1;
+    }
     for (size_t i = 0; i + 2 < ts.n && found >= 0; i++) {
         if (!last_is(&ts.t[i], "Compose") || !is_punct(&ts, i + 1, '('))
             continue;

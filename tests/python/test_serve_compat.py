@@ -511,6 +511,22 @@ def test_resnet_with_a_sequential_head_is_served_as_pytorch_computes_it(tmp_path
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     assert "fc = nn.Sequential of fc.0 Linear(16), ReLU, fc.3 Linear(7)" in log
 
+    # Adjacent linear layers (fc.0, fc.1) follow each other with nothing between; and a
+    # user's metadata.json naming arch and class_names does not hide the head.
+    net.fc = torch.nn.Sequential(torch.nn.Linear(512, 16), torch.nn.Linear(16, 7))
+    with torch.no_grad():
+        net.fc[1].weight.mul_(20)
+        want = net(x[None]).numpy()
+        relu = net.fc[1](torch.relu(net.fc[0](torch.flatten(torch.nn.Sequential(*list(net.children())[:-1])(x[None]), 1)))).numpy()
+    assert np.abs(want - relu).max() > 1e-2
+    torch.save(net.state_dict(), tmp_path / "model/model.pth")
+    (tmp_path / "model/metadata.json").write_text(json.dumps(
+        {"arch": "resnet18", "class_names": [f"c{i}" for i in range(7)], "image_size": 64,
+         "resize_mode": "auto"}))
+    got, log = serve_once(tmp_path, {"SAGEMAKER_PROGRAM": "inference.py"}, encoded(img, "PNG"), "image/png")
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert "fc = nn.Sequential of fc.0 Linear(16), fc.1 Linear(7)" in log
+
 
 def test_torchvision_backbone_with_another_head_is_refused_saying_why(tmp_path):
     """A head with a layer that is not linear (here a BatchNorm1d in the Sequential): serve
