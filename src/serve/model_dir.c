@@ -229,18 +229,21 @@ static int read_metadata(const char *path, const tc_state_dict *sd, struct serve
         snprintf(sm->arch, sizeof sm->arch, "%s", arch->valuestring);
     else
         rc = arch_from_env_or_tensors(sd, sm);
+    if (rc == 0 && arch) {
+        /* The tensors say the class count (unless class_names does) and a Sequential head,
+         * whatever the file states. */
+        char inferred[32];
+        int counted = 0;
+        int inferred_rc = model_dir_infer_arch(sd, inferred, sizeof inferred, &counted, &sm->head);
+        if (names && inferred_rc < 0)
+            err_clear(); /* the file's arch and class_names suffice */
+        else if (!names && (rc = inferred_rc) == 0)
+            sm->num_classes = counted;
+    }
     if (rc == 0 && names) {
         sm->num_classes = cJSON_GetArraySize(names);
         if (sm->num_classes < 1)
             rc = err_set("%s class_names is empty", path);
-        char inferred[32];
-        int counted;
-        /* A Sequential head is read off the tensors whatever the file states. */
-        if (rc == 0 && arch && model_dir_infer_arch(sd, inferred, sizeof inferred, &counted, &sm->head) < 0)
-            err_clear();
-    } else if (rc == 0 && arch) {
-        char inferred[32];
-        rc = model_dir_infer_arch(sd, inferred, sizeof inferred, &sm->num_classes, &sm->head);
     }
     if (rc == 0) {
         model_settings_defaults(sm);
