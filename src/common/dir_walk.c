@@ -77,8 +77,7 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The visible names in dir, sorted; *out owned by the caller (free each, then the array). */
-static int read_names(const char *dir, char ***out, size_t *count)
+int dir_list_names(const char *dir, char ***out, size_t *count)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -99,9 +98,7 @@ static int read_names(const char *dir, char ***out, size_t *count)
     }
     closedir(d);
     if (rc < 0) {
-        for (size_t i = 0; i < n; i++)
-            free(names[i]);
-        free(names);
+        dir_names_free(names, n);
         return rc;
     }
     if (n > 1)
@@ -111,12 +108,19 @@ static int read_names(const char *dir, char ***out, size_t *count)
     return 0;
 }
 
+void dir_names_free(char **names, size_t count)
+{
+    for (size_t i = 0; names && i < count; i++)
+        free(names[i]);
+    free(names);
+}
+
 /* Visits the entries of one folder; pushes its subfolders (in reverse, so they pop sorted). */
 static int walk_folder(struct walk *w, const char *dir, int depth, dir_walk_fn visit, void *arg)
 {
     char **names = NULL;
     size_t n = 0;
-    int rc = read_names(dir, &names, &n);
+    int rc = dir_list_names(dir, &names, &n);
     if (rc < 0)
         return rc;
     size_t first_sub = w->n;
@@ -172,9 +176,7 @@ static int walk_folder(struct walk *w, const char *dir, int depth, dir_walk_fn v
             }
         }
     }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    dir_names_free(names, n);
     /* Reverse the folders just pushed, so the first in sorted order is walked first. */
     for (size_t a = first_sub, b = w->n; rc == 0 && b > a + 1; a++, b--) {
         struct folder t = w->stack[a];

@@ -24,4 +24,10 @@ typedef int (*dir_walk_fn)(void *arg, const char *path, const char *name, const 
  * folder that cannot be read, too deep, too many entries, a stop signal) with err_msg set. */
 int dir_walk(const char *root, dir_walk_fn visit, void *arg);
 
+/* The visible names (not starting with '.') in dir, sorted bytewise, so that what a folder holds
+ * is read in the same order on every filesystem. Free them with dir_names_free. Returns 0, or
+ * negative with err_msg set when dir cannot be read. */
+int dir_list_names(const char *dir, char ***out, size_t *count);
+void dir_names_free(char **names, size_t count);
+
 #endif

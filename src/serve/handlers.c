@@ -4,12 +4,12 @@
  * and the handler table: the defaults, and a user's own code/<name>.so replacing some of them.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/dir_walk.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/opt_ml.h"
@@ -63,19 +63,21 @@ int serve_load_custom_handlers(const char *model_dir, struct sm_handlers *h)
     char dir[4096], path[4096 + 256];
     if (opt_ml_join(dir, sizeof dir, model_dir, "code") < 0)
         return -1;
-    DIR *d = opendir(dir);
-    if (!d)
+    char **names = NULL;
+    size_t count = 0;
+    if (dir_list_names(dir, &names, &count) < 0) {
+        err_clear();
         return 0; /* no code/ folder: the defaults */
-    struct dirent *e;
-    int rc = 0, loaded = 0;
-    while (rc == 0 && (e = readdir(d))) {
-        size_t n = strlen(e->d_name);
-        if (n < 4 || strcmp(e->d_name + n - 3, ".so") != 0)
+    }
+    /* In sorted order, so that with several libraries the last one's handlers win on every
+     * filesystem alike. */
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        size_t n = strlen(names[i]);
+        if (n < 4 || strcmp(names[i] + n - 3, ".so") != 0)
             continue;
-        if (opt_ml_join(path, sizeof path, dir, e->d_name) < 0) {
-            rc = -1;
+        if ((rc = opt_ml_join(path, sizeof path, dir, names[i])) < 0)
             break;
-        }
         /* The library stays loaded for the life of the process. */
         void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
         if (!lib) {
@@ -92,8 +94,7 @@ int serve_load_custom_handlers(const char *model_dir, struct sm_handlers *h)
             break;
         }
         log_info("custom handlers loaded from %s", path);
-        loaded++;
     }
-    closedir(d);
+    dir_names_free(names, count);
     return rc;
 }

@@ -7,7 +7,6 @@
 #include <ctype.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -86,34 +85,36 @@ static int split_folders(struct channel_set *out)
 {
     char *slots[3] = {out->train, out->validation, out->test};
     char found[3][OPT_ML_PATH_MAX] = {{0}};
-    DIR *d = opendir(out->train);
-    if (!d || out->train_lst[0]) {
-        if (d)
-            closedir(d);
+    char **names = NULL;
+    size_t count = 0;
+    if (out->train_lst[0] || dir_list_names(out->train, &names, &count) < 0) {
+        err_clear(); /* a train channel that cannot be read fails when the dataset opens */
         return 0;
     }
+    /* Every entry is looked at (sorted, not stopping at the first class folder), so the same
+     * channel gets the same answer and the same warning on every filesystem. */
     bool other = false;
     int folders = 0;
-    struct dirent *e;
     char path[OPT_ML_PATH_MAX];
-    while (!other && (e = readdir(d))) {
-        if (e->d_name[0] == '.' || opt_ml_join(path, sizeof path, out->train, e->d_name) < 0)
+    for (size_t i = 0; i < count; i++) {
+        if (opt_ml_join(path, sizeof path, out->train, names[i]) < 0)
             continue;
         struct stat st;
         if (stat(path, &st) != 0)
             continue;
-        const char *dot = strrchr(e->d_name, '.');
+        const char *dot = strrchr(names[i], '.');
         if (S_ISREG(st.st_mode)) {
-            other = dot && (strcasecmp(dot, ".lst") == 0 || strcasecmp(dot, ".rec") == 0);
+            if (dot && (strcasecmp(dot, ".lst") == 0 || strcasecmp(dot, ".rec") == 0))
+                other = true;
             continue;
         }
-        int s = S_ISDIR(st.st_mode) ? split_of(e->d_name) : -1;
+        int s = S_ISDIR(st.st_mode) ? split_of(names[i]) : -1;
         if (s < 0 || found[s][0])
             other = true; /* a class folder, or two folders for one split */
         else
             snprintf(found[s], sizeof found[s], "%s", path), folders++;
     }
-    closedir(d);
+    dir_names_free(names, count);
     if (other && found[0][0] && (found[1][0] || found[2][0]))
         log_warn("the train channel %s has folders named train and %s beside others: they are "
                  "read as classes; if they are the splits of a dataset, leave only train/, "
@@ -175,13 +176,15 @@ int channels_find(const struct opt_ml *p, struct channel_set *out)
         }
         cJSON_Delete(cfg);
     } else {
-        DIR *d = opendir(p->data_dir);
-        struct dirent *e;
-        while (d && rc == 0 && (e = readdir(d)))
-            if (e->d_name[0] != '.')
-                rc = assign(p, out, e->d_name);
-        if (d)
-            closedir(d);
+        /* No inputdataconfig.json (a local run): the folders, sorted, so that "train" beats
+         * "training" wherever both exist, whatever order the filesystem lists them in. */
+        char **names = NULL;
+        size_t count = 0;
+        if (dir_list_names(p->data_dir, &names, &count) < 0)
+            err_clear(); /* no data folder at all: "no train channel" below says more */
+        for (size_t i = 0; rc == 0 && i < count; i++)
+            rc = assign(p, out, names[i]);
+        dir_names_free(names, count);
     }
     if (rc == 0 && !out->train[0])
         rc = err_set("no train channel: give the job a channel named \"train\" (or \"training\") "
