@@ -10,12 +10,15 @@
  * with px as make_pattern() below.
  */
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <jpeglib.h>
 #include <png.h>
@@ -208,7 +211,7 @@ static void decode_ok(const uint8_t *data, size_t len, int min_side, struct imag
 /* Decodes and expects failure with a message containing `needle`, and an empty image. */
 static void check_refused(const uint8_t *data, size_t len, const char *needle, const char *what)
 {
-    struct image img = {(uint8_t *)"stale", 7, 7};
+    struct image img = {.pixels = (uint8_t *)"stale", .width = 7, .height = 7};
     err_clear();
     int rc = image_decode(data, len, 0, &img);
     CHECK(rc < 0);
@@ -404,8 +407,24 @@ static void test_jpeg_damaged(void)
     big[sof + 7] = 20000 >> 8; /* width */
     big[sof + 8] = 20000 & 255;
     save("huge_header.jpg", big, len);
-    check_refused(big, len, "JPEG image is 20000x20000 pixels; the limit is 16384",
+    check_refused(big, len, "JPEG image is 20000x20000 pixels; the limit is 65535 pixels per "
+                            "side and 178956970 pixels in all",
                   "JPEG with a 20000x20000 header");
+    /* 12000x9000 (a 108 MP photo): within PIL's header limit, but over IMAGE_MAX_PIXELS at
+     * full size, so refused as decoded before the pixels are allocated; at the 1/8 scale a
+     * 224-pixel crop needs (1500x1125) the decoder starts, and fails on the data this header
+     * does not match (not on the size). */
+    big[sof + 5] = 9000 >> 8;
+    big[sof + 6] = 9000 & 255;
+    big[sof + 7] = 12000 >> 8;
+    big[sof + 8] = 12000 & 255;
+    check_refused(big, len, "decoded at 12000x9000; the limit is 89478485 pixels in all as decoded",
+                  "JPEG with a 12000x9000 header, at full size");
+    struct image scaled = {0};
+    err_clear();
+    CHECK(image_decode(big, len, 224, &scaled) < 0);
+    CHECK(strstr(err_msg(), "limit") == NULL && strstr(err_msg(), "corrupt JPEG") != NULL);
+    printf("ok   the same header at a 1/8 scale passes the size check: %s\n", err_msg());
     free(big);
     free(file);
     free(src);
@@ -621,15 +640,79 @@ static void test_png_oversized(void)
     /* Were 100000 x 100000 x 3 bytes (30 GB) ever requested, ASan would abort the test. */
     size_t len = make_png_header(100000, 100000, file);
     save("huge_header.png", file, len);
-    check_refused(file, len, "PNG image is 100000x100000 pixels; the limit is 16384 pixels per "
-                             "side and 40000000 pixels in all",
+    check_refused(file, len, "PNG image is 100000x100000 pixels; the limit is 65535 pixels per "
+                             "side and 89478485 pixels in all",
                   "PNG with a 100000x100000 header");
-    /* Within the side limit, over the pixel limit. */
-    len = make_png_header(10000, 5000, file);
-    check_refused(file, len, "40000000 pixels", "PNG with a 10000x5000 header");
+    /* Within the side limit, over the pixel limit (PIL's MAX_IMAGE_PIXELS) by one row. */
+    len = make_png_header(10000, 8948, file);
+    check_refused(file, len, "89478485 pixels", "PNG with a 10000x8948 header");
     /* Zero width is invalid PNG. */
     len = make_png_header(0, 10, file);
     check_refused(file, len, "no pixels", "PNG with a 0x10 header");
+}
+
+/* Images over 40 MP are read (PIL reads up to 89.5 MP) but held one at a time per process:
+ * a second thread's decode waits until the first image is freed; the thread that holds one
+ * may decode another (no self-deadlock); images under 40 MP never wait. */
+struct gate_decode {
+    const uint8_t *file;
+    size_t len;
+    struct image img;
+    atomic_int started, done;
+    int rc;
+};
+
+static void *gate_decode_thread(void *arg)
+{
+    struct gate_decode *g = arg;
+    atomic_store(&g->started, 1);
+    g->rc = image_decode(g->file, g->len, 0, &g->img);
+    atomic_store(&g->done, 1);
+    return NULL;
+}
+
+static void test_large_images_one_at_a_time(void)
+{
+    const int side = 6400; /* 40.96 MP: over the 40 MP at which images queue */
+    uint8_t *gray = calloc((size_t)side * side, 1);
+    REQUIRE(gray, "out of memory");
+    struct png_spec spec = {side, side, PNG_COLOR_TYPE_GRAY, 8, false, NULL, 0, NULL, 0};
+    size_t len;
+    uint8_t *file = make_png(&spec, gray, &len);
+    free(gray);
+
+    struct image held;
+    decode_ok(file, len, 0, &held, "a 6400x6400 PNG");
+    CHECK(held.gated);
+    struct image second;
+    decode_ok(file, len, 0, &second, "a second one by the thread holding the first");
+    image_free(&second);
+
+    size_t small_len;
+    uint8_t *small_px = make_gradient(64, 48);
+    uint8_t *small = make_jpeg(small_px, 64, 48, 3, JCS_RGB, 90, false, &small_len);
+    struct gate_decode s = {.file = small, .len = small_len};
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, gate_decode_thread, &s) == 0, "pthread_create");
+    pthread_join(t, NULL);
+    CHECK(s.rc == 0 && !s.img.gated);
+    printf("ok   a small image is decoded while a large one is held\n");
+    image_free(&s.img);
+
+    struct gate_decode g = {.file = file, .len = len};
+    REQUIRE(pthread_create(&t, NULL, gate_decode_thread, &g) == 0, "pthread_create");
+    while (!atomic_load(&g.started))
+        usleep(1000);
+    usleep(2000 * 1000); /* a decode of this size takes well under a second without the gate */
+    CHECK(!atomic_load(&g.done));
+    image_free(&held);
+    pthread_join(t, NULL);
+    CHECK(g.rc == 0 && g.img.gated && g.img.width == side);
+    printf("ok   another thread's large image waited until the first was freed\n");
+    image_free(&g.img);
+    free(small_px);
+    free(small);
+    free(file);
 }
 
 static void test_not_an_image(void)
@@ -647,7 +730,7 @@ static void test_not_an_image(void)
 
 static void test_resample_constant(void)
 {
-    struct image img = {NULL, 31, 17};
+    struct image img = {.pixels = NULL, .width = 31, .height = 17};
     img.pixels = malloc(31 * 17 * 3);
     REQUIRE(img.pixels, "out of memory");
     for (int i = 0; i < 31 * 17; i++) {
@@ -683,7 +766,7 @@ static void test_resample_constant(void)
 static void test_resample_antialias(void)
 {
     const int n = 32;
-    struct image img = {malloc((size_t)n * n * 3), n, n};
+    struct image img = {.pixels = malloc((size_t)n * n * 3), .width = n, .height = n};
     REQUIRE(img.pixels, "out of memory");
     for (int y = 0; y < n; y++)
         for (int x = 0; x < n; x++)
@@ -715,7 +798,7 @@ static void test_resample_antialias(void)
 static void test_resample_identity(void)
 {
     const int w = 29, h = 13;
-    struct image img = {malloc((size_t)w * h * 3), w, h};
+    struct image img = {.pixels = malloc((size_t)w * h * 3), .width = w, .height = h};
     REQUIRE(img.pixels, "out of memory");
     uint64_t rng = rng_seed(1, 2, 3);
     for (int i = 0; i < w * h * 3; i++)
@@ -953,7 +1036,7 @@ static void test_normalize(void)
 static void test_resample_normalized(void)
 {
     enum { w = 57, h = 43, size = 24 };
-    struct image img = {malloc(w * h * 3), w, h};
+    struct image img = {.pixels = malloc(w * h * 3), .width = w, .height = h};
     for (int i = 0; i < w * h * 3; i++)
         img.pixels[i] = (uint8_t)((i * 37) ^ (i >> 3));
     const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
@@ -1048,6 +1131,7 @@ int main(int argc, char **argv)
     test_png_palette();
     test_png_gray();
     test_png_oversized();
+    test_large_images_one_at_a_time();
     test_not_an_image();
 
     test_resample_constant();

@@ -13,6 +13,7 @@
  */
 #include "image/decode.h"
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -60,32 +61,100 @@ const char *image_format_name(enum image_format f)
     return "unknown";
 }
 
+static void release_pixels(uint8_t *pixels, bool gated);
+
 void image_free(struct image *img)
 {
     if (!img)
         return;
-    free(img->pixels);
+    release_pixels(img->pixels, img->gated);
     img->pixels = NULL;
     img->width = 0;
     img->height = 0;
+    img->gated = false;
 }
 
-/* The header's size against the caps, before a byte of pixels is allocated. */
-static int check_size(enum image_format f, unsigned long width, unsigned long height)
+/* A header's size against the caps, before a byte of pixels is allocated: max_pixels is
+ * IMAGE_MAX_PIXELS for what is decoded at full size, IMAGE_MAX_HEADER_PIXELS for a JPEG that
+ * may be decoded at a reduced scale (checked again, as decoded, by check_decoded). */
+static int check_size(enum image_format f, unsigned long width, unsigned long height,
+                      unsigned long long max_pixels)
 {
     if (width == 0 || height == 0)
         return err_set("%s image has no pixels (%lux%lu)", image_format_name(f), width, height);
     if (width > IMAGE_MAX_SIDE || height > IMAGE_MAX_SIDE ||
-        (unsigned long long)width * height > (unsigned long long)IMAGE_MAX_PIXELS)
-        return err_set("%s image is %lux%lu pixels; the limit is %d pixels per side and %d "
+        (unsigned long long)width * height > max_pixels)
+        return err_set("%s image is %lux%lu pixels; the limit is %d pixels per side and %llu "
                        "pixels in all",
-                       image_format_name(f), width, height, IMAGE_MAX_SIDE, IMAGE_MAX_PIXELS);
+                       image_format_name(f), width, height, IMAGE_MAX_SIDE, max_pixels);
     return 0;
 }
 
-static uint8_t *alloc_pixels(unsigned long width, unsigned long height)
+/* The pixels a decoder is about to write, against the cap. */
+static int check_decoded(enum image_format f, unsigned long width, unsigned long height,
+                         unsigned long declared_w, unsigned long declared_h)
 {
-    return malloc((size_t)width * height * 3); /* width, height checked by check_size */
+    if ((unsigned long long)width * height <= IMAGE_MAX_PIXELS)
+        return 0;
+    return err_set("%s image is %lux%lu pixels, decoded at %lux%lu; the limit is %d pixels in "
+                   "all as decoded",
+                   image_format_name(f), declared_w, declared_h, width, height, IMAGE_MAX_PIXELS);
+}
+
+/* ---- pixel buffers, and the gate for very large ones ----
+ *
+ * Images up to IMAGE_MAX_PIXELS are read, as PIL reads them, but those over
+ * IMAGE_SERIAL_PIXELS (the 40 MP cap of before) are held one at a time per process: eight
+ * serve connections or loader threads each holding a 268 MB image would take 2 GB where one
+ * takes 268 MB, and a client sending such PNGs (they compress 1000:1) could otherwise exhaust a
+ * small endpoint. The gate is taken before the buffer is allocated and let go by image_free. A
+ * thread that holds it already passes (never waits on itself). */
+#define IMAGE_SERIAL_PIXELS (40 * 1000 * 1000)
+
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static int gate_held;                   /* large images alive in the process */
+static _Thread_local int gate_held_here; /* of them, decoded by this thread */
+
+static void gate_enter(void)
+{
+    pthread_mutex_lock(&gate_mu);
+    while (gate_held > 0 && gate_held_here <= 0)
+        pthread_cond_wait(&gate_cv, &gate_mu);
+    gate_held++;
+    gate_held_here++;
+    pthread_mutex_unlock(&gate_mu);
+}
+
+static void gate_leave(void)
+{
+    pthread_mutex_lock(&gate_mu);
+    gate_held--;
+    gate_held_here--; /* may go negative when another thread frees: it then only passes */
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+}
+
+/* width x height RGB bytes (checked by check_size/check_decoded); *gated says whether the
+ * gate was taken for them, which release_pixels or image_free gives back. */
+static uint8_t *alloc_pixels(unsigned long width, unsigned long height, bool *gated)
+{
+    *gated = (unsigned long long)width * height > IMAGE_SERIAL_PIXELS;
+    if (*gated)
+        gate_enter();
+    uint8_t *p = malloc((size_t)width * height * 3);
+    if (!p && *gated) {
+        gate_leave();
+        *gated = false;
+    }
+    return p;
+}
+
+static void release_pixels(uint8_t *pixels, bool gated)
+{
+    free(pixels);
+    if (gated)
+        gate_leave();
 }
 
 /* ---- JPEG ---- */
@@ -97,6 +166,7 @@ struct jpeg_context {
     jmp_buf jump;
     char message[JMSG_LENGTH_MAX];
     uint8_t *pixels; /* the caller frees it unless handed to the image */
+    bool gated;      /* pixels hold the large-image gate */
 };
 
 /* Every handler gets the cinfo; the context around it is found from the cinfo's address,
@@ -200,7 +270,8 @@ static int jpeg_decode_into(struct jpeg_context *ctx, const uint8_t *data, size_
         return err_set("JPEG file of %zu bytes is too large", len);
     jpeg_mem_src(cinfo, data, (unsigned long)len);
     jpeg_read_header(cinfo, TRUE);
-    if (check_size(IMAGE_FORMAT_JPEG, cinfo->image_width, cinfo->image_height) < 0)
+    if (check_size(IMAGE_FORMAT_JPEG, cinfo->image_width, cinfo->image_height,
+                   IMAGE_MAX_HEADER_PIXELS) < 0)
         return -1;
     if (header_only) {
         out->width = (int)cinfo->image_width;
@@ -218,10 +289,13 @@ static int jpeg_decode_into(struct jpeg_context *ctx, const uint8_t *data, size_
     jpeg_start_decompress(cinfo);
 
     JDIMENSION width = cinfo->output_width, height = cinfo->output_height;
+    if (check_decoded(IMAGE_FORMAT_JPEG, width, height, cinfo->image_width,
+                      cinfo->image_height) < 0)
+        return -1;
     if (cinfo->output_components != (cmyk ? 4 : 3))
         return err_set("JPEG decoder gave %d channels for a %s image", cinfo->output_components,
                        cmyk ? "CMYK" : "RGB");
-    ctx->pixels = alloc_pixels(width, height);
+    ctx->pixels = alloc_pixels(width, height, &ctx->gated);
     if (!ctx->pixels)
         return err_set("out of memory decoding a %ux%u JPEG", width, height);
 
@@ -254,7 +328,9 @@ static int jpeg_decode_into(struct jpeg_context *ctx, const uint8_t *data, size_
     out->pixels = ctx->pixels;
     out->width = (int)width;
     out->height = (int)height;
+    out->gated = ctx->gated;
     ctx->pixels = NULL;
+    ctx->gated = false;
     return 0;
 }
 
@@ -265,7 +341,7 @@ static int decode_jpeg(const uint8_t *data, size_t len, int min_side, bool heade
     memset(&ctx, 0, sizeof ctx); /* cinfo.mem NULL: jpeg_destroy is safe before create */
     int rc = jpeg_decode_into(&ctx, data, len, min_side, header_only, out);
     jpeg_destroy_decompress(&ctx.cinfo);
-    free(ctx.pixels);
+    release_pixels(ctx.pixels, ctx.gated);
     return rc;
 }
 
@@ -278,6 +354,7 @@ struct png_context {
     png_structp png;
     png_infop info;
     uint8_t *pixels;
+    bool gated; /* pixels hold the large-image gate */
     png_bytep *rows;
 };
 
@@ -318,7 +395,7 @@ static int png_check_ihdr(const uint8_t *data, size_t len)
                           (unsigned long)p[2] << 8 | p[3];
     unsigned long height = (unsigned long)p[4] << 24 | (unsigned long)p[5] << 16 |
                            (unsigned long)p[6] << 8 | p[7];
-    return check_size(IMAGE_FORMAT_PNG, width, height);
+    return check_size(IMAGE_FORMAT_PNG, width, height, IMAGE_MAX_PIXELS);
 }
 
 static int png_decode_into(struct png_context *ctx, struct image *out)
@@ -346,7 +423,7 @@ static int png_decode_into(struct png_context *ctx, struct image *out)
     png_uint_32 width, height;
     int bit_depth, color_type, interlace;
     png_get_IHDR(png, info, &width, &height, &bit_depth, &color_type, &interlace, NULL, NULL);
-    if (check_size(IMAGE_FORMAT_PNG, width, height) < 0)
+    if (check_size(IMAGE_FORMAT_PNG, width, height, IMAGE_MAX_PIXELS) < 0)
         return -1;
 
     /* Every PNG to 8-bit RGB, as PIL's convert("RGB") would have it. */
@@ -370,7 +447,7 @@ static int png_decode_into(struct png_context *ctx, struct image *out)
         png_get_rowbytes(png, info) != stride)
         return err_set("PNG (color type %d, %d-bit) did not convert to 8-bit RGB", color_type,
                        bit_depth);
-    ctx->pixels = alloc_pixels(width, height);
+    ctx->pixels = alloc_pixels(width, height, &ctx->gated);
     ctx->rows = malloc((size_t)height * sizeof *ctx->rows);
     if (!ctx->pixels || !ctx->rows)
         return err_set("out of memory decoding a %lux%lu PNG", (unsigned long)width,
@@ -385,7 +462,9 @@ static int png_decode_into(struct png_context *ctx, struct image *out)
     out->pixels = ctx->pixels;
     out->width = (int)width;
     out->height = (int)height;
+    out->gated = ctx->gated;
     ctx->pixels = NULL;
+    ctx->gated = false;
     return 0;
 }
 
@@ -400,7 +479,7 @@ static int decode_png(const uint8_t *data, size_t len, struct image *out)
     int rc = png_decode_into(&ctx, out);
     png_destroy_read_struct(&ctx.png, &ctx.info, NULL); /* NULL-safe */
     free(ctx.rows);
-    free(ctx.pixels);
+    release_pixels(ctx.pixels, ctx.gated);
     return rc;
 }
 

@@ -3,7 +3,7 @@
  *
  * This is the one place where untrusted image bytes (training files, HTTP request bodies) meet
  * a codec, so it is defensive: the size in the header is checked against IMAGE_MAX_SIDE and
- * IMAGE_MAX_PIXELS before anything is allocated, a truncated or corrupt file is an error with
+ * the pixel caps below before anything is allocated, a truncated or corrupt file is an error with
  * the codec's own message rather than an image with grey rows, and every error path frees
  * what it took. The result is what PIL's Image.open(f).convert("RGB") gives: alpha and tRNS
  * are dropped (not composited), 16-bit samples keep their high byte, CMYK JPEGs are read with
@@ -22,6 +22,7 @@
 #ifndef IMAGE_DECODE_H
 #define IMAGE_DECODE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,10 +31,19 @@
 struct image {
     uint8_t *pixels;
     int width, height;
+    bool gated; /* decoded over 40 MP: holds decode.c's one-at-a-time gate until image_free */
 };
 
-#define IMAGE_MAX_SIDE 16384
-#define IMAGE_MAX_PIXELS (40 * 1000 * 1000) /* cap so a hostile file cannot exhaust memory */
+/* The caps are PIL's, so that what a Python handler opens we open too (a 48 MP phone photo, a
+ * 20000-pixel panorama), and a hostile header is refused before anything is allocated:
+ * decoded pixels at most PIL's Image.MAX_IMAGE_PIXELS (89478485, 268 MB of RGB; PIL opens up
+ * to it without a warning); a JPEG's header may claim up to twice that (PIL's
+ * DecompressionBombError threshold) when it is decoded at a reduced scale that brings it
+ * under the cap (serve at 224 px decodes a 108 MP photo at 1/8). A side is at most 65535
+ * (JPEG's own limit is 65500). */
+#define IMAGE_MAX_SIDE 65535
+#define IMAGE_MAX_PIXELS 89478485
+#define IMAGE_MAX_HEADER_PIXELS (2 * IMAGE_MAX_PIXELS)
 
 enum image_format { IMAGE_FORMAT_UNKNOWN, IMAGE_FORMAT_JPEG, IMAGE_FORMAT_PNG };
 

@@ -20,6 +20,8 @@ static const struct {
     {MEDIA_JSONLINES, MEDIA_KIND_JSONLINES},
     {"application/jsonl", MEDIA_KIND_JSONLINES},
     {"application/x-jsonlines", MEDIA_KIND_JSONLINES},
+    {"application/octet-stream", MEDIA_KIND_SNIFF},
+    {"binary/octet-stream", MEDIA_KIND_SNIFF},
 };
 
 enum media_kind media_kind_of(const char *s, size_t len)

@@ -2,7 +2,8 @@
  * request_decode.c - the default input_fn: a request body into a model batch.
  *
  * Inputs (Content-Type, media_types.h):
- *   image/jpeg, image/png, application/x-image (sniffed)     one image
+ *   image/jpeg, image/png, application/x-image (sniffed)     one image, raw or base64 text
+ *   application/octet-stream, binary/octet-stream, none      told by the bytes (sniff_body)
  *   application/x-npy   a NumPy array [N,3,H,W] or [3,H,W] of pixels (npy.h): any integer
  *                       dtype holding 0..255 (NumpySerializer sends a list as int64),
  *                       float32/64
@@ -98,6 +99,51 @@ static int decode_image_into(const struct sm_context *ctx, const uint8_t *data, 
     return rc;
 }
 
+/* ---- images sent as base64 text ---- */
+
+/* s[0..n) read as a base64 image: blanks and one pair of surrounding quotes ignored, and a
+ * "data:image/png;base64," prefix (what browsers and canvas.toDataURL give) skipped. The bytes
+ * (malloc'd, *len set), or NULL when the text is not base64 or memory ran out. */
+static uint8_t *base64_text_decode(const char *s, size_t n, size_t *len)
+{
+    while (n && isspace((unsigned char)*s))
+        s++, n--;
+    while (n && isspace((unsigned char)s[n - 1]))
+        n--;
+    if (n >= 2 && s[0] == '"' && s[n - 1] == '"')
+        s++, n -= 2;
+    if (n > 5 && strncasecmp(s, "data:", 5) == 0) {
+        const char *comma = memchr(s, ',', n);
+        if (!comma || comma - s < 12 || strncasecmp(comma - 7, ";base64", 7) != 0)
+            return NULL;
+        n -= (size_t)(comma + 1 - s);
+        s = comma + 1;
+    }
+    if (n == 0 || memchr(s, '\0', n))
+        return NULL;
+    char *text = strndup(s, n);
+    if (!text)
+        return NULL;
+    uint8_t *bytes = base64_decode(text, len);
+    free(text);
+    return bytes;
+}
+
+/* A body sent as an image that holds one base64-encoded instead (the AWS CLI's
+ * invoke-endpoint --body with --cli-binary-format raw-in-base64-out, a Lambda that forwards
+ * the base64 string it got): the decoded JPEG or PNG, or NULL. */
+static uint8_t *base64_image_body(const uint8_t *body, size_t len, size_t *out_len)
+{
+    if (image_sniff(body, len) != IMAGE_FORMAT_UNKNOWN)
+        return NULL;
+    uint8_t *bytes = base64_text_decode((const char *)body, len, out_len);
+    if (bytes && image_sniff(bytes, *out_len) == IMAGE_FORMAT_UNKNOWN) {
+        free(bytes);
+        bytes = NULL;
+    }
+    return bytes;
+}
+
 /* ---- pixel arrays (from NPY or JSON) ---- */
 
 struct pixels {
@@ -122,7 +168,8 @@ static int pixels_to_batch(const struct sm_context *ctx, const struct pixels *p,
     }
     double scale = !p->integers && max <= 1.0 ? 255.0 : 1.0; /* 0..1 floats, as ToTensor gives */
     int rc = batch_alloc(ctx, p->n, out, err);
-    struct image img = {malloc((size_t)(p->h * p->w * 3)), (int)p->w, (int)p->h};
+    struct image img = {.pixels = malloc((size_t)(p->h * p->w * 3)), .width = (int)p->w,
+                        .height = (int)p->h};
     if (rc == 0 && !img.pixels)
         rc = serve_fail(err, 500, "out of memory");
     size_t plane = (size_t)(p->h * p->w);
@@ -303,7 +350,7 @@ static int json_record_into(const struct sm_context *ctx, const cJSON *rec, size
     }
     if (cJSON_IsString(b64)) {
         size_t len;
-        uint8_t *bytes = base64_decode(b64->valuestring, &len);
+        uint8_t *bytes = base64_text_decode(b64->valuestring, strlen(b64->valuestring), &len);
         if (!bytes)
             return serve_fail(err, 400, "an image string is not valid base64");
         int rc = batch_alloc(ctx, 1, b, err);
@@ -419,6 +466,26 @@ static int json_input(const struct sm_context *ctx, const struct sm_request *req
     return rc;
 }
 
+/* What a body sent without a type of its own (application/octet-stream, the SDK's Predictor
+ * with no serializer, or none at all) holds, by its first bytes: an image (raw or as base64
+ * text), a .npy array or JSON. MEDIA_KIND_OTHER when it is none of them. */
+static enum media_kind sniff_body(const uint8_t *body, size_t len)
+{
+    if (image_sniff(body, len) != IMAGE_FORMAT_UNKNOWN)
+        return MEDIA_KIND_IMAGE;
+    if (len >= 6 && memcmp(body, "\x93NUMPY", 6) == 0)
+        return MEDIA_KIND_NPY;
+    size_t i = 0;
+    while (i < len && isspace(body[i]))
+        i++;
+    if (i < len && (body[i] == '{' || body[i] == '['))
+        return MEDIA_KIND_JSON;
+    size_t n;
+    uint8_t *image = base64_image_body(body, len, &n);
+    free(image);
+    return image ? MEDIA_KIND_IMAGE : MEDIA_KIND_OTHER;
+}
+
 int serve_input_fn(const struct sm_context *ctx, const struct sm_request *req,
                    struct sm_batch *out, struct sm_error *err)
 {
@@ -427,12 +494,18 @@ int serve_input_fn(const struct sm_context *ctx, const struct sm_request *req,
     if (req->body_len == 0)
         return serve_fail(err, 400, "the request body is empty");
     enum media_kind kind = media_kind_of(ct, strlen(ct));
+    if (kind == MEDIA_KIND_SNIFF || !*ct)
+        kind = sniff_body(req->body, req->body_len);
     if (kind == MEDIA_KIND_IMAGE) {
+        size_t len = req->body_len;
+        uint8_t *decoded = base64_image_body(req->body, req->body_len, &len);
         int rc = batch_alloc(ctx, 1, out, err);
-        if (rc == 0 && (rc = decode_image_into(ctx, req->body, req->body_len, out->data, err)) != 0) {
+        if (rc == 0 && (rc = decode_image_into(ctx, decoded ? decoded : req->body, len, out->data,
+                                               err)) != 0) {
             free(out->data);
             out->data = NULL;
         }
+        free(decoded);
         return rc;
     }
     if (kind == MEDIA_KIND_NPY) {
@@ -445,6 +518,10 @@ int serve_input_fn(const struct sm_context *ctx, const struct sm_request *req,
     }
     if (kind == MEDIA_KIND_JSON || kind == MEDIA_KIND_JSONLINES)
         return json_input(ctx, req, kind == MEDIA_KIND_JSONLINES, out, err);
+    if (!*ct || media_kind_of(ct, strlen(ct)) == MEDIA_KIND_SNIFF)
+        return serve_fail(err, 415, "the body, sent as %s, is not a JPEG or PNG image, a .npy array "
+                                    "or JSON: send one of them, or name its type: " MEDIA_INPUTS_TEXT,
+                          *ct ? ct : "no Content-Type");
     return serve_fail(err, 415, "unsupported Content-Type \"%s\": send " MEDIA_INPUTS_TEXT, ct);
 }
 

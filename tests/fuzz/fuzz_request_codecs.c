@@ -1,7 +1,7 @@
 /*
  * fuzz_request_codecs.c - libFuzzer target: the request codecs of serve (NPY, JSON pixels,
- * base64 images in JSON, JSON Lines, raw images; {"url"} bodies with fetching turned off)
- * through serve_input_fn, the Accept check (q-values, format= and verbose= parameters), and
+ * base64 images in JSON, JSON Lines, raw or base64 images, untyped bodies told by their bytes;
+ * {"url"} bodies with fetching turned off) through serve_input_fn, the Accept check (q-values, format= and verbose= parameters), and
  * the answer formats (ours, the built-in algorithm's, the PyTorch container's) through
  * serve_output_fn with the custom attributes (top_k,
  * threshold) taken from the input.
@@ -17,7 +17,8 @@
 
 static const char *const types[] = {"application/x-npy", "application/json",
                                     "application/jsonlines", "application/x-image",
-                                    "image/png", "image/jpeg", "text/csv", ""};
+                                    "image/png", "image/jpeg", "text/csv", "",
+                                    "application/octet-stream"};
 static const char *const accepts[] = {"application/json", "application/x-npy",
                                       "application/jsonlines", "*/*", "",
                                       "application/json;verbose", "text/csv",

@@ -88,6 +88,31 @@ def test_ping_then_images_match_pytorch(server, trained):
             assert pred["top_k"][0]["label"] == pred["predicted_label"]
 
 
+def test_large_photos_open_as_pil_opens_them(server, trained, tmp_path):
+    """A handler's Image.open takes photos up to PIL's MAX_IMAGE_PIXELS (89.5 MP) without a
+    word: a 48 MP phone JPEG (decoded at a reduced DCT scale) and a 49 MP PNG (decoded whole)
+    are answered as PyTorch answers them, not refused (the cap was 40 MP before). Over PIL's
+    limit stays a 400 naming it."""
+    root, test_dir = trained
+    small = Image.open(sorted(test_dir.rglob("*.png"))[0]).convert("RGB")
+    cases = [("photo.jpg", (8000, 6000), "image/jpeg", dict(quality=90)),
+             ("scan.png", (7000, 7000), "image/png", dict(compress_level=1))]
+    for name, size, ctype, opts in cases:
+        f = tmp_path / name
+        small.resize(size, Image.NEAREST).save(f, **opts)
+        assert f.stat().st_size < 6 << 20, f.stat().st_size
+        want, meta = reference_probs(root, [f])
+        status, _, body = server.invoke(f.read_bytes(), ctype)
+        assert status == 200, body
+        pred = json.loads(body)["predictions"][0]
+        np.testing.assert_allclose(pred["probabilities"], want[0], atol=0.02)
+        assert pred["predicted_index"] == int(want[0].argmax())
+    over = io.BytesIO()
+    Image.new("RGB", (10000, 8948)).save(over, "PNG", compress_level=1)
+    status, _, body = server.invoke(over.getvalue(), "image/png")
+    assert status == 400 and "89478485 pixels" in json.loads(body)["error"], body
+
+
 def pixels(files):
     return np.stack([np.asarray(Image.open(f).convert("RGB")).transpose(2, 0, 1) for f in files])
 
@@ -209,6 +234,44 @@ def test_errors_have_status_and_json_body(server, trained):
     status, body = chunked_post(server.port, "/invocations", [b"\0" * (1 << 20)] * 8, "image/png")
     assert status == 413, body
     assert server.request("GET", "/ping")[0] == 200  # still alive
+
+
+def test_untyped_and_base64_image_bodies_are_read(server, trained):
+    """Bodies that name no type of their own are told by their bytes: the SDK's plain
+    Predictor(endpoint) sends application/octet-stream (IdentitySerializer), invoke_endpoint may
+    leave ContentType out. An image sent as base64 text (the AWS CLI with raw-in-base64-out, a
+    Lambda forwarding the string it got; a data: URL) is decoded. Each answer is the one the
+    typed, raw request gets; a body that is none of them is a 415 saying what is read."""
+    jpg = sorted(trained[1].rglob("*.jpg"))[0].read_bytes()
+    want = server.invoke(jpg, "image/jpeg")
+    assert want[0] == 200
+    b64 = base64.b64encode(jpg)
+    pixels = np.asarray(Image.open(io.BytesIO(jpg)).convert("RGB"), np.uint8).transpose(2, 0, 1)[None]
+    npy_want = server.invoke(npy_bytes(pixels), "application/x-npy")
+    assert npy_want[0] == 200
+    same = [
+        (server.invoke(jpg, "application/octet-stream"), want),
+        (server.invoke(jpg, "binary/octet-stream"), want),
+        (server.request("POST", "/invocations", jpg, {}), want),  # no Content-Type at all
+        (server.invoke(b64, "image/jpeg"), want),
+        (server.invoke(b"\"" + b64 + b"\"\n", "application/x-image"), want),
+        (server.invoke(b64, "application/octet-stream"), want),
+        (server.invoke(b"data:image/jpeg;base64," + b64, "image/jpeg"), want),
+        (server.invoke(json.dumps({"instances": [{"b64": "data:image/jpeg;base64," + b64.decode()}]}),
+                       "application/json"), want),
+        (server.invoke(npy_bytes(pixels), "application/octet-stream"), npy_want),
+        (server.invoke(json.dumps(pixels.tolist()), "application/octet-stream"), npy_want),
+    ]
+    for (status, _, body), (_, _, expected) in same:
+        assert status == 200, body
+        assert json.loads(body) == json.loads(expected)
+    status, headers, body = server.invoke(b"plain words", "application/octet-stream")
+    assert status == 415 and "not a JPEG or PNG image, a .npy array or JSON" in json.loads(body)["error"]
+    status, _, body = server.request("POST", "/invocations", b"\x00\x01", {})
+    assert status == 415 and "no Content-Type" in json.loads(body)["error"], body
+    # base64 of something that is not an image stays the error it was.
+    status, _, body = server.invoke(base64.b64encode(b"not an image"), "image/png")
+    assert status == 400 and "not a JPEG or PNG" in json.loads(body)["error"], body
 
 
 def test_execution_parameters(trained, tmp_path):
