@@ -14,7 +14,8 @@
  * Pixel arrays hold values 0..255; float arrays whose values all lie in [0, 1] are taken as
  * 0..1 and scaled. Every image then gets the training's evaluation transform
  * (image_eval_transform) under the model's resize_mode (crop, squash or auto), so what was
- * validated is what is served. Limits: MAX_* below, each refused with a 400 naming it.
+ * validated is what is served. An array with values below 0 is not pixels but a model input
+ * the client normalised: it goes to the model as it is (model_input_to_batch). Limits: MAX_* below, each refused with a 400 naming it.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -152,6 +153,27 @@ struct pixels {
     bool integers; /* uint8 data or whole numbers: 0..255 as they are, never rescaled */
 };
 
+/* Floats below 0 are not pixels: the array is a model input normalised on the client
+ * (torchvision's ToTensor + Normalize, sent through PyTorchPredictor's NumpySerializer or as
+ * JSON), which the PyTorch container's default input_fn hands to the model as it is. So do we,
+ * when it has the model's size: an array of another size cannot be resized without knowing
+ * the normalisation it went through. */
+static int model_input_to_batch(const struct sm_context *ctx, const struct pixels *p,
+                                struct sm_batch *out, struct sm_error *err)
+{
+    if (p->h != ctx->image_size || p->w != ctx->image_size)
+        return serve_fail(err, 400, "The array holds values below 0, so it is read as a model input "
+                                    "already normalised, which must be %dx%d (the model's "
+                                    "image_size); it is %lldx%lld. Send pixels (0 to 255, or 0 to 1 "
+                                    "floats) to have them resized and normalised here.",
+                          ctx->image_size, ctx->image_size, (long long)p->h, (long long)p->w);
+    int rc = batch_alloc(ctx, p->n, out, err);
+    size_t total = (size_t)(p->n * 3 * p->h * p->w);
+    for (size_t i = 0; rc == 0 && i < total; i++)
+        out->data[i] = (float)p->v[i];
+    return rc;
+}
+
 static int pixels_to_batch(const struct sm_context *ctx, const struct pixels *p,
                            struct sm_batch *out, struct sm_error *err)
 {
@@ -159,13 +181,21 @@ static int pixels_to_batch(const struct sm_context *ctx, const struct pixels *p,
         return serve_fail(err, 400, "images must be 1 to %d pixels a side, got %lldx%lld",
                     MAX_PIXEL_SIDE, (long long)p->h, (long long)p->w);
     size_t total = (size_t)(p->n * 3 * p->h * p->w);
-    double max = 0;
+    double max = 0, min = 0;
     for (size_t i = 0; i < total; i++) {
         if (!isfinite(p->v[i]))
             return serve_fail(err, 400, "pixel values must be finite numbers");
         if (p->v[i] > max)
             max = p->v[i];
+        if (p->v[i] < min)
+            min = p->v[i];
     }
+    if (min < 0) /* JSON cannot tell -1.0 from -1: a black image normalised is all whole */
+        return model_input_to_batch(ctx, p, out, err);
+    if (p->integers && max > 255)
+        return serve_fail(err, 400, "The array holds the whole number %.0f: integer pixels must lie "
+                                    "in 0 to 255.",
+                          max);
     double scale = !p->integers && max <= 1.0 ? 255.0 : 1.0; /* 0..1 floats, as ToTensor gives */
     int rc = batch_alloc(ctx, p->n, out, err);
     struct image img = {.pixels = malloc((size_t)(p->h * p->w * 3)), .width = (int)p->w,

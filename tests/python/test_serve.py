@@ -236,6 +236,35 @@ def test_errors_have_status_and_json_body(server, trained):
     assert server.request("GET", "/ping")[0] == 200  # still alive
 
 
+def test_normalised_tensors_go_to_the_model_as_they_are(server, trained):
+    """PyTorch notebooks send what their eval transform made: predictor.predict(x.numpy()) with
+    x = Normalize(ToTensor(img)), through PyTorchPredictor's NumpySerializer (or as JSON); the
+    PyTorch container's default input_fn hands it to the model unchanged. Values below 0 cannot
+    be pixels, so such an array is fed as it is: PyTorch's own probabilities, to float
+    precision (read as pixels they were clipped to 0 and normalised a second time). Of another
+    size it is a 400 saying why; integer pixels over 255 are a 400 too."""
+    root, test_dir = trained
+    files = sorted(test_dir.rglob("*.png"))[:3]
+    expected, meta = reference_probs(root, files)
+    tf = metadata_eval_transform(meta)
+    x = torch.stack([tf(Image.open(f).convert("RGB")) for f in files]).numpy()
+    assert x.min() < 0
+    for body, ctype in [(npy_bytes(x), "application/x-npy"), (npy_bytes(x.astype(np.float64)), "application/x-npy"),
+                        (json.dumps(x.tolist()), "application/json"),
+                        (json.dumps({"instances": [x[0].tolist()]}), "application/json")]:
+        status, _, out = server.invoke(body, ctype)
+        assert status == 200, out
+        got = [p["probabilities"] for p in json.loads(out)["predictions"]]
+        np.testing.assert_allclose(got, expected[:len(got)], atol=1e-5, err_msg=ctype)
+    black = np.full((1, 3, 32, 32), -1.0, np.float32)  # a black image under 0.5/0.5: all whole
+    status, _, out = server.invoke(json.dumps(black.tolist()), "application/json")
+    assert status == 200, out
+    status, _, out = server.invoke(npy_bytes(np.full((1, 3, 40, 40), -0.5, np.float32)), "application/x-npy")
+    assert status == 400 and "already normalised, which must be 32x32" in json.loads(out)["error"], out
+    status, _, out = server.invoke(json.dumps([[[[300] * 4] * 4] * 3]), "application/json")
+    assert status == 400 and "integer pixels must lie in 0 to 255" in json.loads(out)["error"], out
+
+
 def test_untyped_and_base64_image_bodies_are_read(server, trained):
     """Bodies that name no type of their own are told by their bytes: the SDK's plain
     Predictor(endpoint) sends application/octet-stream (IdentitySerializer), invoke_endpoint may
