@@ -16,12 +16,14 @@ static const struct {
     {"image/png", MEDIA_KIND_IMAGE},
     {"application/x-image", MEDIA_KIND_IMAGE},
     {MEDIA_NPY, MEDIA_KIND_NPY},
+    {"tensor/pt", MEDIA_KIND_NPY}, /* the SDK's TorchTensorSerializer/Deserializer: .npy bytes */
     {MEDIA_JSON, MEDIA_KIND_JSON},
     {MEDIA_JSONLINES, MEDIA_KIND_JSONLINES},
     {"application/jsonl", MEDIA_KIND_JSONLINES},
     {"application/x-jsonlines", MEDIA_KIND_JSONLINES},
     {"application/octet-stream", MEDIA_KIND_SNIFF},
     {"binary/octet-stream", MEDIA_KIND_SNIFF},
+    {"file-path/raw-bytes", MEDIA_KIND_SNIFF}, /* the SDK's DataSerializer: a file's bytes */
 };
 
 enum media_kind media_kind_of(const char *s, size_t len)

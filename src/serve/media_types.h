@@ -19,10 +19,11 @@
 enum media_kind {
     MEDIA_KIND_OTHER = 0,
     MEDIA_KIND_IMAGE,     /* image/jpeg, image/jpg, image/png, application/x-image */
-    MEDIA_KIND_NPY,       /* application/x-npy */
+    MEDIA_KIND_NPY,       /* application/x-npy, tensor/pt */
     MEDIA_KIND_JSON,      /* application/json */
     MEDIA_KIND_JSONLINES, /* application/jsonlines, application/jsonl, application/x-jsonlines */
-    MEDIA_KIND_SNIFF,     /* application/octet-stream, binary/octet-stream: told by the bytes */
+    MEDIA_KIND_SNIFF,     /* application/octet-stream, binary/octet-stream, file-path/raw-bytes:
+                           * told by the bytes */
 };
 
 /* The kind of the type name s[0..len), compared without regard to case; no parameters (the

@@ -267,8 +267,9 @@ def test_normalised_tensors_go_to_the_model_as_they_are(server, trained):
 
 def test_untyped_and_base64_image_bodies_are_read(server, trained):
     """Bodies that name no type of their own are told by their bytes: the SDK's plain
-    Predictor(endpoint) sends application/octet-stream (IdentitySerializer), invoke_endpoint may
-    leave ContentType out. An image sent as base64 text (the AWS CLI with raw-in-base64-out, a
+    Predictor(endpoint) sends application/octet-stream (IdentitySerializer), DataSerializer
+    file-path/raw-bytes, invoke_endpoint may leave ContentType out; TorchTensorSerializer's
+    tensor/pt is .npy bytes. An image sent as base64 text (the AWS CLI with raw-in-base64-out, a
     Lambda forwarding the string it got; a data: URL) is decoded. Each answer is the one the
     typed, raw request gets; a body that is none of them is a 415 saying what is read."""
     jpg = sorted(trained[1].rglob("*.jpg"))[0].read_bytes()
@@ -281,6 +282,7 @@ def test_untyped_and_base64_image_bodies_are_read(server, trained):
     same = [
         (server.invoke(jpg, "application/octet-stream"), want),
         (server.invoke(jpg, "binary/octet-stream"), want),
+        (server.invoke(jpg, "file-path/raw-bytes"), want),  # the SDK's DataSerializer()
         (server.request("POST", "/invocations", jpg, {}), want),  # no Content-Type at all
         (server.invoke(b64, "image/jpeg"), want),
         (server.invoke(b"\"" + b64 + b"\"\n", "application/x-image"), want),
@@ -289,11 +291,18 @@ def test_untyped_and_base64_image_bodies_are_read(server, trained):
         (server.invoke(json.dumps({"instances": [{"b64": "data:image/jpeg;base64," + b64.decode()}]}),
                        "application/json"), want),
         (server.invoke(npy_bytes(pixels), "application/octet-stream"), npy_want),
+        (server.invoke(npy_bytes(pixels), "tensor/pt"), npy_want),  # TorchTensorSerializer
         (server.invoke(json.dumps(pixels.tolist()), "application/octet-stream"), npy_want),
     ]
     for (status, _, body), (_, _, expected) in same:
         assert status == 200, body
         assert json.loads(body) == json.loads(expected)
+    # TorchTensorDeserializer asks for tensor/pt: .npy bytes, which it reads with np.load.
+    status, _, body = server.invoke(npy_bytes(pixels), "tensor/pt", accept="tensor/pt")
+    assert status == 200
+    probs = np.load(io.BytesIO(body))
+    np.testing.assert_allclose(probs[0], json.loads(npy_want[2])["predictions"][0]["probabilities"],
+                               atol=1e-6)
     status, headers, body = server.invoke(b"plain words", "application/octet-stream")
     assert status == 415 and "not a JPEG or PNG image, a .npy array or JSON" in json.loads(body)["error"]
     status, _, body = server.request("POST", "/invocations", b"\x00\x01", {})
