@@ -3,8 +3,9 @@
  *
  * Inputs (Content-Type, media_types.h):
  *   image/jpeg, image/png, application/x-image (sniffed)     one image, raw or base64 text
- *   application/octet-stream, binary/octet-stream, none      told by the bytes (sniff_body)
- *   application/x-npy   a NumPy array [N,3,H,W] or [3,H,W] of pixels (npy.h): any integer
+ *   application/octet-stream, binary/octet-stream, file-path/raw-bytes, none
+ *                       told by the bytes (sniff_body)
+ *   application/x-npy, tensor/pt   a NumPy array [N,3,H,W] or [3,H,W] of pixels (npy.h): any integer
  *                       dtype holding 0..255 (NumpySerializer sends a list as int64),
  *                       float32/64
  *   application/json    a nested list of pixels shaped as above (what the seeds' Lambda sends),
@@ -15,7 +16,8 @@
  * 0..1 and scaled. Every image then gets the training's evaluation transform
  * (image_eval_transform) under the model's resize_mode (crop, squash or auto), so what was
  * validated is what is served. An array with values below 0 is not pixels but a model input
- * the client normalised: it goes to the model as it is (model_input_to_batch). Limits: MAX_* below, each refused with a 400 naming it.
+ * the client normalised: it goes to the model as it is (model_input_to_batch). Limits: MAX_*
+ * below, each refused with a 400 naming it.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
