@@ -5,7 +5,8 @@
  *   image/jpeg, image/png, application/x-image (sniffed)     one image, raw or base64 text
  *   application/octet-stream, binary/octet-stream, file-path/raw-bytes, none
  *                       told by the bytes (sniff_body)
- *   application/x-npy, tensor/pt   a NumPy array [N,3,H,W] or [3,H,W] of pixels (npy.h): any integer
+ *   application/x-npy, tensor/pt
+ *                       a NumPy array [N,3,H,W] or [3,H,W] of pixels (npy.h): any integer
  *                       dtype holding 0..255 (NumpySerializer sends a list as int64),
  *                       float32/64
  *   application/json    a nested list of pixels shaped as above (what the seeds' Lambda sends),
