@@ -398,6 +398,18 @@ static int png_check_ihdr(const uint8_t *data, size_t len)
     return check_size(IMAGE_FORMAT_PNG, width, height, IMAGE_MAX_PIXELS);
 }
 
+/* A row of big-endian 16-bit gray samples, in place, into RGB clipped at 255 (PIL's I;16 to
+ * RGB). From the last pixel back: pixel x is read from bytes 2x..2x+1 before bytes 3x..3x+2
+ * are written, and no pixel before it is stored at or after 3x. */
+static void gray16_row_to_rgb(uint8_t *row, png_uint_32 width)
+{
+    for (png_uint_32 x = width; x-- > 0;) {
+        unsigned v = (unsigned)row[2 * (size_t)x] << 8 | row[2 * (size_t)x + 1];
+        uint8_t g = (uint8_t)(v > 255 ? 255 : v);
+        row[3 * (size_t)x] = row[3 * (size_t)x + 1] = row[3 * (size_t)x + 2] = g;
+    }
+}
+
 static int png_decode_into(struct png_context *ctx, struct image *out)
 {
     ctx->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, ctx, png_on_error, png_on_warning);
@@ -426,14 +438,19 @@ static int png_decode_into(struct png_context *ctx, struct image *out)
     if (check_size(IMAGE_FORMAT_PNG, width, height, IMAGE_MAX_PIXELS) < 0)
         return -1;
 
-    /* Every PNG to 8-bit RGB, as PIL's convert("RGB") would have it. */
-    if (bit_depth == 16)
+    /* Every PNG to 8-bit RGB, as PIL's convert("RGB") would have it. 16-bit samples keep their
+     * high byte, except 16-bit gray: PIL opens it as mode I;16, whose conversion clips at 255
+     * instead (256 and 65535 are both white), and that is what a Python user trained on and
+     * serves with, so it is read whole and clipped (gray16_row_to_rgb). */
+    bool gray16 = color_type == PNG_COLOR_TYPE_GRAY && bit_depth == 16;
+    if (bit_depth == 16 && !gray16)
         png_set_strip_16(png); /* the high byte, not a rounded scale (png_set_scale_16) */
     if (color_type == PNG_COLOR_TYPE_PALETTE)
         png_set_palette_to_rgb(png);
     if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8)
         png_set_expand_gray_1_2_4_to_8(png);
-    if (color_type == PNG_COLOR_TYPE_GRAY || color_type == PNG_COLOR_TYPE_GRAY_ALPHA)
+    if ((color_type == PNG_COLOR_TYPE_GRAY && !gray16) ||
+        color_type == PNG_COLOR_TYPE_GRAY_ALPHA)
         png_set_gray_to_rgb(png);
     /* Unconditionally: a palette with a tRNS chunk expands to RGBA, and stripping is a no-op
      * on rows without alpha. Gray/RGB tRNS is never turned into alpha (no png_set_tRNS_to_alpha),
@@ -442,9 +459,10 @@ static int png_decode_into(struct png_context *ctx, struct image *out)
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
 
-    size_t stride = (size_t)width * 3;
-    if (png_get_bit_depth(png, info) != 8 || png_get_channels(png, info) != 3 ||
-        png_get_rowbytes(png, info) != stride)
+    size_t stride = (size_t)width * 3; /* 16-bit gray rows (2 bytes a pixel) fit in it too */
+    if (png_get_bit_depth(png, info) != (gray16 ? 16 : 8) ||
+        png_get_channels(png, info) != (gray16 ? 1 : 3) ||
+        png_get_rowbytes(png, info) != (gray16 ? (size_t)width * 2 : stride))
         return err_set("PNG (color type %d, %d-bit) did not convert to 8-bit RGB", color_type,
                        bit_depth);
     ctx->pixels = alloc_pixels(width, height, &ctx->gated);
@@ -458,6 +476,8 @@ static int png_decode_into(struct png_context *ctx, struct image *out)
      * image data (png_read_end: trailing chunks, IEND) cannot change the pixels, so it is not
      * read, as PIL does not insist on it either. */
     png_read_image(png, ctx->rows);
+    for (png_uint_32 y = 0; gray16 && y < height; y++)
+        gray16_row_to_rgb(ctx->rows[y], width);
 
     out->pixels = ctx->pixels;
     out->width = (int)width;

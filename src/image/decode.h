@@ -6,8 +6,9 @@
  * the pixel caps below before anything is allocated, a truncated or corrupt file is an error with
  * the codec's own message rather than an image with grey rows, and every error path frees
  * what it took. The result is what PIL's Image.open(f).convert("RGB") gives: alpha and tRNS
- * are dropped (not composited), 16-bit samples keep their high byte, CMYK JPEGs are read with
- * Adobe's inverted convention.
+ * are dropped (not composited), 16-bit samples keep their high byte (16-bit gray, PIL's mode
+ * I;16, is clipped at 255 instead, as PIL converts it), CMYK JPEGs are read with Adobe's
+ * inverted convention.
  *
  * Not here: resizing, cropping and normalisation (transform.h), reading files (fileio.h),
  * other formats (GIF, WebP, BMP, TIFF), colour management (ICC profiles and gamma are ignored,

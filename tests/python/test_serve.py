@@ -113,6 +113,21 @@ def test_large_photos_open_as_pil_opens_them(server, trained, tmp_path):
     assert status == 400 and "89478485 pixels" in json.loads(body)["error"], body
 
 
+def test_16bit_gray_png_as_pil_reads_it(server, trained, tmp_path):
+    """PIL opens a 16-bit gray PNG as mode I;16 and convert("RGB") clips it at 255: that is
+    what a Python user's model saw and what their handler feeds it. Ours matches PyTorch's
+    probabilities for such a file (keeping the high byte gave a different, darker image)."""
+    root, _ = trained
+    rng = np.random.default_rng(3)
+    f = tmp_path / "depth16.png"
+    Image.fromarray(rng.integers(0, 600, (32, 32)).astype(np.uint16)).save(f)
+    assert Image.open(f).mode == "I;16"
+    want, _ = reference_probs(root, [f])
+    status, _, body = server.invoke(f.read_bytes(), "image/png")
+    assert status == 200, body
+    np.testing.assert_allclose(json.loads(body)["predictions"][0]["probabilities"], want[0], atol=2e-4)
+
+
 def pixels(files):
     return np.stack([np.asarray(Image.open(f).convert("RGB")).transpose(2, 0, 1) for f in files])
 
