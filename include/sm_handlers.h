@@ -64,6 +64,10 @@ struct sm_context {
     int device_index;            /* set before model_fn runs: on a GPU host, the CUDA device
                                     (cuda:<device_index % GPUs>) this replica's model belongs on;
                                     the default model_fn puts it there */
+    int jpeg_dct_scaling;        /* 1 (SERVE_JPEG_DCT_SCALING=true, set by the default model_fn):
+                                    the default input_fn may decode a large JPEG at a reduced DCT
+                                    scale, faster but not Pillow's pixels; 0: full size, as PIL's
+                                    Image.open gives it */
 };
 
 struct sm_request {

@@ -421,10 +421,10 @@ int serve_model_fn(const char *model_dir, struct sm_context *ctx, struct sm_erro
         return 500;
     }
     int rc = load(model_dir, sm);
-    bool fold = true;
+    bool fold = true, dct_scaling = false;
     int channels_last = -1;
     if (rc == 0)
-        rc = model_settings_inference(&fold, &channels_last, &sm->bf16);
+        rc = model_settings_inference(&fold, &channels_last, &sm->bf16, &dct_scaling);
     if (rc == 0 && fold)
         rc = model_fold_batchnorm(sm->net);
     if (rc == 0) {
@@ -442,11 +442,14 @@ int serve_model_fn(const char *model_dir, struct sm_context *ctx, struct sm_erro
                                                : sm->device.type == TC_CUDA || !sm->net->fixed_input_size;
         rc = model_to(sm->net, sm->device, sm->channels_last);
         if (rc == 0)
-            log_info("inference on %s: %s, batch norms %s, %s (SERVE_PRECISION, "
-                     "SERVE_FOLD_BATCHNORM, SERVE_CHANNELS_LAST)",
+            log_info("inference on %s: %s, batch norms %s, %s, JPEGs decoded %s "
+                     "(SERVE_PRECISION, SERVE_FOLD_BATCHNORM, SERVE_CHANNELS_LAST, "
+                     "SERVE_JPEG_DCT_SCALING)",
                      sm->device_name, sm->bf16 ? "bfloat16 autocast" : "float32",
                      sm->net->folded ? "folded into the convolutions" : "as trained",
-                     sm->channels_last ? "channels-last" : "NCHW");
+                     sm->channels_last ? "channels-last" : "NCHW",
+                     dct_scaling ? "at the smallest DCT scale the resize allows"
+                                 : "at full size, as Pillow decodes them");
     }
     if (rc == 0)
         rc = warm_up(sm);
@@ -463,6 +466,7 @@ int serve_model_fn(const char *model_dir, struct sm_context *ctx, struct sm_erro
     ctx->resize_size = sm->resize_size;
     ctx->resize_mode = (int)sm->resize_mode;
     ctx->squash = sm->resize_mode == IMAGE_RESIZE_SQUASH;
+    ctx->jpeg_dct_scaling = dct_scaling;
     memcpy(ctx->mean, sm->mean, sizeof ctx->mean);
     memcpy(ctx->std, sm->std, sizeof ctx->std);
     return 0;

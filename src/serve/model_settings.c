@@ -327,9 +327,11 @@ int model_settings_from_env(struct serve_model *sm)
     return rc;
 }
 
-int model_settings_inference(bool *fold, int *channels_last, bool *bf16)
+int model_settings_inference(bool *fold, int *channels_last, bool *bf16, bool *dct_scaling)
 {
     int rc = env_switch("SERVE_FOLD_BATCHNORM", fold);
+    if (rc == 0)
+        rc = env_switch("SERVE_JPEG_DCT_SCALING", dct_scaling);
     if (rc == 0)
         rc = env_auto_switch("SERVE_CHANNELS_LAST", channels_last);
     if (rc == 0)

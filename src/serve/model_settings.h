@@ -29,8 +29,9 @@ int model_settings_from_handler(const char *model_dir, struct serve_model *sm);
  * and the defaults. */
 int model_settings_from_env(struct serve_model *sm);
 
-/* SERVE_FOLD_BATCHNORM (true/false), SERVE_CHANNELS_LAST (auto/true/false: -1/1/0) and
- * SERVE_PRECISION (float32/bfloat16) over the values passed in. */
-int model_settings_inference(bool *fold, int *channels_last, bool *bf16);
+/* SERVE_FOLD_BATCHNORM (true/false), SERVE_CHANNELS_LAST (auto/true/false: -1/1/0),
+ * SERVE_PRECISION (float32/bfloat16) and SERVE_JPEG_DCT_SCALING (true/false) over the values
+ * passed in. */
+int model_settings_inference(bool *fold, int *channels_last, bool *bf16, bool *dct_scaling);
 
 #endif

@@ -96,7 +96,11 @@ static int decode_image_into(const struct sm_context *ctx, const uint8_t *data, 
                              float *out, struct sm_error *err)
 {
     struct image img = {0};
-    if (image_decode(data, len, ctx->resize_mode == IMAGE_RESIZE_SQUASH ? ctx->image_size : ctx->resize_size, &img) < 0)
+    /* Full size unless asked: Pillow's pixels, so the answer is the Python handler's. */
+    int min_side = !ctx->jpeg_dct_scaling                  ? 0
+                   : ctx->resize_mode == IMAGE_RESIZE_SQUASH ? ctx->image_size
+                                                             : ctx->resize_size;
+    if (image_decode(data, len, min_side, &img) < 0)
         return serve_fail(err, 400, "the image cannot be decoded: %s", err_msg());
     int rc = transform_into(ctx, &img, out, err);
     image_free(&img);

@@ -90,9 +90,10 @@ def test_ping_then_images_match_pytorch(server, trained):
 
 def test_large_photos_open_as_pil_opens_them(server, trained, tmp_path):
     """A handler's Image.open takes photos up to PIL's MAX_IMAGE_PIXELS (89.5 MP) without a
-    word: a 48 MP phone JPEG (decoded at a reduced DCT scale) and a 49 MP PNG (decoded whole)
-    are answered as PyTorch answers them, not refused (the cap was 40 MP before). Over PIL's
-    limit stays a 400 naming it."""
+    word: a 48 MP phone JPEG and a 49 MP PNG, both decoded at full size as Pillow decodes them,
+    are answered as PyTorch answers them, not refused (the cap was 40 MP before);
+    SERVE_JPEG_DCT_SCALING=true decodes the JPEG at a reduced scale, close to the same answer.
+    Over PIL's limit stays a 400 naming it."""
     root, test_dir = trained
     small = Image.open(sorted(test_dir.rglob("*.png"))[0]).convert("RGB")
     cases = [("photo.jpg", (8000, 6000), "image/jpeg", dict(quality=90)),
@@ -105,8 +106,21 @@ def test_large_photos_open_as_pil_opens_them(server, trained, tmp_path):
         status, _, body = server.invoke(f.read_bytes(), ctype)
         assert status == 200, body
         pred = json.loads(body)["predictions"][0]
-        np.testing.assert_allclose(pred["probabilities"], want[0], atol=0.02)
+        np.testing.assert_allclose(pred["probabilities"], want[0], atol=1e-4)
         assert pred["predicted_index"] == int(want[0].argmax())
+    assert "JPEGs decoded at full size, as Pillow decodes them" in server.output()
+    # SERVE_JPEG_DCT_SCALING=true: the photo decoded at a reduced scale, close to the same answer.
+    opt_ml = tmp_path / "dct"
+    shutil.copytree(root / "model", opt_ml / "model")
+    fast = Server(opt_ml, env={"SERVE_JPEG_DCT_SCALING": "true"})
+    try:
+        want, _ = reference_probs(root, [tmp_path / "photo.jpg"])
+        status, _, body = fast.invoke((tmp_path / "photo.jpg").read_bytes(), "image/jpeg")
+        assert status == 200, body
+        np.testing.assert_allclose(json.loads(body)["predictions"][0]["probabilities"], want[0], atol=0.02)
+        assert "JPEGs decoded at the smallest DCT scale the resize allows" in fast.output()
+    finally:
+        assert fast.stop() == 0
     over = io.BytesIO()
     Image.new("RGB", (10000, 8948)).save(over, "PNG", compress_level=1)
     status, _, body = server.invoke(over.getvalue(), "image/png")
@@ -364,7 +378,7 @@ def test_inference_settings_bf16_and_refusals(trained, tmp_path):
     assert any(a["probabilities"] != b["probabilities"]
                for a, b in zip(answers["float32"], answers["bfloat16"]))  # bf16 really ran
     for name, value in (("SERVE_PRECISION", "int4"), ("SERVE_FOLD_BATCHNORM", "maybe"),
-                        ("SERVE_CHANNELS_LAST", "sideways")):
+                        ("SERVE_CHANNELS_LAST", "sideways"), ("SERVE_JPEG_DCT_SCALING", "fast")):
         opt_ml = tmp_path / f"bad-{name}"
         shutil.copytree(root / "model", opt_ml / "model")
         bad = Server(opt_ml, env={name: value}, wait=False)
