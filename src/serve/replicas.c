@@ -26,11 +26,38 @@
 #include "common/log.h"
 #include "serve/serve.h"
 
+/* SAGEMAKER_MODEL_SERVER_WORKERS, which PyTorchModel(model_server_workers=N) sets for the
+ * PyTorch container: N worker processes there, each with a copy of the model; N replicas here.
+ * A value that is not a whole number in range is warned about and left out (the variable is
+ * that container's, not ours). 0 when not given. */
+static int workers_from_sdk(void)
+{
+    const char *v = getenv("SAGEMAKER_MODEL_SERVER_WORKERS");
+    if (!v || !*v)
+        return 0;
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*end || end == v || x < 1 || x > REPLICAS_MAX) {
+        log_warn("SAGEMAKER_MODEL_SERVER_WORKERS=\"%.32s\" ignored: a whole number from 1 to %d "
+                 "gives that many copies of the model (SERVE_REPLICAS)",
+                 v, REPLICAS_MAX);
+        return 0;
+    }
+    log_info("SAGEMAKER_MODEL_SERVER_WORKERS=%ld (the PyTorch container's worker count, as "
+             "PyTorchModel(model_server_workers=...) sets it): %ld copies of the model, one "
+             "batcher each",
+             x, x);
+    return (int)x;
+}
+
 int replicas_from_env(int gpus, bool default_predict, int *n, char *msg, size_t msg_len)
 {
     const char *v = getenv("SERVE_REPLICAS");
     if (!v || !*v) {
-        *n = gpus > 0 && default_predict ? (gpus < REPLICAS_MAX ? gpus : REPLICAS_MAX) : 1;
+        int workers = default_predict ? workers_from_sdk() : 0;
+        *n = workers                      ? workers
+             : gpus > 0 && default_predict ? (gpus < REPLICAS_MAX ? gpus : REPLICAS_MAX)
+                                           : 1;
         return 0;
     }
     char *end;

@@ -28,8 +28,9 @@ struct replica_set {
     unsigned next;     /* where the next search for the least busy replica starts */
 };
 
-/* SERVE_REPLICAS, a whole number from 1 to REPLICAS_MAX; unset: one per GPU (gpus) when
- * predict_fn is the default (a custom predict_fn was written for one thread: 1), 1 on the CPU.
+/* SERVE_REPLICAS, a whole number from 1 to REPLICAS_MAX; unset: SAGEMAKER_MODEL_SERVER_WORKERS
+ * (the PyTorch container's worker count) when given, else one per GPU (gpus); either only when
+ * predict_fn is the default (a custom predict_fn was written for one thread: 1); 1 on the CPU.
  * 0 with *n set, or -1 with msg saying what is wrong. */
 int replicas_from_env(int gpus, bool default_predict, int *n, char *msg, size_t msg_len);
 

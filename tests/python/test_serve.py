@@ -580,6 +580,22 @@ def test_replicas_share_the_load_and_agree(server, trained, tmp_path):
         assert bad.exit_status() != 0
         assert f'SERVE_REPLICAS="{value}"' in bad.output(), bad.output()
 
+    # PyTorchModel(model_server_workers=2) sets SAGEMAKER_MODEL_SERVER_WORKERS: two copies here
+    # too; SERVE_REPLICAS wins over it; a value that is not a count is warned about and left out.
+    for env, replicas, said in [({"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}, 2, "worker count"),
+                                ({"SAGEMAKER_MODEL_SERVER_WORKERS": "3", "SERVE_REPLICAS": "1"}, 1, None),
+                                ({"SAGEMAKER_MODEL_SERVER_WORKERS": "lots"}, 1, '"lots" ignored')]:
+        opt_ml = tmp_path / f"workers-{len(os.listdir(tmp_path))}"
+        shutil.copytree(trained[0] / "model", opt_ml / "model")
+        s = Server(opt_ml, env=env)
+        try:
+            assert s.invoke(files[0].read_bytes(), "image/png")[0] == 200
+        finally:
+            assert s.stop() == 0
+        log = s.output()
+        assert (f"{replicas} replicas on cpu" in log) == (replicas > 1), (env, log[-1500:])
+        assert said is None or said in log, (env, log[-1500:])
+
 
 def rss_kib(pid):
     for line in open(f"/proc/{pid}/status"):
