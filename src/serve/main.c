@@ -20,6 +20,7 @@
  */
 #define _GNU_SOURCE
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@
 #include <microhttpd.h>
 
 #include "serve/accept.h"
+#include "serve/batcher.h"
 #include "serve/url_fetch.h"
 
 #include "common/error.h"
@@ -61,6 +63,35 @@ static long env_long(const char *name, long fallback, long min, long max)
     return x;
 }
 
+static bool env_given(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v;
+}
+
+/* The PyTorch container's batching settings, which PyTorchModel(env={...}) users set:
+ * SAGEMAKER_TS_BATCH_SIZE and SAGEMAKER_TS_MAX_BATCH_DELAY (milliseconds) stand for
+ * SERVE_MAX_BATCH and SERVE_BATCH_DELAY_MS when those are not set, and the log says so.
+ * TorchServe holds even a lone request for its delay; here the delay only bounds the wait for
+ * requests already being decoded (a lone request never waits), capped at 1 s. */
+static void torchserve_batching(struct server_config *c)
+{
+    if (env_given("SAGEMAKER_TS_BATCH_SIZE") && !env_given("SERVE_MAX_BATCH")) {
+        c->max_batch = (int)env_long("SAGEMAKER_TS_BATCH_SIZE", c->max_batch, 1,
+                                     BATCHER_MAX_BATCH_LIMIT);
+        log_info("SAGEMAKER_TS_BATCH_SIZE (the PyTorch container's): up to %d images a batch",
+                 c->max_batch);
+    }
+    if (env_given("SAGEMAKER_TS_MAX_BATCH_DELAY") && !env_given("SERVE_BATCH_DELAY_MS")) {
+        long ms = env_long("SAGEMAKER_TS_MAX_BATCH_DELAY", c->batch_delay_us / 1000, 0, 86400000);
+        ms = ms < 1000 ? ms : 1000;
+        c->batch_delay_us = (int)ms * 1000;
+        log_info("SAGEMAKER_TS_MAX_BATCH_DELAY (the PyTorch container's): a batch waits up to "
+                 "%ld ms for requests already being decoded (a lone request never waits)",
+                 ms);
+    }
+}
+
 static void read_config(struct server_config *c)
 {
     c->port = (int)env_long("SAGEMAKER_BIND_TO_PORT", 8080, 1, 65535);
@@ -71,6 +102,7 @@ static void read_config(struct server_config *c)
              strategy && !strcmp(strategy, "SINGLE_RECORD") ? "SINGLE_RECORD" : "MULTI_RECORD");
     c->max_batch = batcher_max_batch_from_env();
     c->batch_delay_us = (int)env_long("SERVE_BATCH_DELAY_MS", 2, 0, 1000) * 1000;
+    torchserve_batching(c);
     c->log_pings = getenv("SERVE_LOG_PINGS") != NULL;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     c->max_inflight = (int)env_long("SERVE_MAX_INFLIGHT", cores > 0 ? 4 * cores : 8, 1, 4096);

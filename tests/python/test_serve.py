@@ -597,6 +597,37 @@ def test_replicas_share_the_load_and_agree(server, trained, tmp_path):
         assert said is None or said in log, (env, log[-1500:])
 
 
+def test_pytorch_container_batching_settings(trained, tmp_path):
+    """PyTorchModel(env={"SAGEMAKER_TS_BATCH_SIZE": "3", "SAGEMAKER_TS_MAX_BATCH_DELAY": ...}),
+    the PyTorch container's batching knobs, stand for SERVE_MAX_BATCH / SERVE_BATCH_DELAY_MS:
+    under 12 concurrent clients no batch holds more than 3 images; the delay is capped at 1 s
+    and said so."""
+    files = sorted(trained[1].rglob("*.png"))[:4]
+    opt_ml = tmp_path / "opt_ml"
+    shutil.copytree(trained[0] / "model", opt_ml / "model")
+    s = Server(opt_ml, env={"SAGEMAKER_TS_BATCH_SIZE": "3", "SAGEMAKER_TS_MAX_BATCH_DELAY": "100000"})
+    statuses = []
+
+    def client(k):
+        for i in range(4):
+            statuses.append(s.invoke(files[(k + i) % len(files)].read_bytes(), "image/png")[0])
+
+    try:
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        assert s.stop() == 0
+    log = s.output()
+    assert statuses == [200] * 48, statuses
+    assert "SAGEMAKER_TS_BATCH_SIZE (the PyTorch container's): up to 3 images a batch" in log, log
+    assert "waits up to 1000 ms for requests already being decoded" in log, log
+    images, batches = map(int, re.search(r"served 48 requests \((\d+) images in (\d+) batches\)", log).groups())
+    assert images == 48 and batches * 3 >= images, (images, batches)
+
+
 def rss_kib(pid):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"):
