@@ -11,7 +11,8 @@
  *                       float32/64
  *   application/json    a nested list of pixels shaped as above (what the seeds' Lambda sends),
  *                       {"url": "https://..."} (fetched under url_fetch.h's rules), or
- *                       {"instances": [...]} whose items are such lists, URLs or base64 images
+ *                       {"instances": [...]} (or "inputs") whose items are such lists, URLs or
+ *                       base64 images
  *   application/jsonlines  one of the JSON forms per line (batch transform, SplitType=Line)
  * Pixel arrays hold values 0..255; float arrays whose values all lie in [0, 1] are taken as
  * 0..1 and scaled. Every image then gets the training's evaluation transform
@@ -423,11 +424,21 @@ static int concat(const struct sm_context *ctx, struct sm_batch *parts, int npar
     return rc;
 }
 
+/* A document's list of records: "instances" (TensorFlow Serving's and SageMaker's built-in
+ * algorithms' form) or "inputs" (Hugging Face's); NULL when it has neither as a list. */
+static const cJSON *records_of(const cJSON *doc)
+{
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(doc, "instances");
+    if (!cJSON_IsArray(list))
+        list = cJSON_GetObjectItemCaseSensitive(doc, "inputs");
+    return cJSON_IsArray(list) ? list : NULL;
+}
+
 /* The {"url": ...} records in a document: itself, or the items of its "instances". */
 static int count_urls(const cJSON *doc)
 {
-    const cJSON *instances = cJSON_GetObjectItemCaseSensitive(doc, "instances");
-    if (!cJSON_IsArray(instances))
+    const cJSON *instances = records_of(doc);
+    if (!instances)
         return cJSON_IsObject(doc) && cJSON_GetObjectItemCaseSensitive(doc, "url") ? 1 : 0;
     int n = 0;
     for (const cJSON *r = instances->child; r; r = r->next)
@@ -464,7 +475,7 @@ static int json_input(const struct sm_context *ctx, const struct sm_request *req
                 rc = serve_fail(err, 400, "the body is not valid JSON%s", lines ? " (in a JSON Lines record)" : "");
                 break;
             }
-            const cJSON *instances = cJSON_GetObjectItemCaseSensitive(doc, "instances");
+            const cJSON *instances = records_of(doc);
             urls += count_urls(doc);
             if (urls > MAX_URLS) {
                 cJSON_Delete(doc);

@@ -166,6 +166,8 @@ def test_arrays_json_and_output_types(server, trained):
          "application/json"),
         (json.dumps({"instances": [{"b64": base64.b64encode(f.read_bytes()).decode()} for f in files]}),
          "application/json"),
+        (json.dumps({"inputs": [base64.b64encode(f.read_bytes()).decode() for f in files]}),
+         "application/json"),  # Hugging Face's form
         ("\n".join(json.dumps(p.tolist()) for p in px) + "\n", "application/jsonlines"),
     ]
     for body, ctype in cases:
