@@ -47,6 +47,10 @@ struct sm_error {
 };
 
 /* What model_fn loaded, shared read-only by all requests. */
+/* The server allocates each context and hands handlers pointers to it. Fields are only ever
+ * added at the end: a handler built against an older header works as long as it does not copy
+ * a context by value (its copy would lack the newer fields that the default handlers read);
+ * rebuild handlers against the header of the image they run in. */
 struct sm_context {
     void *model;                 /* the default model_fn's network (opaque) */
     const char *const *class_names; /* num_classes names, index order */

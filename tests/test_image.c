@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -374,6 +375,26 @@ static void test_jpeg_damaged(void)
     size_t plen;
     uint8_t *prog = make_jpeg(src, w, h, 3, JCS_RGB, 90, true, &plen);
     check_refused(prog, plen / 2, "corrupt JPEG: Premature end", "truncated progressive JPEG");
+    /* A progressive header of 13375x13375 (179 MP: 1 MB files of it exist): libjpeg would
+     * allocate the whole image's coefficients (0.5-1 GB) in jpeg_start_decompress, whatever
+     * the scale. Refused before it: at full size by the decoded size, at a 1/8 scale because
+     * a progressive file's header is held to IMAGE_MAX_PIXELS. */
+    size_t sof2 = 2;
+    while (sof2 + 9 < plen && !(prog[sof2] == 0xff && prog[sof2 + 1] == 0xc2))
+        sof2++;
+    REQUIRE(sof2 + 9 < plen, "no SOF2 marker in the progressive test JPEG");
+    prog[sof2 + 5] = prog[sof2 + 7] = 13375 >> 8;
+    prog[sof2 + 6] = prog[sof2 + 8] = 13375 & 255;
+    struct rusage before, after;
+    getrusage(RUSAGE_SELF, &before);
+    check_refused(prog, plen, "decoded at 13375x13375", "progressive 13375x13375 at full size");
+    struct image scaled_prog = {0};
+    err_clear();
+    CHECK(image_decode(prog, plen, 224, &scaled_prog) < 0);
+    CHECK_CONTAINS(err_msg(), "progressive: JPEG image is 13375x13375 pixels");
+    getrusage(RUSAGE_SELF, &after);
+    CHECK(after.ru_maxrss - before.ru_maxrss < 64 * 1024); /* KiB: nothing large allocated */
+    printf("ok   a 179 MP progressive header is refused before its coefficients are allocated\n");
     free(prog);
     /* Everything but the end marker: the pixels may be complete, the file is not. */
     check_refused(file, len - 2, "corrupt JPEG", "JPEG without its end marker");
@@ -656,10 +677,10 @@ static void test_png_oversized(void)
     check_refused(file, len, "no pixels", "PNG with a 0x10 header");
 }
 
-/* Images over 40 MP are read (PIL reads up to 89.5 MP) but held one at a time per process:
- * a second thread's decode waits until the first image is freed; the thread that holds one
- * may decode another (no self-deadlock); images under 40 MP never wait. */
-struct gate_decode {
+/* Images over 40 MP are read (PIL reads up to 89.5 MP) within a process-wide memory budget:
+ * decodes run side by side while their bytes fit, a decode that would overdraw it waits until
+ * another image is freed (on any thread), and images under 40 MP never wait. */
+struct budget_decode {
     const uint8_t *file;
     size_t len;
     struct image img;
@@ -667,54 +688,71 @@ struct gate_decode {
     int rc;
 };
 
-static void *gate_decode_thread(void *arg)
+static void *budget_decode_thread(void *arg)
 {
-    struct gate_decode *g = arg;
+    struct budget_decode *g = arg;
     atomic_store(&g->started, 1);
     g->rc = image_decode(g->file, g->len, 0, &g->img);
     atomic_store(&g->done, 1);
     return NULL;
 }
 
-static void test_large_images_one_at_a_time(void)
+static void start_decode(struct budget_decode *g, pthread_t *t)
 {
-    const int side = 6400; /* 40.96 MP: over the 40 MP at which images queue */
+    REQUIRE(pthread_create(t, NULL, budget_decode_thread, g) == 0, "pthread_create");
+    while (!atomic_load(&g->started))
+        usleep(1000);
+}
+
+static void test_large_images_share_a_budget(void)
+{
+    const int side = 6400; /* 40.96 MP: over the 40 MP from which images count */
+    const size_t bytes = (size_t)side * side * 3;
     uint8_t *gray = calloc((size_t)side * side, 1);
     REQUIRE(gray, "out of memory");
     struct png_spec spec = {side, side, PNG_COLOR_TYPE_GRAY, 8, false, NULL, 0, NULL, 0};
     size_t len;
     uint8_t *file = make_png(&spec, gray, &len);
     free(gray);
+    image_large_budget_set(bytes * 5 / 2); /* two fit, a third does not */
 
     struct image held;
     decode_ok(file, len, 0, &held, "a 6400x6400 PNG");
-    CHECK(held.gated);
-    struct image second;
-    decode_ok(file, len, 0, &second, "a second one by the thread holding the first");
-    image_free(&second);
+    CHECK(held.budget == bytes);
+    struct budget_decode second = {.file = file, .len = len}, third = {.file = file, .len = len};
+    pthread_t t2, t3;
+    start_decode(&second, &t2);
+    pthread_join(t2, NULL); /* fits beside the first: no wait */
+    CHECK(second.rc == 0 && second.img.budget == bytes);
+    start_decode(&third, &t3);
+    usleep(2000 * 1000); /* a decode of this size takes well under a second when let through */
+    CHECK(!atomic_load(&third.done));
 
     size_t small_len;
     uint8_t *small_px = make_gradient(64, 48);
     uint8_t *small = make_jpeg(small_px, 64, 48, 3, JCS_RGB, 90, false, &small_len);
-    struct gate_decode s = {.file = small, .len = small_len};
-    pthread_t t;
-    REQUIRE(pthread_create(&t, NULL, gate_decode_thread, &s) == 0, "pthread_create");
-    pthread_join(t, NULL);
-    CHECK(s.rc == 0 && !s.img.gated);
-    printf("ok   a small image is decoded while a large one is held\n");
+    struct budget_decode s = {.file = small, .len = small_len};
+    pthread_t ts;
+    start_decode(&s, &ts);
+    pthread_join(ts, NULL);
+    CHECK(s.rc == 0 && s.img.budget == 0);
+    printf("ok   a small image is decoded while the budget is full\n");
     image_free(&s.img);
 
-    struct gate_decode g = {.file = file, .len = len};
-    REQUIRE(pthread_create(&t, NULL, gate_decode_thread, &g) == 0, "pthread_create");
-    while (!atomic_load(&g.started))
-        usleep(1000);
-    usleep(2000 * 1000); /* a decode of this size takes well under a second without the gate */
-    CHECK(!atomic_load(&g.done));
+    image_free(&second.img); /* decoded on another thread: its bytes go back all the same */
+    pthread_join(t3, NULL);
+    CHECK(third.rc == 0 && third.img.budget == bytes && third.img.width == side);
+    printf("ok   a third large image waited until one of two was freed (by another thread)\n");
+    image_free(&third.img);
     image_free(&held);
-    pthread_join(t, NULL);
-    CHECK(g.rc == 0 && g.img.gated && g.img.width == side);
-    printf("ok   another thread's large image waited until the first was freed\n");
-    image_free(&g.img);
+
+    image_large_budget_set(bytes); /* everything given back: one at a time still runs */
+    for (int i = 0; i < 2; i++) {
+        struct image again;
+        decode_ok(file, len, 0, &again, "a large PNG after the others were freed");
+        image_free(&again);
+    }
+    image_large_budget_set(0);
     free(small_px);
     free(small);
     free(file);
@@ -1136,7 +1174,7 @@ int main(int argc, char **argv)
     test_png_palette();
     test_png_gray();
     test_png_oversized();
-    test_large_images_one_at_a_time();
+    test_large_images_share_a_budget();
     test_not_an_image();
 
     test_resample_constant();

@@ -262,6 +262,7 @@ int dataset_read_file(const struct dataset *d, size_t i, char **data, size_t *le
 int dataset_load_image(const struct dataset *d, size_t i, int min_side, struct image *out)
 {
     const struct dataset_item *it = &d->items[i];
+    memset(out, 0, sizeof *out); /* budget included: image_free gives back what it says */
     if (d->source == DATASET_CIFAR) {
         out->width = out->height = 32;
         out->pixels = malloc(DATASET_CIFAR_PIXELS);

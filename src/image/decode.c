@@ -25,6 +25,7 @@
 #include <png.h>
 
 #include "common/error.h"
+#include "common/memory_limit.h"
 
 /* A progressive JPEG can hold any number of scans, each a pass over the whole coefficient
  * buffer, so a small file can cost minutes of CPU. libjpeg-turbo's own tools cap them at 500
@@ -61,17 +62,17 @@ const char *image_format_name(enum image_format f)
     return "unknown";
 }
 
-static void release_pixels(uint8_t *pixels, bool gated);
+static void release_pixels(uint8_t *pixels, size_t budget);
 
 void image_free(struct image *img)
 {
     if (!img)
         return;
-    release_pixels(img->pixels, img->gated);
+    release_pixels(img->pixels, img->budget);
     img->pixels = NULL;
     img->width = 0;
     img->height = 0;
-    img->gated = false;
+    img->budget = 0;
 }
 
 /* A header's size against the caps, before a byte of pixels is allocated: max_pixels is
@@ -101,60 +102,64 @@ static int check_decoded(enum image_format f, unsigned long width, unsigned long
                    image_format_name(f), declared_w, declared_h, width, height, IMAGE_MAX_PIXELS);
 }
 
-/* ---- pixel buffers, and the gate for very large ones ----
+/* ---- a memory budget for very large images ----
  *
- * Images up to IMAGE_MAX_PIXELS are read, as PIL reads them, but those over
- * IMAGE_SERIAL_PIXELS (the 40 MP cap of before) are held one at a time per process: eight
- * serve connections or loader threads each holding a 268 MB image would take 2 GB where one
- * takes 268 MB, and a client sending such PNGs (they compress 1000:1) could otherwise exhaust a
- * small endpoint. The gate is taken before the buffer is allocated and let go by image_free. A
- * thread that holds it already passes (never waits on itself). */
-#define IMAGE_SERIAL_PIXELS (40 * 1000 * 1000)
+ * Images up to IMAGE_MAX_PIXELS are read, as PIL reads them. A decode that will hold more than
+ * LARGE_IMAGE_BYTES (what a 40 MP image takes, the cap of before) first takes its bytes (the
+ * pixels, and a progressive JPEG's coefficients) from a process-wide budget, a quarter of the
+ * memory limit, and image_free gives them back, on whichever thread frees: eight serve
+ * connections or loader threads each holding a 268 MB image would take 2 GB, and a client
+ * sending such PNGs (they compress 1000:1) could otherwise exhaust a small endpoint. A decode
+ * that would overdraw the budget waits for others to be freed; one is always let through when
+ * none is held, so no single image waits for ever. No caller holds a large image while it
+ * decodes another (that could wait for itself once the budget is short). */
+#define LARGE_IMAGE_BYTES ((size_t)40 * 1000 * 1000 * 3)
 
-static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
-static int gate_held;                   /* large images alive in the process */
-static _Thread_local int gate_held_here; /* of them, decoded by this thread */
+static pthread_mutex_t budget_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t budget_cv = PTHREAD_COND_INITIALIZER;
+static size_t budget_bytes; /* 0: not set yet (the default is taken at first use) */
+static size_t budget_held;
 
-static void gate_enter(void)
+void image_large_budget_set(size_t bytes)
 {
-    pthread_mutex_lock(&gate_mu);
-    while (gate_held > 0 && gate_held_here <= 0)
-        pthread_cond_wait(&gate_cv, &gate_mu);
-    gate_held++;
-    gate_held_here++;
-    pthread_mutex_unlock(&gate_mu);
+    pthread_mutex_lock(&budget_mu);
+    budget_bytes = bytes;
+    pthread_cond_broadcast(&budget_cv);
+    pthread_mutex_unlock(&budget_mu);
 }
 
-static void gate_leave(void)
+/* bytes from the budget (0 when the decode is not large); they go back with budget_give. */
+static size_t budget_take(size_t bytes)
 {
-    pthread_mutex_lock(&gate_mu);
-    gate_held--;
-    gate_held_here--; /* may go negative when another thread frees: it then only passes */
-    pthread_cond_broadcast(&gate_cv);
-    pthread_mutex_unlock(&gate_mu);
-}
-
-/* width x height RGB bytes (checked by check_size/check_decoded); *gated says whether the
- * gate was taken for them, which release_pixels or image_free gives back. */
-static uint8_t *alloc_pixels(unsigned long width, unsigned long height, bool *gated)
-{
-    *gated = (unsigned long long)width * height > IMAGE_SERIAL_PIXELS;
-    if (*gated)
-        gate_enter();
-    uint8_t *p = malloc((size_t)width * height * 3);
-    if (!p && *gated) {
-        gate_leave();
-        *gated = false;
+    if (bytes <= LARGE_IMAGE_BYTES)
+        return 0;
+    pthread_mutex_lock(&budget_mu);
+    if (!budget_bytes) {
+        size_t floor = (size_t)2 * IMAGE_MAX_PIXELS * 3;
+        size_t quarter = memory_limit_bytes(NULL) / 4;
+        budget_bytes = quarter > floor ? quarter : floor;
     }
-    return p;
+    while (budget_held > 0 && budget_held + bytes > budget_bytes)
+        pthread_cond_wait(&budget_cv, &budget_mu);
+    budget_held += bytes;
+    pthread_mutex_unlock(&budget_mu);
+    return bytes;
 }
 
-static void release_pixels(uint8_t *pixels, bool gated)
+static void budget_give(size_t bytes)
+{
+    if (!bytes)
+        return;
+    pthread_mutex_lock(&budget_mu);
+    budget_held -= bytes;
+    pthread_cond_broadcast(&budget_cv);
+    pthread_mutex_unlock(&budget_mu);
+}
+
+static void release_pixels(uint8_t *pixels, size_t budget)
 {
     free(pixels);
-    if (gated)
-        gate_leave();
+    budget_give(budget);
 }
 
 /* ---- JPEG ---- */
@@ -166,7 +171,7 @@ struct jpeg_context {
     jmp_buf jump;
     char message[JMSG_LENGTH_MAX];
     uint8_t *pixels; /* the caller frees it unless handed to the image */
-    bool gated;      /* pixels hold the large-image gate */
+    size_t budget;   /* bytes taken from the large-image budget, handed on with pixels */
 };
 
 /* Every handler gets the cinfo; the context around it is found from the cinfo's address,
@@ -235,6 +240,21 @@ static void jpeg_choose_scale(struct jpeg_decompress_struct *cinfo, int min_side
     /* Smaller than min_side even at full size: decode at full size (scale_num is 8). */
 }
 
+/* What libjpeg's whole-image coefficient buffer of a multi-scan (progressive) file takes:
+ * each component's blocks, padded to its sampling factors, 128 bytes a block. */
+static size_t jpeg_coefficient_bytes(const struct jpeg_decompress_struct *cinfo)
+{
+    size_t bytes = 0;
+    for (int c = 0; c < cinfo->num_components; c++) {
+        const jpeg_component_info *ci = &cinfo->comp_info[c];
+        size_t w = ci->width_in_blocks, h = ci->height_in_blocks;
+        size_t hs = ci->h_samp_factor > 0 ? (size_t)ci->h_samp_factor : 1;
+        size_t vs = ci->v_samp_factor > 0 ? (size_t)ci->v_samp_factor : 1;
+        bytes += (w + hs - 1) / hs * hs * ((h + vs - 1) / vs * vs) * sizeof(JBLOCK);
+    }
+    return bytes;
+}
+
 /* Adobe Photoshop writes CMYK JPEGs inverted (0 = full ink) and PIL assumes that convention
  * for every CMYK JPEG; this is PIL's CMYK;I unpacking followed by its cmyk2rgb, rounding
  * included, so the pixels match PIL's exactly. */
@@ -286,16 +306,32 @@ static int jpeg_decode_into(struct jpeg_context *ctx, const uint8_t *data, size_
     cinfo->out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
     if (min_side > 0)
         jpeg_choose_scale(cinfo, min_side);
-    jpeg_start_decompress(cinfo);
-
+    else
+        jpeg_calc_output_dimensions(cinfo);
+    /* Everything that could be large is checked and taken from the budget before
+     * jpeg_start_decompress: for a progressive file that call allocates the coefficients of
+     * the whole image at full size, whatever the scale, and reads every scan into them. */
     JDIMENSION width = cinfo->output_width, height = cinfo->output_height;
     if (check_decoded(IMAGE_FORMAT_JPEG, width, height, cinfo->image_width,
                       cinfo->image_height) < 0)
         return -1;
+    size_t coefficients = 0;
+    if (jpeg_has_multiple_scans(cinfo)) {
+        if (check_size(IMAGE_FORMAT_JPEG, cinfo->image_width, cinfo->image_height,
+                       IMAGE_MAX_PIXELS) < 0)
+            return err_prefix("progressive: ");
+        coefficients = jpeg_coefficient_bytes(cinfo);
+    }
+    ctx->budget = budget_take(coefficients + (size_t)width * height * 3);
+    jpeg_start_decompress(cinfo);
+
+    if (cinfo->output_width != width || cinfo->output_height != height)
+        return err_set("JPEG decoder changed its output size from %ux%u to %ux%u", width, height,
+                       cinfo->output_width, cinfo->output_height);
     if (cinfo->output_components != (cmyk ? 4 : 3))
         return err_set("JPEG decoder gave %d channels for a %s image", cinfo->output_components,
                        cmyk ? "CMYK" : "RGB");
-    ctx->pixels = alloc_pixels(width, height, &ctx->gated);
+    ctx->pixels = malloc((size_t)width * height * 3); /* checked by check_decoded */
     if (!ctx->pixels)
         return err_set("out of memory decoding a %ux%u JPEG", width, height);
 
@@ -328,9 +364,9 @@ static int jpeg_decode_into(struct jpeg_context *ctx, const uint8_t *data, size_
     out->pixels = ctx->pixels;
     out->width = (int)width;
     out->height = (int)height;
-    out->gated = ctx->gated;
+    out->budget = ctx->budget;
     ctx->pixels = NULL;
-    ctx->gated = false;
+    ctx->budget = 0;
     return 0;
 }
 
@@ -341,7 +377,7 @@ static int decode_jpeg(const uint8_t *data, size_t len, int min_side, bool heade
     memset(&ctx, 0, sizeof ctx); /* cinfo.mem NULL: jpeg_destroy is safe before create */
     int rc = jpeg_decode_into(&ctx, data, len, min_side, header_only, out);
     jpeg_destroy_decompress(&ctx.cinfo);
-    release_pixels(ctx.pixels, ctx.gated);
+    release_pixels(ctx.pixels, ctx.budget);
     return rc;
 }
 
@@ -354,7 +390,7 @@ struct png_context {
     png_structp png;
     png_infop info;
     uint8_t *pixels;
-    bool gated; /* pixels hold the large-image gate */
+    size_t budget; /* bytes taken from the large-image budget, handed on with pixels */
     png_bytep *rows;
 };
 
@@ -465,7 +501,8 @@ static int png_decode_into(struct png_context *ctx, struct image *out)
         png_get_rowbytes(png, info) != (gray16 ? (size_t)width * 2 : stride))
         return err_set("PNG (color type %d, %d-bit) did not convert to 8-bit RGB", color_type,
                        bit_depth);
-    ctx->pixels = alloc_pixels(width, height, &ctx->gated);
+    ctx->budget = budget_take((size_t)width * height * 3);
+    ctx->pixels = malloc((size_t)width * height * 3); /* checked by check_size */
     ctx->rows = malloc((size_t)height * sizeof *ctx->rows);
     if (!ctx->pixels || !ctx->rows)
         return err_set("out of memory decoding a %lux%lu PNG", (unsigned long)width,
@@ -482,9 +519,9 @@ static int png_decode_into(struct png_context *ctx, struct image *out)
     out->pixels = ctx->pixels;
     out->width = (int)width;
     out->height = (int)height;
-    out->gated = ctx->gated;
+    out->budget = ctx->budget;
     ctx->pixels = NULL;
-    ctx->gated = false;
+    ctx->budget = 0;
     return 0;
 }
 
@@ -499,7 +536,7 @@ static int decode_png(const uint8_t *data, size_t len, struct image *out)
     int rc = png_decode_into(&ctx, out);
     png_destroy_read_struct(&ctx.png, &ctx.info, NULL); /* NULL-safe */
     free(ctx.rows);
-    release_pixels(ctx.pixels, ctx.gated);
+    release_pixels(ctx.pixels, ctx.budget);
     return rc;
 }
 

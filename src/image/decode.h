@@ -23,7 +23,6 @@
 #ifndef IMAGE_DECODE_H
 #define IMAGE_DECODE_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,7 +31,8 @@
 struct image {
     uint8_t *pixels;
     int width, height;
-    bool gated; /* decoded over 40 MP: holds decode.c's one-at-a-time gate until image_free */
+    size_t budget; /* bytes a large image took from decode.c's memory budget; image_free
+                    * gives them back */
 };
 
 /* The caps are PIL's, so that what a Python handler opens we open too (a 48 MP phone photo, a
@@ -66,7 +66,14 @@ int image_decode(const uint8_t *data, size_t len, int min_side, struct image *ou
  * the crop. Checks the same limits as image_decode. */
 int image_probe(const uint8_t *data, size_t len, int *width, int *height);
 
-/* Frees the pixels and empties *img. NULL-safe and idempotent. */
+/* Frees the pixels and empties *img (and gives a large image's bytes back to the budget, on
+ * whichever thread frees). NULL-safe and idempotent. */
 void image_free(struct image *img);
+
+/* The memory budget that decodes holding more than a 40 MP image's bytes share (their pixels,
+ * and a progressive JPEG's coefficients): one that would overdraw it waits until others are
+ * freed; one always goes when none is held. By default a quarter of the memory limit (cgroup
+ * or physical), at least two of the largest images. For tests; 0 restores the default. */
+void image_large_budget_set(size_t bytes);
 
 #endif

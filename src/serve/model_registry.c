@@ -31,6 +31,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/memory_limit.h"
 #include "serve/model_archive.h"
 
 #define MODEL_OVERHEAD_BYTES ((size_t)1 << 20)
@@ -71,36 +72,6 @@ bool model_registry_valid_name(const char *name)
 
 /* ---- the budget ---- */
 
-/* A number of bytes from a one-line file, or 0 when absent, "max" or not a number. */
-static size_t read_bytes_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    char line[64] = "";
-    size_t v = 0;
-    if (fgets(line, sizeof line, f)) {
-        char *end;
-        unsigned long long x = strtoull(line, &end, 10);
-        if (end != line && (*end == '\n' || *end == '\0'))
-            v = (size_t)x;
-    }
-    fclose(f);
-    return v;
-}
-
-static size_t resident_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long long size = 0, rss = 0;
-    if (f) {
-        if (fscanf(f, "%llu %llu", &size, &rss) != 2)
-            rss = 0;
-        fclose(f);
-    }
-    return (size_t)rss * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 size_t model_registry_default_budget(char *source, size_t source_len)
 {
     char dummy[8];
@@ -119,18 +90,9 @@ size_t model_registry_default_budget(char *source, size_t source_len)
         log_warn("SERVE_MODEL_MEMORY_MB=\"%s\" is not a number of MiB from 1 to %lld; ignored", mb,
                  1LL << 24);
     }
-    size_t physical = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
-    size_t limit = read_bytes_file("/sys/fs/cgroup/memory.max");
-    const char *from = "the cgroup limit (memory.max)";
-    if (!limit) {
-        limit = read_bytes_file("/sys/fs/cgroup/memory/memory.limit_in_bytes");
-        from = "the cgroup limit (memory.limit_in_bytes)";
-    }
-    if (!limit || limit >= physical) { /* none, or v1's "unlimited" (a huge number) */
-        limit = physical;
-        from = "the physical memory";
-    }
-    size_t rss = resident_bytes();
+    const char *from;
+    size_t limit = memory_limit_bytes(&from);
+    size_t rss = memory_resident_bytes();
     snprintf(source, source_len, "3/4 of %s less the server's own memory", from);
     return limit > rss ? (limit - rss) / 4 * 3 : 0;
 }

@@ -119,8 +119,15 @@ static uint8_t *base64_text_decode(const char *s, size_t n, size_t *len)
         s++, n--;
     while (n && isspace((unsigned char)s[n - 1]))
         n--;
-    if (n >= 2 && s[0] == '"' && s[n - 1] == '"')
-        s++, n -= 2;
+    if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
+        /* A JSON string (json.dumps of the text): its escapes (\/, \n) undone by cJSON. */
+        cJSON *str = cJSON_ParseWithLength(s, n);
+        uint8_t *bytes = cJSON_IsString(str) ? base64_text_decode(str->valuestring,
+                                                                  strlen(str->valuestring), len)
+                                             : NULL;
+        cJSON_Delete(str);
+        return bytes;
+    }
     if (n > 5 && strncasecmp(s, "data:", 5) == 0) {
         const char *comma = memchr(s, ',', n);
         if (!comma || comma - s < 12 || strncasecmp(comma - 7, ";base64", 7) != 0)
@@ -145,11 +152,14 @@ static uint8_t *base64_image_body(const uint8_t *body, size_t len, size_t *out_l
 {
     if (image_sniff(body, len) != IMAGE_FORMAT_UNKNOWN)
         return NULL;
-    uint8_t *bytes = base64_text_decode((const char *)body, len, out_len);
-    if (bytes && image_sniff(bytes, *out_len) == IMAGE_FORMAT_UNKNOWN) {
+    size_t n = 0;
+    uint8_t *bytes = base64_text_decode((const char *)body, len, &n);
+    if (bytes && image_sniff(bytes, n) == IMAGE_FORMAT_UNKNOWN) {
         free(bytes);
-        bytes = NULL;
+        return NULL;
     }
+    if (bytes)
+        *out_len = n;
     return bytes;
 }
 
@@ -161,7 +171,13 @@ struct pixels {
     bool integers; /* uint8 data or whole numbers: 0..255 as they are, never rescaled */
 };
 
-/* Floats below 0 are not pixels: the array is a model input normalised on the client
+/* What a client-normalised array looks like: its smallest value below -NORMALISED_BELOW (a
+ * pixel darker than the mean by a tenth of the deviation: nearly every photo has one), its
+ * largest at most NORMALISED_MAX (ImageNet's statistics give -2.1 to 2.6). */
+#define NORMALISED_BELOW 0.1
+#define NORMALISED_MAX 10.0
+
+/* Floats clearly below 0 are not pixels: the array is a model input normalised on the client
  * (torchvision's ToTensor + Normalize, sent through PyTorchPredictor's NumpySerializer or as
  * JSON), which the PyTorch container's default input_fn hands to the model as it is. So do we,
  * when it has the model's size: an array of another size cannot be resized without knowing
@@ -198,7 +214,10 @@ static int pixels_to_batch(const struct sm_context *ctx, const struct pixels *p,
         if (p->v[i] < min)
             min = p->v[i];
     }
-    if (min < 0) /* JSON cannot tell -1.0 from -1: a black image normalised is all whole */
+    /* Clearly below 0 and not on a 0..255 scale: normalised on the client. A float resize of
+     * 0..1 or 0..255 pixels overshoots 0 by a little (read as pixels, clipped); whole numbers
+     * count too, since JSON cannot tell -1.0 from -1 (a black image under 0.5/0.5). */
+    if (min < -NORMALISED_BELOW && max <= NORMALISED_MAX)
         return model_input_to_batch(ctx, p, out, err);
     if (p->integers && max > 255)
         return serve_fail(err, 400, "The array holds the whole number %.0f: integer pixels must lie "
@@ -446,6 +465,20 @@ static int count_urls(const cJSON *doc)
     return n;
 }
 
+/* 3 when text starts with UTF-8's byte order mark (PowerShell's and Notepad's UTF-8 files),
+ * else 0. */
+static size_t utf8_bom_length(const uint8_t *text, size_t len)
+{
+    return len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+}
+
+static bool only_blanks(const char *p, const char *end)
+{
+    while (p && p < end && isspace((unsigned char)*p))
+        p++;
+    return !p || p >= end;
+}
+
 static int json_input(const struct sm_context *ctx, const struct sm_request *req, bool lines,
                       struct sm_batch *out, struct sm_error *err)
 {
@@ -461,6 +494,7 @@ static int json_input(const struct sm_context *ctx, const struct sm_request *req
         return serve_fail(err, 500, "out of memory");
     }
     const char *p = (const char *)req->body, *end = p + req->body_len;
+    p += utf8_bom_length(req->body, req->body_len);
     while (rc == 0 && p < end) {
         const char *stop = lines ? memchr(p, '\n', (size_t)(end - p)) : NULL;
         if (!stop)
@@ -470,9 +504,23 @@ static int json_input(const struct sm_context *ctx, const struct sm_request *req
             q++;
         if (q < stop) {
             size_t before = images;
-            cJSON *doc = cJSON_ParseWithLength(q, (size_t)(stop - q));
+            const char *after = NULL;
+            cJSON *doc = cJSON_ParseWithLengthOpts(q, (size_t)(stop - q), &after, 0);
             if (!doc) {
                 rc = serve_fail(err, 400, "the body is not valid JSON%s", lines ? " (in a JSON Lines record)" : "");
+                break;
+            }
+            if (!only_blanks(after, stop)) {
+                cJSON_Delete(doc);
+                if (!lines) {
+                    /* Documents one after another: JSON Lines sent as JSON (batch transform's
+                     * MultiRecord with SplitType=Line joins application/json records by
+                     * line), or told by the bytes. Read as such; nothing is decoded yet. */
+                    free(parts);
+                    return json_input(ctx, req, true, out, err);
+                }
+                rc = serve_fail(err, 400, "a JSON Lines line holds more than one JSON document: "
+                                          "send one per line");
                 break;
             }
             const cJSON *instances = records_of(doc);
@@ -515,23 +563,24 @@ static int json_input(const struct sm_context *ctx, const struct sm_request *req
 }
 
 /* What a body sent without a type of its own (application/octet-stream, the SDK's Predictor
- * with no serializer, or none at all) holds, by its first bytes: an image (raw or as base64
- * text), a .npy array or JSON. MEDIA_KIND_OTHER when it is none of them. */
-static enum media_kind sniff_body(const uint8_t *body, size_t len)
+ * with no serializer, or none at all) holds, by its first bytes: an image (raw, or as base64
+ * text, then decoded into *decoded), a .npy array or JSON (one document, or JSON Lines).
+ * MEDIA_KIND_OTHER when it is none of them. */
+static enum media_kind sniff_body(const uint8_t *body, size_t len, uint8_t **decoded,
+                                  size_t *decoded_len)
 {
     if (image_sniff(body, len) != IMAGE_FORMAT_UNKNOWN)
         return MEDIA_KIND_IMAGE;
     if (len >= 6 && memcmp(body, "\x93NUMPY", 6) == 0)
         return MEDIA_KIND_NPY;
-    size_t i = 0;
+    size_t i = utf8_bom_length(body, len);
     while (i < len && isspace(body[i]))
         i++;
     if (i < len && (body[i] == '{' || body[i] == '['))
-        return MEDIA_KIND_JSON;
-    size_t n;
-    uint8_t *image = base64_image_body(body, len, &n);
-    free(image);
-    return image ? MEDIA_KIND_IMAGE : MEDIA_KIND_OTHER;
+        return MEDIA_KIND_JSON; /* json_input reads several documents as JSON Lines */
+    /* Base64 text of an image (which cannot start with '{' or '['): decoded once, here. */
+    *decoded = base64_image_body(body, len, decoded_len);
+    return *decoded ? MEDIA_KIND_IMAGE : MEDIA_KIND_OTHER;
 }
 
 int serve_input_fn(const struct sm_context *ctx, const struct sm_request *req,
@@ -542,11 +591,13 @@ int serve_input_fn(const struct sm_context *ctx, const struct sm_request *req,
     if (req->body_len == 0)
         return serve_fail(err, 400, "the request body is empty");
     enum media_kind kind = media_kind_of(ct, strlen(ct));
+    uint8_t *decoded = NULL; /* a base64 image's bytes */
+    size_t len = req->body_len;
     if (kind == MEDIA_KIND_SNIFF || !*ct)
-        kind = sniff_body(req->body, req->body_len);
+        kind = sniff_body(req->body, req->body_len, &decoded, &len);
+    else if (kind == MEDIA_KIND_IMAGE)
+        decoded = base64_image_body(req->body, req->body_len, &len);
     if (kind == MEDIA_KIND_IMAGE) {
-        size_t len = req->body_len;
-        uint8_t *decoded = base64_image_body(req->body, req->body_len, &len);
         int rc = batch_alloc(ctx, 1, out, err);
         if (rc == 0 && (rc = decode_image_into(ctx, decoded ? decoded : req->body, len, out->data,
                                                err)) != 0) {

@@ -91,28 +91,31 @@ static int split_folders(struct channel_set *out)
         err_clear(); /* a train channel that cannot be read fails when the dataset opens */
         return 0;
     }
-    /* Every entry is looked at (sorted, not stopping at the first class folder), so the same
-     * channel gets the same answer and the same warning on every filesystem. */
+    /* The split folders first (a stat each), so that a flat channel of a million files costs
+     * no stat at all; then, only when there is a train folder, whether anything else (a class
+     * folder, a manifest) sits beside it. Sorted names: the same answer on every filesystem. */
     bool other = false;
     int folders = 0;
     char path[OPT_ML_PATH_MAX];
+    struct stat st;
     for (size_t i = 0; i < count; i++) {
-        if (opt_ml_join(path, sizeof path, out->train, names[i]) < 0)
+        int s = split_of(names[i]);
+        if (s < 0 || opt_ml_join(path, sizeof path, out->train, names[i]) < 0 ||
+            stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
             continue;
-        struct stat st;
-        if (stat(path, &st) != 0)
-            continue;
-        const char *dot = strrchr(names[i], '.');
-        if (S_ISREG(st.st_mode)) {
-            if (dot && (strcasecmp(dot, ".lst") == 0 || strcasecmp(dot, ".rec") == 0))
-                other = true;
-            continue;
-        }
-        int s = S_ISDIR(st.st_mode) ? split_of(names[i]) : -1;
-        if (s < 0 || found[s][0])
-            other = true; /* a class folder, or two folders for one split */
+        if (found[s][0])
+            other = true; /* two folders for one split */
         else
             snprintf(found[s], sizeof found[s], "%s", path), folders++;
+    }
+    for (size_t i = 0; found[0][0] && !other && i < count; i++) {
+        if (split_of(names[i]) >= 0 || opt_ml_join(path, sizeof path, out->train, names[i]) < 0 ||
+            stat(path, &st) != 0)
+            continue;
+        const char *dot = strrchr(names[i], '.');
+        if (S_ISDIR(st.st_mode) ||
+            (dot && (strcasecmp(dot, ".lst") == 0 || strcasecmp(dot, ".rec") == 0)))
+            other = true; /* a class folder, a manifest, RecordIO files */
     }
     dir_names_free(names, count);
     if (other && found[0][0] && (found[1][0] || found[2][0]))

@@ -287,6 +287,15 @@ def test_normalised_tensors_go_to_the_model_as_they_are(server, trained):
         assert status == 200, out
         got = [p["probabilities"] for p in json.loads(out)["predictions"]]
         np.testing.assert_allclose(got, expected[:len(got)], atol=1e-5, err_msg=ctype)
+    # 0..1 pixels a float resize left a little below 0 are still pixels (clipped), not a tensor.
+    px = np.asarray(Image.open(files[0]).convert("RGB"), np.float32).transpose(2, 0, 1)[None] / 255
+    overshoot = px.copy()
+    overshoot[0, 0, 0, 0] = -0.001
+    clean = px.copy()
+    clean[0, 0, 0, 0] = 0
+    answers = [json.loads(server.invoke(npy_bytes(a), "application/x-npy")[2])["predictions"][0]
+               for a in (overshoot, clean)]
+    assert answers[0] == answers[1]
     black = np.full((1, 3, 32, 32), -1.0, np.float32)  # a black image under 0.5/0.5: all whole
     status, _, out = server.invoke(json.dumps(black.tolist()), "application/json")
     assert status == 200, out
@@ -334,13 +343,31 @@ def test_untyped_and_base64_image_bodies_are_read(server, trained):
     probs = np.load(io.BytesIO(body))
     np.testing.assert_allclose(probs[0], json.loads(npy_want[2])["predictions"][0]["probabilities"],
                                atol=1e-6)
+    # JSON Lines sent as octet-stream or as application/json (batch transform's MultiRecord
+    # with SplitType=Line joins application/json records by line): one answer per record.
+    lines = "".join(json.dumps(p.tolist()) + "\n" for p in [pixels[0]] * 3).encode()
+    for ctype in ("application/octet-stream", "application/json"):
+        status, _, body = server.invoke(lines, ctype)
+        assert status == 200 and len(json.loads(body)["predictions"]) == 3, (ctype, body[:300])
+    status, _, body = server.invoke(b"[1] 2", "application/jsonlines")
+    assert status == 400 and "more than one JSON document" in json.loads(body)["error"], body
+    # A byte order mark (PowerShell's UTF-8 files), and base64 as a JSON string with escapes.
+    status, _, body = server.invoke(b"\xef\xbb\xbf" + json.dumps(pixels.tolist()).encode(),
+                                    "application/octet-stream")
+    assert status == 200 and json.loads(body) == json.loads(npy_want[2]), body[:300]
+    escaped = json.dumps(b64.decode()).replace("/", "\\/").encode()
+    assert b"\\/" in escaped
+    status, _, body = server.invoke(escaped, "image/jpeg")
+    assert status == 200 and json.loads(body) == json.loads(want[2]), body[:300]
     status, headers, body = server.invoke(b"plain words", "application/octet-stream")
     assert status == 415 and "not a JPEG or PNG image, a .npy array or JSON" in json.loads(body)["error"]
     status, _, body = server.request("POST", "/invocations", b"\x00\x01", {})
     assert status == 415 and "no Content-Type" in json.loads(body)["error"], body
     # base64 of something that is not an image stays the error it was.
-    status, _, body = server.invoke(base64.b64encode(b"not an image"), "image/png")
+    not_image = base64.b64encode(b"GIF89a, not an image")
+    status, _, body = server.invoke(not_image, "image/png")
     assert status == 400 and "not a JPEG or PNG" in json.loads(body)["error"], body
+    assert f"({len(not_image)} bytes" in json.loads(body)["error"], body  # the body's, as sent
 
 
 def test_execution_parameters(trained, tmp_path):
