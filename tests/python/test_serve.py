@@ -146,6 +146,16 @@ def pixels(files):
     return np.stack([np.asarray(Image.open(f).convert("RGB")).transpose(2, 0, 1) for f in files])
 
 
+def run_clients(client, n, timeout=120):
+    """client(k) for k in 0..n-1, each on a thread of its own, all at once; returns when all
+    have ended (or timed out)."""
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+
+
 def npy_bytes(a):
     buf = io.BytesIO()
     np.save(buf, a)
@@ -582,11 +592,7 @@ def test_replicas_share_the_load_and_agree(server, trained, tmp_path):
                 answers.append((f, json.loads(out)["predictions"][0]))
 
     try:
-        threads = [threading.Thread(target=client, args=(k,)) for k in range(16)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
+        run_clients(client, 16)
     finally:
         assert s.stop() == 0
     assert not failures, failures[:3]
@@ -642,11 +648,7 @@ def test_pytorch_container_batching_settings(trained, tmp_path):
             statuses.append(s.invoke(files[(k + i) % len(files)].read_bytes(), "image/png")[0])
 
     try:
-        threads = [threading.Thread(target=client, args=(k,)) for k in range(12)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
+        run_clients(client, 12)
     finally:
         assert s.stop() == 0
     log = s.output()
@@ -689,11 +691,7 @@ def test_64_concurrent_clients(trained, tmp_path):
                 if status != 200 or json.loads(out)["predictions"][0]["predicted_label"] != label:
                     failures.append(("valid", status, out[:200]))
 
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(64)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
+    run_clients(client, 64, timeout=300)
     assert not failures, failures[:5]
     assert s.request("GET", "/ping")[0] == 200
     growth = rss_kib(s.proc.pid) - rss_before
