@@ -6,7 +6,7 @@
  *   application/octet-stream, binary/octet-stream, file-path/raw-bytes, none
  *                       told by the bytes (sniff_body)
  *   application/x-npy, tensor/pt
- *                       a NumPy array [N,3,H,W] or [3,H,W] of pixels (npy.h): any integer
+ *                       a NumPy array of pixels (npy.h), PIXEL_LAYOUTS_TEXT below: any integer
  *                       dtype holding 0..255 (NumpySerializer sends a list as int64),
  *                       float32/64
  *   application/json    a nested list of pixels shaped as above (what the seeds' Lambda sends),
@@ -167,9 +167,25 @@ static uint8_t *base64_image_body(const uint8_t *body, size_t len, size_t *out_l
 
 struct pixels {
     int64_t n, h, w;
-    double *v; /* n*3*h*w values, CHW per image */
+    int channels;  /* 3, or 1 for gray (given to each of R, G, B, as PIL's convert("RGB")) */
+    bool last;     /* channels last (HWC: np.asarray(Image.open(f))), else first (CHW) */
+    double *v;     /* n*channels*h*w values */
     bool integers; /* uint8 data or whole numbers: 0..255 as they are, never rescaled */
 };
+
+static size_t pixel_count(const struct pixels *p)
+{
+    return (size_t)p->n * (size_t)p->channels * (size_t)p->h * (size_t)p->w;
+}
+
+/* Image i's value for channel c (0..2) at position k (y * w + x), whatever the layout. */
+static double pixel_value(const struct pixels *p, int64_t i, int c, size_t k)
+{
+    size_t plane = (size_t)p->h * (size_t)p->w, ch = (size_t)p->channels;
+    const double *img = p->v + (size_t)i * ch * plane;
+    size_t cc = ch == 1 ? 0 : (size_t)c;
+    return p->last ? img[k * ch + cc] : img[cc * plane + k];
+}
 
 /* What a client-normalised array looks like: its smallest value below -NORMALISED_BELOW (a
  * pixel darker than the mean by a tenth of the deviation: nearly every photo has one), its
@@ -191,10 +207,18 @@ static int model_input_to_batch(const struct sm_context *ctx, const struct pixel
                                     "image_size); it is %lldx%lld. Send pixels (0 to 255, or 0 to 1 "
                                     "floats) to have them resized and normalised here.",
                           ctx->image_size, ctx->image_size, (long long)p->h, (long long)p->w);
+    if (p->channels != 3)
+        return serve_fail(err, 400, "The array holds values below 0, so it is read as a model input "
+                                    "already normalised, which must have 3 channels; it has %d.",
+                          p->channels);
     int rc = batch_alloc(ctx, p->n, out, err);
-    size_t total = (size_t)(p->n * 3 * p->h * p->w);
-    for (size_t i = 0; rc == 0 && i < total; i++)
-        out->data[i] = (float)p->v[i];
+    size_t plane = (size_t)p->h * (size_t)p->w;
+    for (int64_t i = 0; rc == 0 && i < p->n; i++) {
+        float *dst = batch_item(ctx, out, i);
+        for (int c = 0; c < 3; c++)
+            for (size_t k = 0; k < plane; k++)
+                dst[(size_t)c * plane + k] = (float)pixel_value(p, i, c, k);
+    }
     return rc;
 }
 
@@ -204,7 +228,7 @@ static int pixels_to_batch(const struct sm_context *ctx, const struct pixels *p,
     if (p->h < 1 || p->w < 1 || p->h > MAX_PIXEL_SIDE || p->w > MAX_PIXEL_SIDE)
         return serve_fail(err, 400, "images must be 1 to %d pixels a side, got %lldx%lld",
                     MAX_PIXEL_SIDE, (long long)p->h, (long long)p->w);
-    size_t total = (size_t)(p->n * 3 * p->h * p->w);
+    size_t total = pixel_count(p);
     double max = 0, min = 0;
     for (size_t i = 0; i < total; i++) {
         if (!isfinite(p->v[i]))
@@ -231,10 +255,9 @@ static int pixels_to_batch(const struct sm_context *ctx, const struct pixels *p,
         rc = serve_fail(err, 500, "out of memory");
     size_t plane = (size_t)(p->h * p->w);
     for (int64_t i = 0; rc == 0 && i < p->n; i++) {
-        const double *src = p->v + (size_t)i * 3 * plane;
         for (size_t k = 0; k < plane; k++)
             for (int c = 0; c < 3; c++) {
-                double v = src[c * plane + k] * scale + 0.5;
+                double v = pixel_value(p, i, c, k) * scale + 0.5;
                 img.pixels[k * 3 + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
             }
         rc = transform_into(ctx, &img, batch_item(ctx, out, i), err);
@@ -247,18 +270,33 @@ static int pixels_to_batch(const struct sm_context *ctx, const struct pixels *p,
     return rc;
 }
 
-/* shape [N,3,H,W] or [3,H,W] -> n, h, w */
+/* The layouts an array may have, channels first or last, RGB or gray:
+ * [N,3,H,W] [3,H,W] (torchvision's), [N,H,W,3] [H,W,3] (np.asarray of a PIL image),
+ * [N,1,H,W] [1,H,W] [N,H,W,1] [H,W,1] (gray). The first reading that fits wins, in that order.
+ * A bare [H,W] is refused: as likely a batch of feature vectors as a gray image. */
+#define PIXEL_LAYOUTS_TEXT                                                                        \
+    "[N,3,H,W], [3,H,W], [N,H,W,3], [H,W,3], or gray [N,1,H,W], [1,H,W], [N,H,W,1], [H,W,1]"
+
 static int check_shape(const int64_t *dims, int ndim, struct pixels *p, struct sm_error *err)
 {
-    if (ndim == 3 && dims[0] == 3) {
-        p->n = 1, p->h = dims[1], p->w = dims[2];
+    static const struct {
+        int ndim, channel_dim, channels;
+    } layouts[] = {{4, 1, 3}, {3, 0, 3}, {4, 3, 3}, {3, 2, 3},
+                   {4, 1, 1}, {3, 0, 1}, {4, 3, 1}, {3, 2, 1}};
+    for (size_t l = 0; l < sizeof layouts / sizeof *layouts; l++) {
+        int cd = layouts[l].channel_dim;
+        if (ndim != layouts[l].ndim || dims[cd] != layouts[l].channels)
+            continue;
+        bool last = cd == ndim - 1;
+        int first = (ndim == 4 ? 1 : 0) + (last ? 0 : 1); /* where H is */
+        p->n = ndim == 4 ? dims[0] : 1;
+        p->h = dims[first];
+        p->w = dims[first + 1];
+        p->channels = layouts[l].channels;
+        p->last = last;
         return 0;
     }
-    if (ndim == 4 && dims[1] == 3) {
-        p->n = dims[0], p->h = dims[2], p->w = dims[3];
-        return 0;
-    }
-    return serve_fail(err, 400, "arrays must be shaped [N,3,H,W] or [3,H,W] (RGB, channels first)");
+    return serve_fail(err, 400, "arrays must be shaped " PIXEL_LAYOUTS_TEXT);
 }
 
 /* ---- NPY ---- */
@@ -272,8 +310,8 @@ static int npy_pixels(const uint8_t *body, size_t len, struct pixels *p, struct 
         return 400;
     if (p->n < 1 || p->n > MAX_BATCH_IMAGES || p->h < 1 || p->w < 1 || p->h > MAX_PIXEL_SIDE ||
         p->w > MAX_PIXEL_SIDE)
-        return serve_fail(err, 400, "The .npy array is shaped [%lld,3,%lld,%lld]: send at most %d "
-                                    "images (at least 1) of 1 to %d pixels a side.",
+        return serve_fail(err, 400, "The .npy array holds %lld images of %lldx%lld pixels: send "
+                                    "at most %d images (at least 1) of 1 to %d pixels a side.",
                           (long long)p->n, (long long)p->h, (long long)p->w, MAX_BATCH_IMAGES,
                           MAX_PIXEL_SIDE);
     if (npy_check_data(&a) < 0)
@@ -335,7 +373,7 @@ static int json_pixels(const cJSON *a, size_t body_len, struct pixels *p, struct
         return 400;
     if (p->n > MAX_BATCH_IMAGES || p->h > MAX_PIXEL_SIDE || p->w > MAX_PIXEL_SIDE)
         return serve_fail(err, 400, "the array is too large");
-    size_t cap = (size_t)(p->n * 3 * p->h * p->w), pos = 0;
+    size_t cap = pixel_count(p), pos = 0;
     if (cap > body_len / 2 + 1)
         return serve_fail(err, 400, "the JSON array is ragged: its first rows promise %zu values, more "
                               "than the body holds", cap);
@@ -344,7 +382,7 @@ static int json_pixels(const cJSON *a, size_t body_len, struct pixels *p, struct
         return serve_fail(err, 500, "out of memory");
     if (json_fill(a, 0, dims, ndim, p->v, &pos, cap) < 0 || pos != cap)
         return serve_fail(err, 400, "the JSON array is ragged or holds non-numbers: expected a "
-                              "[N,3,H,W] or [3,H,W] nested list of pixel values");
+                              "nested list of pixel values shaped " PIXEL_LAYOUTS_TEXT);
     p->integers = true;
     for (size_t i = 0; p->integers && i < cap; i++)
         p->integers = p->v[i] == floor(p->v[i]);

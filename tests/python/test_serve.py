@@ -162,7 +162,7 @@ def npy_bytes(a):
     return buf.getvalue()
 
 
-def test_arrays_json_and_output_types(server, trained):
+def test_arrays_json_and_output_types(server, trained, tmp_path):
     root, test_dir = trained
     files = sorted(test_dir.rglob("*.png"))[:3]
     expected, _ = reference_probs(root, files)
@@ -179,12 +179,24 @@ def test_arrays_json_and_output_types(server, trained):
         (json.dumps({"inputs": [base64.b64encode(f.read_bytes()).decode() for f in files]}),
          "application/json"),  # Hugging Face's form
         ("\n".join(json.dumps(p.tolist()) for p in px) + "\n", "application/jsonlines"),
+        # channels last, as np.asarray(Image.open(f)) gives them
+        (npy_bytes(px.transpose(0, 2, 3, 1).copy()), "application/x-npy"),
+        (json.dumps({"instances": [p.transpose(1, 2, 0).tolist() for p in px]}), "application/json"),
     ]
     for body, ctype in cases:
         status, _, out = server.invoke(body, ctype)
         assert status == 200, (ctype, out)
         got = [p["probabilities"] for p in json.loads(out)["predictions"]]
         np.testing.assert_allclose(got, expected, atol=2e-3, err_msg=ctype)
+    # A gray image as an array ([H,W,1], [1,H,W]) is what PIL's convert("RGB") makes of it.
+    gray_file = tmp_path / "gray.png"
+    Image.open(files[0]).convert("L").save(gray_file)
+    want_gray, _ = reference_probs(root, [gray_file])
+    g = np.asarray(Image.open(gray_file), np.uint8)
+    for body in (npy_bytes(g[:, :, None]), npy_bytes(g[None]), npy_bytes(g[None, None])):
+        status, _, out = server.invoke(body, "application/x-npy")
+        assert status == 200, out
+        np.testing.assert_allclose(json.loads(out)["predictions"][0]["probabilities"], want_gray[0], atol=2e-3)
     one = npy_bytes(px[0])  # [3,H,W]
     status, _, out = server.invoke(one, "application/x-npy", accept="application/x-npy")
     assert status == 200
