@@ -20,6 +20,12 @@
 #include "models/arch.h"
 #include "train/distributed.h"
 
+/* Stated image sizes for which the default model is the CIFAR VGG rather than ResNet-50: it
+ * takes any side from 32 up (its five poolings are averaged), and small images are what it
+ * is for. */
+#define SMALL_IMAGE_MIN 32
+#define SMALL_IMAGE_MAX 64
+
 
 /* resourceconfig.json and the launcher's layout: which host and rank this process is. */
 static int read_layout(struct train_job *job)
@@ -339,8 +345,8 @@ int job_setup(struct train_job *job)
     if (open_datasets(job) < 0)
         return err_default_reason(ERR_REASON_DATA);
 
-    if (!hyperparams_given(hp, "model") && !hyperparams_given(hp, "num_layers") &&
-        job->train.source == DATASET_CIFAR) {
+    bool model_given = hyperparams_given(hp, "model") || hyperparams_given(hp, "num_layers");
+    if (!model_given && job->train.source == DATASET_CIFAR) {
         /* CIFAR's 32x32 images get a CIFAR network, not ResNet-50 at 224 px: the CIFAR-10
          * seed gives no hyperparameters, and its script trained its VGG('VGG11'). */
         snprintf(hp->model, sizeof hp->model, "vgg11_cifar");
@@ -348,6 +354,16 @@ int job_setup(struct train_job *job)
                  "seed's VGG('VGG11'); resnet50 at 224 px otherwise); the model "
                  "hyperparameter chooses another",
                  job->train.format);
+    } else if (!model_given && hp->image_size >= SMALL_IMAGE_MIN &&
+               hp->image_size <= SMALL_IMAGE_MAX) {
+        /* Small images stated (the built-in algorithm's users give image_shape "3,32,32" and
+         * no num_layers): ImageNet's ResNet-50 takes a 32-pixel image down to 8x8 in its first
+         * two layers and trains poorly from scratch on it (README "The default model"). */
+        snprintf(hp->model, sizeof hp->model, "vgg11_cifar");
+        log_info("model: vgg11_cifar, the default for images of %d px (image_size or "
+                 "image_shape given, no model or num_layers; resnet50 is the default from %d px "
+                 "up); the model hyperparameter chooses another",
+                 hp->image_size, SMALL_IMAGE_MAX + 1);
     }
     int classes = job->train.num_classes;
     if (hp->num_classes && hp->num_classes < classes)

@@ -502,7 +502,8 @@ def test_train_valid_test_folders_in_one_channel(tmp_path):
 def test_cifar_data_without_hyperparameters_train_the_cifar_vgg(tmp_path):
     """The CIFAR-10 seed's estimator gives no hyperparameters (only the SDK's own keys): its
     CIFAR data train the CIFAR VGG at 32 px, not ResNet-50 at 224, and the model loads into
-    the seed's VGG('VGG11') class."""
+    the seed's VGG('VGG11') class. Folders do too when a size from 32 to 64 px is stated without
+    a model (the built-in algorithm's image_shape "3,32,32")."""
     sdk_only = {"sagemaker_program": "pytorch_cifar.py", "sagemaker_region": "us-east-1",
                 "sagemaker_submit_directory": "s3://b/source/sourcedir.tar.gz",
                 "sagemaker_container_log_level": 20, "sagemaker_job_name": "pytorch-cifar"}
@@ -517,11 +518,19 @@ def test_cifar_data_without_hyperparameters_train_the_cifar_vgg(tmp_path):
     assert meta["arch"] == "vgg11_cifar" and meta["image_size"] == 32
     net = make_model("vgg11_cifar", meta["num_classes"])
     net.load_state_dict(torch.load(root / "model/model.pth", weights_only=True))
-    # A folder dataset without a model keeps the documented default.
-    folders = make_opt_ml(tmp_path / "folders", {"epochs": 1, "image_size": 32}, channels=[])
-    dataset(folders / "input/data/train", 2, seed=1)
-    r = run_train(folders)
-    assert "model resnet50:" in r.stderr and "vgg11_cifar" not in r.stderr, r.stderr[-2000:]
+    # Folders with a small image size stated and no model (the built-in algorithm's users give
+    # image_shape "3,32,32" and no num_layers) get the CIFAR VGG too; without one, resnet50.
+    for hp, model, said in [({"image_shape": "3,32,32", "num_training_samples": 6}, "vgg11_cifar",
+                             "model: vgg11_cifar, the default for images of 32 px"),
+                            ({"image_size": 64}, "vgg11_cifar", "the default for images of 64 px"),
+                            ({"image_size": 96}, "resnet50", "model resnet50:"),
+                            ({}, "resnet50", "model resnet50:")]:
+        folders = make_opt_ml(tmp_path / f"folders{len(os.listdir(tmp_path))}", dict(hp, epochs=1),
+                              channels=[])
+        dataset(folders / "input/data/train", 2, seed=1)
+        r = run_train(folders)
+        assert r.returncode == 0 and said in r.stderr, (hp, r.stderr[-2000:])
+        assert json.loads((folders / "model/metadata.json").read_text())["arch"] == model
 
 
 def test_cifar_python_version_as_torchvision_downloads_it(tmp_path):
