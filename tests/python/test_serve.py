@@ -92,8 +92,9 @@ def test_large_photos_open_as_pil_opens_them(server, trained, tmp_path):
     """A handler's Image.open takes photos up to PIL's MAX_IMAGE_PIXELS (89.5 MP) without a
     word: a 48 MP phone JPEG and a 49 MP PNG, both decoded at full size as Pillow decodes them,
     are answered as PyTorch answers them, not refused (the cap was 40 MP before);
-    SERVE_JPEG_DCT_SCALING=true decodes the JPEG at a reduced scale, close to the same answer.
-    Over PIL's limit stays a 400 naming it."""
+    SERVE_JPEG_DCT_SCALING=true decodes the JPEG at a reduced scale, close to the same answer,
+    as is a 108 MP JPEG (which Pillow opens with a warning). A PNG over the limit is a 400
+    naming it."""
     root, test_dir = trained
     small = Image.open(sorted(test_dir.rglob("*.png"))[0]).convert("RGB")
     cases = [("photo.jpg", (8000, 6000), "image/jpeg", dict(quality=90)),
@@ -121,6 +122,14 @@ def test_large_photos_open_as_pil_opens_them(server, trained, tmp_path):
         assert "JPEGs decoded at the smallest DCT scale the resize allows" in fast.output()
     finally:
         assert fast.stop() == 0
+    # A 108 MP photo: over the 89.5 MP Pillow opens without a warning, but it opens it; here a
+    # JPEG that size is decoded at a reduced scale rather than refused.
+    huge = tmp_path / "huge.jpg"
+    small.resize((12000, 9000), Image.NEAREST).save(huge, quality=90)
+    want, _ = reference_probs(root, [huge])
+    status, _, body = server.invoke(huge.read_bytes(), "image/jpeg")
+    assert status == 200, body
+    np.testing.assert_allclose(json.loads(body)["predictions"][0]["probabilities"], want[0], atol=0.02)
     over = io.BytesIO()
     Image.new("RGB", (10000, 8948)).save(over, "PNG", compress_level=1)
     status, _, body = server.invoke(over.getvalue(), "image/png")
