@@ -314,8 +314,8 @@ static int npy_pixels(const uint8_t *body, size_t len, struct pixels *p, struct 
         return 400;
     if (p->n < 1 || p->n > MAX_BATCH_IMAGES || p->h < 1 || p->w < 1 || p->h > MAX_PIXEL_SIDE ||
         p->w > MAX_PIXEL_SIDE)
-        return serve_fail(err, 400, "The .npy array holds %lld images of %lldx%lld pixels: send "
-                                    "at most %d images (at least 1) of 1 to %d pixels a side.",
+        return serve_fail(err, 400, "The .npy array is shaped as %lld images of %lldx%lld pixels: "
+                                    "send at most %d images (at least 1) of 1 to %d pixels a side.",
                           (long long)p->n, (long long)p->h, (long long)p->w, MAX_BATCH_IMAGES,
                           MAX_PIXEL_SIDE);
     if (npy_check_data(&a) < 0)
