@@ -62,18 +62,6 @@ const char *image_format_name(enum image_format f)
     return "unknown";
 }
 
-static void release_pixels(uint8_t *pixels, size_t budget);
-
-void image_free(struct image *img)
-{
-    if (!img)
-        return;
-    release_pixels(img->pixels, img->budget);
-    img->pixels = NULL;
-    img->width = 0;
-    img->height = 0;
-    img->budget = 0;
-}
 
 /* A header's size against the caps, before a byte of pixels is allocated: max_pixels is
  * IMAGE_MAX_PIXELS for what is decoded at full size, IMAGE_MAX_HEADER_PIXELS for a JPEG that
@@ -160,6 +148,17 @@ static void release_pixels(uint8_t *pixels, size_t budget)
 {
     free(pixels);
     budget_give(budget);
+}
+
+void image_free(struct image *img)
+{
+    if (!img)
+        return;
+    release_pixels(img->pixels, img->budget);
+    img->pixels = NULL;
+    img->width = 0;
+    img->height = 0;
+    img->budget = 0;
 }
 
 /* ---- JPEG ---- */
@@ -271,10 +270,24 @@ static void cmyk_row_to_rgb(const uint8_t *cmyk, JDIMENSION width, uint8_t *rgb)
     }
 }
 
+/* The output size: the smallest DCT scale whose sides stay >= min_side (0: full size), or
+ * >= over_cap_side for an image too large at full size (image_decode_full: reduced rather
+ * than refused). */
+static void jpeg_set_scale(struct jpeg_decompress_struct *cinfo, int min_side, int over_cap_side)
+{
+    if (min_side <= 0 && over_cap_side > 0 &&
+        (unsigned long long)cinfo->image_width * cinfo->image_height > IMAGE_MAX_PIXELS)
+        min_side = over_cap_side;
+    if (min_side > 0)
+        jpeg_choose_scale(cinfo, min_side);
+    else
+        jpeg_calc_output_dimensions(cinfo);
+}
+
 /* Decodes into ctx->pixels; on failure, the caller frees what ctx holds. header_only: stop
  * after the (checked) header, with only out->width and out->height set. */
 static int jpeg_decode_into(struct jpeg_context *ctx, const uint8_t *data, size_t len,
-                            int min_side, bool header_only, struct image *out)
+                            int min_side, int over_cap_side, bool header_only, struct image *out)
 {
     struct jpeg_decompress_struct *cinfo = &ctx->cinfo;
     cinfo->err = jpeg_std_error(&ctx->err);
@@ -304,10 +317,7 @@ static int jpeg_decode_into(struct jpeg_context *ctx, const uint8_t *data, size_
      * libjpeg's "Bogus colour conversion" message. */
     bool cmyk = cinfo->jpeg_color_space == JCS_CMYK || cinfo->jpeg_color_space == JCS_YCCK;
     cinfo->out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
-    if (min_side > 0)
-        jpeg_choose_scale(cinfo, min_side);
-    else
-        jpeg_calc_output_dimensions(cinfo);
+    jpeg_set_scale(cinfo, min_side, over_cap_side);
     /* Everything that could be large is checked and taken from the budget before
      * jpeg_start_decompress: for a progressive file that call allocates the coefficients of
      * the whole image at full size, whatever the scale, and reads every scan into them. */
@@ -370,12 +380,12 @@ static int jpeg_decode_into(struct jpeg_context *ctx, const uint8_t *data, size_
     return 0;
 }
 
-static int decode_jpeg(const uint8_t *data, size_t len, int min_side, bool header_only,
-                       struct image *out)
+static int decode_jpeg(const uint8_t *data, size_t len, int min_side, int over_cap_side,
+                       bool header_only, struct image *out)
 {
     struct jpeg_context ctx;
     memset(&ctx, 0, sizeof ctx); /* cinfo.mem NULL: jpeg_destroy is safe before create */
-    int rc = jpeg_decode_into(&ctx, data, len, min_side, header_only, out);
+    int rc = jpeg_decode_into(&ctx, data, len, min_side, over_cap_side, header_only, out);
     jpeg_destroy_decompress(&ctx.cinfo);
     release_pixels(ctx.pixels, ctx.budget);
     return rc;
@@ -546,7 +556,7 @@ int image_probe(const uint8_t *data, size_t len, int *width, int *height)
     switch (image_sniff(data, len)) {
     case IMAGE_FORMAT_JPEG: {
         struct image header = {0};
-        int rc = decode_jpeg(data, len, 0, true, &header);
+        int rc = decode_jpeg(data, len, 0, 0, true, &header);
         *width = header.width;
         *height = header.height;
         return rc;
@@ -565,12 +575,15 @@ int image_probe(const uint8_t *data, size_t len, int *width, int *height)
     }
 }
 
-int image_decode(const uint8_t *data, size_t len, int min_side, struct image *out)
+/* image_decode and image_decode_full: over_cap_side > 0 decodes a JPEG too large at full
+ * size at the smallest scale whose sides stay >= it. */
+static int decode_any(const uint8_t *data, size_t len, int min_side, int over_cap_side,
+                      struct image *out)
 {
     memset(out, 0, sizeof *out);
     switch (image_sniff(data, len)) {
     case IMAGE_FORMAT_JPEG:
-        return decode_jpeg(data, len, min_side, false, out);
+        return decode_jpeg(data, len, min_side, over_cap_side, false, out);
     case IMAGE_FORMAT_PNG:
         return decode_png(data, len, out);
     case IMAGE_FORMAT_UNKNOWN:
@@ -584,4 +597,14 @@ int image_decode(const uint8_t *data, size_t len, int min_side, struct image *ou
         snprintf(head + 3 * i, sizeof head - 3 * i, i + 1 < len && i < 7 ? "%02x " : "%02x",
                  data[i]);
     return err_set("not a JPEG or PNG image (%zu bytes, starting %s)", len, head);
+}
+
+int image_decode(const uint8_t *data, size_t len, int min_side, struct image *out)
+{
+    return decode_any(data, len, min_side, 0, out);
+}
+
+int image_decode_full(const uint8_t *data, size_t len, int over_cap_side, struct image *out)
+{
+    return decode_any(data, len, 0, over_cap_side, out);
 }

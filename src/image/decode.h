@@ -61,6 +61,11 @@ const char *image_format_name(enum image_format f);
  * Premature end of JPEG file", "PNG image is 100000x100000 pixels; the limit is ..."). */
 int image_decode(const uint8_t *data, size_t len, int min_side, struct image *out);
 
+/* At full size, as Pillow's Image.open decodes, except a JPEG over IMAGE_MAX_PIXELS (a 108 MP
+ * photo, which Pillow opens with a warning): that one at the smallest DCT scale whose sides stay
+ * >= over_cap_side, rather than refused. */
+int image_decode_full(const uint8_t *data, size_t len, int over_cap_side, struct image *out);
+
 /* The width and height a JPEG or PNG header declares, without decoding the pixels: lets a
  * caller choose its crop first and then decode at the smallest DCT scale that still covers
  * the crop. Checks the same limits as image_decode. */

@@ -97,15 +97,10 @@ static int decode_image_into(const struct sm_context *ctx, const uint8_t *data, 
                              float *out, struct sm_error *err)
 {
     struct image img = {0};
-    /* Full size unless asked: Pillow's pixels, so the answer is the Python handler's. A JPEG
-     * over IMAGE_MAX_PIXELS (a 108 MP phone photo, which Pillow opens with a warning) is
-     * decoded at the smallest DCT scale the resize allows rather than refused. */
+    /* Full size unless asked: Pillow's pixels, so the answer is the Python handler's. */
     int needed = ctx->resize_mode == IMAGE_RESIZE_SQUASH ? ctx->image_size : ctx->resize_size;
-    int min_side = ctx->jpeg_dct_scaling ? needed : 0, w, h;
-    if (!min_side && image_sniff(data, len) == IMAGE_FORMAT_JPEG &&
-        image_probe(data, len, &w, &h) == 0 && (long long)w * h > IMAGE_MAX_PIXELS)
-        min_side = needed;
-    if (image_decode(data, len, min_side, &img) < 0)
+    if ((ctx->jpeg_dct_scaling ? image_decode(data, len, needed, &img)
+                               : image_decode_full(data, len, needed, &img)) < 0)
         return serve_fail(err, 400, "the image cannot be decoded: %s", err_msg());
     int rc = transform_into(ctx, &img, out, err);
     image_free(&img);
