@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/env.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "serve/batcher.h"
@@ -198,17 +199,7 @@ static void *batcher_main(void *arg)
 
 int batcher_max_batch_from_env(void)
 {
-    const char *v = getenv("SERVE_MAX_BATCH");
-    if (!v || !*v)
-        return BATCHER_DEFAULT_MAX_BATCH;
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (*end || x < 1 || x > BATCHER_MAX_BATCH_LIMIT) {
-        log_warn("SERVE_MAX_BATCH=\"%s\" is not a number from 1 to %d; using %d", v,
-                 BATCHER_MAX_BATCH_LIMIT, BATCHER_DEFAULT_MAX_BATCH);
-        return BATCHER_DEFAULT_MAX_BATCH;
-    }
-    return (int)x;
+    return (int)env_long("SERVE_MAX_BATCH", BATCHER_DEFAULT_MAX_BATCH, 1, BATCHER_MAX_BATCH_LIMIT);
 }
 
 int batcher_start(struct batcher **out, const struct sm_context *ctx, sm_predict_fn predict,

@@ -20,7 +20,6 @@
  */
 #define _GNU_SOURCE
 #include <signal.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +33,7 @@
 #include "serve/batcher.h"
 #include "serve/url_fetch.h"
 
+#include "common/env.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/opt_ml.h"
@@ -47,26 +47,6 @@ static void mhd_panic(void *cls, const char *file, unsigned int line, const char
     (void)cls;
     log_error("libmicrohttpd panic at %s:%u: %s", file ? file : "?", line, reason ? reason : "");
     abort();
-}
-
-static long env_long(const char *name, long fallback, long min, long max)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        return fallback;
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (*end || x < min || x > max) {
-        log_warn("%s=\"%s\" is not a number from %ld to %ld; using %ld", name, v, min, max, fallback);
-        return fallback;
-    }
-    return x;
-}
-
-static bool env_given(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v;
 }
 
 /* The PyTorch container's batching settings, which PyTorchModel(env={...}) users set:

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/env.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "serve/serve.h"
@@ -32,15 +33,14 @@
  * that container's, not ours). 0 when not given. */
 static int workers_from_sdk(void)
 {
-    const char *v = getenv("SAGEMAKER_MODEL_SERVER_WORKERS");
-    if (!v || !*v)
+    long x = 0;
+    enum env_whole got = env_whole("SAGEMAKER_MODEL_SERVER_WORKERS", 1, REPLICAS_MAX, &x);
+    if (got == ENV_ABSENT)
         return 0;
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (*end || end == v || x < 1 || x > REPLICAS_MAX) {
+    if (got == ENV_INVALID) {
         log_warn("SAGEMAKER_MODEL_SERVER_WORKERS=\"%.32s\" ignored: a whole number from 1 to %d "
                  "gives that many copies of the model (SERVE_REPLICAS)",
-                 v, REPLICAS_MAX);
+                 getenv("SAGEMAKER_MODEL_SERVER_WORKERS"), REPLICAS_MAX);
         return 0;
     }
     log_info("SAGEMAKER_MODEL_SERVER_WORKERS=%ld (the PyTorch container's worker count, as "
@@ -52,21 +52,20 @@ static int workers_from_sdk(void)
 
 int replicas_from_env(int gpus, bool default_predict, int *n, char *msg, size_t msg_len)
 {
-    const char *v = getenv("SERVE_REPLICAS");
-    if (!v || !*v) {
+    long x = 0;
+    enum env_whole got = env_whole("SERVE_REPLICAS", 1, REPLICAS_MAX, &x);
+    if (got == ENV_ABSENT) {
         int workers = default_predict ? workers_from_sdk() : 0;
         *n = workers                      ? workers
              : gpus > 0 && default_predict ? (gpus < REPLICAS_MAX ? gpus : REPLICAS_MAX)
                                            : 1;
         return 0;
     }
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (*end || end == v || x < 1 || x > REPLICAS_MAX) {
+    if (got == ENV_INVALID) {
         snprintf(msg, msg_len,
                  "SERVE_REPLICAS=\"%.32s\": give a whole number from 1 to %d (copies of the model, "
                  "each with its own batcher; unset: one per GPU, 1 on the CPU)",
-                 v, REPLICAS_MAX);
+                 getenv("SERVE_REPLICAS"), REPLICAS_MAX);
         return -1;
     }
     *n = (int)x;
